@@ -1,0 +1,39 @@
+# The workbench's commands. From a fresh clone:
+#   make run    set everything up, then run the main job on the bundled emoji scenes
+#   make test   set everything up, then run the whole test suite
+#   make lab    open JupyterLab on the notebooks
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test lab setup system-packages benchmarks clean
+
+run: setup
+	$(BIN)/workbench run
+
+test: setup system-packages-browser
+	$(BIN)/python -m pytest
+
+lab: setup
+	$(BIN)/jupyter lab notebooks
+
+setup: system-packages $(STAMP)
+
+system-packages:
+	@scripts/install-system-packages.sh
+
+system-packages-browser:
+	@scripts/install-system-packages.sh --browser
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+benchmarks: setup
+	for script in benchmarks/bench_*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf results .pytest_cache

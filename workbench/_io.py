@@ -1,0 +1,89 @@
+"""Atomic file writing shared by every module that writes an artefact.
+
+Every write goes to a temporary file in the destination's folder, is flushed to disk,
+then renamed over the destination, so a crash or a bad input never leaves a
+half-written file where a complete one is expected.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_write_json", "atomic_save_npz", "read_json"]
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, *, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; rename it onto ``path`` on success.
+
+    On an exception the temporary file is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    os.close(handle)
+    temporary = Path(temporary)
+    try:
+        yield temporary
+        with open(temporary, "rb+") as stream:
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            temporary.unlink()
+        raise
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically."""
+    with atomic_path(path) as temporary:
+        temporary.write_bytes(data)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write UTF-8 ``text`` to ``path`` atomically."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_json(path: str | Path, data) -> None:
+    """Write ``data`` as indented JSON atomically (NaN and infinities are refused)."""
+    atomic_write_text(path, json.dumps(data, indent=2, allow_nan=False, default=_json_default) + "\n")
+
+
+def read_json(path: str | Path):
+    """Read a JSON file with a one-line error naming the file when it is malformed."""
+    path = Path(path)
+    try:
+        with path.open(encoding="utf-8") as handle:
+            return json.load(handle)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}).") from None
+
+
+def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> None:
+    """Save arrays with :func:`numpy.savez` atomically (object arrays are refused)."""
+    for name, array in arrays.items():
+        if np.asarray(array).dtype == object:
+            raise ValueError(f"Array {name!r} has dtype object; artefacts store plain numeric or string arrays only.")
+    with atomic_path(path, suffix=".npz") as temporary:
+        with open(temporary, "wb") as stream:
+            np.savez(stream, **arrays)
+
+
+def _json_default(value):
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating):
+        return float(value)
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serialisable")
