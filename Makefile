@@ -6,6 +6,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: run test lab setup system-packages benchmarks clean
 

@@ -1,10 +1,13 @@
 """Shared fixtures. Quiet TensorFlow and use a non-interactive matplotlib backend."""
 
 import os
+import sys
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Notebook kernels (nbval) run "python" from PATH: make it this environment's Python.
+os.environ["PATH"] = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
 
 import pytest  # noqa: E402
 

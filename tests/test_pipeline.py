@@ -1,0 +1,76 @@
+"""The main job's notebook runner: environment, outputs, failure handling, summary."""
+
+import json
+
+import nbformat
+import pytest
+
+from workbench.pipeline import comparison_table, find_notebooks, format_summary, run_notebooks
+
+
+def _write_notebook(path, *sources):
+    notebook = nbformat.v4.new_notebook()
+    notebook.cells = [nbformat.v4.new_markdown_cell("# Title")] + [nbformat.v4.new_code_cell(s) for s in sources]
+    nbformat.write(notebook, path)
+
+
+def test_runs_notebooks_in_order_with_profile_and_results_folder(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write_notebook(
+        notebooks / "01_first.ipynb",
+        "import os, pathlib\nresults = pathlib.Path(os.environ['WORKBENCH_RESULTS'])",
+        "(results / 'first.txt').write_text(os.environ['WORKBENCH_PROFILE'])",
+    )
+    _write_notebook(
+        notebooks / "02_second.ipynb",
+        "import os, pathlib\nresults = pathlib.Path(os.environ['WORKBENCH_RESULTS'])\n"
+        "assert (results / 'first.txt').read_text() == 'ci'\nprint('second saw first')",
+    )
+    (notebooks / "helper.ipynb").write_text("not a numbered notebook, never run")
+    out = tmp_path / "results"
+    job = run_notebooks(notebook_dir=notebooks, out_dir=out, profile="ci", progress=False)
+    assert job.ok
+    assert [run.name for run in job.notebooks] == ["01_first.ipynb", "02_second.ipynb"]
+    executed = nbformat.read(out / "notebooks" / "02_second.ipynb", as_version=4)
+    assert "second saw first" in executed.cells[1].outputs[0]["text"]
+    assert "second saw first" in (out / "notebooks" / "02_second.html").read_text()
+    summary = format_summary(job)
+    assert "01_first.ipynb" in summary and str(out) in summary
+
+
+def test_failing_notebook_stops_the_job_and_keeps_its_traceback(tmp_path):
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    _write_notebook(notebooks / "01_broken.ipynb", "raise ValueError('the data set is empty')")
+    _write_notebook(notebooks / "02_never.ipynb", "print('never')")
+    job = run_notebooks(notebook_dir=notebooks, out_dir=tmp_path / "out", profile="ci", progress=False, html=False)
+    assert not job.ok
+    assert len(job.notebooks) == 1
+    assert job.notebooks[0].error == "ValueError: the data set is empty"
+    assert (tmp_path / "out" / "notebooks" / "01_broken.failed.ipynb").exists()
+
+
+def test_unknown_profile_and_missing_folder_are_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="Unknown profile 'huge'"):
+        run_notebooks(notebook_dir=tmp_path, profile="huge")
+    with pytest.raises(FileNotFoundError, match="No numbered notebooks"):
+        find_notebooks(tmp_path)
+
+
+def test_comparison_table_means_final_epoch_over_seeds(tmp_path):
+    results = {
+        "config": {},
+        "runs": [
+            {"head": "pmi", "seed": 0, "history": [{"epoch": 1, "map_at_100": 0.1}, {"epoch": 2, "map_at_100": 0.5}]},
+            {"head": "pmi", "seed": 1, "history": [{"epoch": 1, "map_at_100": 0.2}, {"epoch": 2, "map_at_100": 0.7}]},
+            {"head": "sigmoid", "seed": 0, "history": [{"epoch": 1, "map_at_100": 0.3}]},
+        ],
+    }
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(results))
+    table = comparison_table(path)
+    assert [row["head"] for row in table] == ["pmi", "sigmoid"]
+    assert table[0]["map_at_100_mean"] == pytest.approx(0.6)
+    assert table[0]["map_at_100_std"] == pytest.approx(0.1)
+    assert table[1]["seeds"] == 1
