@@ -101,14 +101,24 @@ class Vocabulary:
     def read_csv(cls, path: str | Path) -> "Vocabulary":
         """Read a ``label,group,subgroup`` CSV (``group`` and ``subgroup`` optional)."""
         path = Path(path)
-        with path.open(newline="", encoding="utf-8") as handle:
+        # utf-8-sig: spreadsheet programs often start CSV files with a byte-order mark.
+        with path.open(newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             if reader.fieldnames is None or "label" not in reader.fieldnames:
                 raise ValueError(f"{path}: expected a header row starting with 'label'; found {reader.fieldnames}.")
             rows = list(reader)
-        names = [row["label"] for row in rows]
-        groups = [row.get("group") or "" for row in rows] if "group" in reader.fieldnames else None
-        subgroups = [row.get("subgroup") or "" for row in rows] if "subgroup" in reader.fieldnames else None
+        names = [row["label"] or "" for row in rows]
+
+        def column(name):
+            # An absent or all-empty column reads as None, so that write_csv/read_csv round-trips
+            # a vocabulary without groups (write_csv writes empty cells for it).
+            if name not in reader.fieldnames:
+                return None
+            values = [row.get(name) or "" for row in rows]
+            return values if any(values) else None
+
+        groups = column("group")
+        subgroups = column("subgroup")
         try:
             return cls(tuple(names), None if groups is None else tuple(groups), None if subgroups is None else tuple(subgroups))
         except ValueError as error:
@@ -215,6 +225,10 @@ def label_matrix(label_sets: Sequence[Iterable[str]], vocabulary: Vocabulary) ->
     columns: list[int] = []
     index = vocabulary._index
     for row, label_set in enumerate(label_sets):
+        if isinstance(label_set, (str, bytes)):
+            raise ValueError(
+                f"Image {row} has the string {label_set!r} as its label set; give a list or tuple of labels."
+            )
         try:
             unique = sorted({index[label] for label in label_set})
         except KeyError as error:
@@ -236,8 +250,25 @@ def label_matrix(label_sets: Sequence[Iterable[str]], vocabulary: Vocabulary) ->
 
 
 def label_sets_from_matrix(matrix: sp.spmatrix, vocabulary: Vocabulary) -> list[tuple[str, ...]]:
-    """Inverse of :func:`label_matrix`: the label set of every row, in column order."""
-    matrix = sp.csr_matrix(matrix)
+    """Inverse of :func:`label_matrix`: the label set of every row, in column order.
+
+    Parameters
+    ----------
+    matrix : sparse or dense array of shape (N, C)
+        Every nonzero entry is a label (explicit zeros and duplicate entries are ignored).
+    vocabulary : Vocabulary
+        Names of the ``C`` columns; a different number of labels raises ``ValueError``.
+
+    Returns
+    -------
+    list of tuple of str, length N
+    """
+    matrix = _canonical_csr(matrix)
+    if matrix.shape[1] != len(vocabulary):
+        raise ValueError(
+            f"The label matrix has {matrix.shape[1]} columns but the vocabulary has {len(vocabulary)} labels; "
+            "use the vocabulary the matrix was built with."
+        )
     names = vocabulary.names
     return [
         tuple(names[c] for c in sorted(matrix.indices[matrix.indptr[r] : matrix.indptr[r + 1]]))
@@ -248,6 +279,11 @@ def label_sets_from_matrix(matrix: sp.spmatrix, vocabulary: Vocabulary) -> list[
 def summarize_label_sets(matrix: sp.spmatrix) -> dict:
     """Counts a user should see before computing PMI.
 
+    Parameters
+    ----------
+    matrix : sparse or dense array of shape (N, C)
+        Multi-hot label matrix; every nonzero entry is a label.
+
     Returns
     -------
     dict
@@ -255,7 +291,7 @@ def summarize_label_sets(matrix: sp.spmatrix) -> dict:
         kept and counted in N), ``mean_labels_per_image``, ``max_labels_per_image``,
         ``num_unused_labels`` (labels that never occur).
     """
-    matrix = sp.csr_matrix(matrix)
+    matrix = _canonical_csr(matrix)
     per_image = np.diff(matrix.indptr)
     per_label = np.bincount(matrix.indices, minlength=matrix.shape[1])
     return {
@@ -266,3 +302,11 @@ def summarize_label_sets(matrix: sp.spmatrix) -> dict:
         "max_labels_per_image": int(per_image.max()) if len(per_image) else 0,
         "num_unused_labels": int(np.count_nonzero(per_label == 0)),
     }
+
+
+def _canonical_csr(matrix) -> sp.csr_matrix:
+    """A CSR copy without duplicate entries or stored zeros, so that stored entries are the labels."""
+    matrix = sp.csr_matrix(matrix, copy=True)
+    matrix.sum_duplicates()
+    matrix.eliminate_zeros()
+    return matrix
