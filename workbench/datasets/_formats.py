@@ -1,9 +1,7 @@
-"""Multi-label data sets: the container every step reads, and loaders for real formats.
+"""Readers for the multi-label formats users have, and format detection.
 
-A :class:`MultiLabelDataset` holds image references (paths relative to a root
-folder, or images in memory) with one label set per image and the
-:class:`~workbench.labels.Vocabulary`. Loaders for the formats users have live
-below it; :func:`load_dataset` detects the format of a path.
+Each reader returns a :class:`~workbench.datasets.MultiLabelDataset` and fails with a
+one-line ``ValueError`` naming the file and the line or key on malformed input.
 """
 
 from __future__ import annotations
@@ -13,17 +11,12 @@ import io
 import json
 import os
 import xml.etree.ElementTree as ElementTree
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
-import numpy as np
-import scipy.sparse as sp
-
-from workbench.labels import Vocabulary, label_matrix
+from workbench.datasets._container import MultiLabelDataset
+from workbench.labels import Vocabulary
 
 __all__ = [
-    "MultiLabelDataset",
     "FORMATS",
     "IMAGE_EXTENSIONS",
     "load_dataset",
@@ -35,119 +28,6 @@ __all__ = [
     "read_yolo",
     "read_voc",
 ]
-
-
-@dataclass(frozen=True, eq=False)
-class MultiLabelDataset:
-    """Images with a set of labels each.
-
-    Parameters
-    ----------
-    image_paths : tuple of str, length N
-        Image file paths, relative to ``root`` (or absolute). Empty strings when the
-        images live in memory only.
-    label_sets : tuple of tuple of str, length N
-        The labels of each image (duplicates removed, order kept).
-    vocabulary : Vocabulary
-        Every label of the data set; its order fixes label-matrix columns.
-    root : pathlib.Path, optional
-        Folder that relative ``image_paths`` are resolved against.
-    images : ndarray of shape (N, height, width, 3), dtype uint8, optional
-        The images themselves, when generated in memory.
-    name : str
-        A short human-readable name (used in summaries and run configs).
-    format : str
-        The format it was read from (``"list-csv"``, ``"coco"``, ``"scenes"`` …).
-    """
-
-    image_paths: tuple[str, ...]
-    label_sets: tuple[tuple[str, ...], ...]
-    vocabulary: Vocabulary
-    root: Path | None = None
-    images: np.ndarray | None = None
-    name: str = "dataset"
-    format: str = "memory"
-    _cache: dict = field(default_factory=dict, init=False, repr=False)
-
-    def __post_init__(self):
-        object.__setattr__(self, "image_paths", tuple(str(p) for p in self.image_paths))
-        object.__setattr__(
-            self, "label_sets", tuple(tuple(dict.fromkeys(str(label) for label in s)) for s in self.label_sets)
-        )
-        if len(self.image_paths) != len(self.label_sets):
-            raise ValueError(
-                f"{len(self.image_paths)} image paths but {len(self.label_sets)} label sets; give one label set per image."
-            )
-        if self.images is not None and len(self.images) != len(self.label_sets):
-            raise ValueError(f"{len(self.images)} images but {len(self.label_sets)} label sets; give one label set per image.")
-        if self.root is not None:
-            object.__setattr__(self, "root", Path(self.root))
-
-    def __len__(self) -> int:
-        return len(self.label_sets)
-
-    @property
-    def num_images(self) -> int:
-        return len(self.label_sets)
-
-    @property
-    def num_labels(self) -> int:
-        return len(self.vocabulary)
-
-    @property
-    def labels(self) -> sp.csr_matrix:
-        """Multi-hot label matrix, shape ``(N, C)``, dtype uint8 (computed once)."""
-        if "labels" not in self._cache:
-            self._cache["labels"] = label_matrix(self.label_sets, self.vocabulary)
-        return self._cache["labels"]
-
-    def path_of(self, position: int) -> Path:
-        """Absolute path of image ``position``."""
-        path = Path(self.image_paths[position])
-        if not path.is_absolute() and self.root is not None:
-            path = self.root / path
-        return path
-
-    def subset(self, positions: Sequence[int], *, name: str | None = None) -> "MultiLabelDataset":
-        """The images at ``positions`` (same vocabulary)."""
-        positions = np.asarray(positions, dtype=np.int64)
-        return MultiLabelDataset(
-            image_paths=tuple(self.image_paths[p] for p in positions),
-            label_sets=tuple(self.label_sets[p] for p in positions),
-            vocabulary=self.vocabulary,
-            root=self.root,
-            images=None if self.images is None else self.images[positions],
-            name=name or self.name,
-            format=self.format,
-        )
-
-    def split(self, *, validation_fraction: float = 0.2, random_state: int = 0):
-        """Shuffle and split into ``(train, validation)`` data sets.
-
-        Parameters
-        ----------
-        validation_fraction : float in (0, 1)
-            Share of images that go to the validation split (at least one image each).
-        random_state : int
-            Seed of the shuffle.
-        """
-        if not 0.0 < validation_fraction < 1.0:
-            raise ValueError(f"validation_fraction must be between 0 and 1 (exclusive); got {validation_fraction}.")
-        if len(self) < 2:
-            raise ValueError(f"Cannot split a data set of {len(self)} image(s); it needs at least 2.")
-        order = np.random.default_rng(random_state).permutation(len(self))
-        num_validation = min(max(1, int(round(validation_fraction * len(self)))), len(self) - 1)
-        return (
-            self.subset(np.sort(order[num_validation:]), name=f"{self.name} (train)"),
-            self.subset(np.sort(order[:num_validation]), name=f"{self.name} (validation)"),
-        )
-
-    def summary(self) -> dict:
-        """Image and label counts (see :func:`workbench.labels.summarize_label_sets`)."""
-        from workbench.labels import summarize_label_sets
-
-        return {"name": self.name, "format": self.format, **summarize_label_sets(self.labels)}
-
 
 # ---------------------------------------------------------------------------------
 # Loaders
