@@ -1,0 +1,571 @@
+"""Emoji scenes: the workbench's built-in multi-label data with hundreds to thousands of labels.
+
+Labels are Unicode emoji named by their CLDR short names, with their Unicode group
+and subgroup (see :mod:`workbench.emoji`). A scene is a *topic*, a seeded mixture of
+related subgroups (hand-named themes such as a kitchen or a farm, plus one generated
+mixture anchored on every subgroup). Each image picks a topic, then draws
+``min_labels``…``max_labels`` distinct labels from it (fewer labels are likelier)
+with Zipf-skewed label popularity; with probability ``unrelated_rate`` a draw comes
+from the whole vocabulary instead. Each drawn glyph is pasted at a random position
+and one of three scales (overlap allowed, larger glyphs first) on a solid or
+gradient background, half of them with light noise.
+
+Web-scale label noise is optional: each drawn glyph loses its label with
+probability ``missing_rate``, and each drawn glyph adds, with probability
+``spurious_rate``, a label from the same topic whose glyph is not drawn. So
+``min_labels``/``max_labels`` bound the glyphs drawn; noisy label sets can fall
+outside those bounds (even be empty). Noise uses its own random stream: the images
+and clean labels do not depend on the noise rates.
+
+Images are generated in chunks of 256 with a random stream per chunk, so the first
+``n`` images of a data set do not depend on ``num_images`` and a large data set can
+be written chunk by chunk (:meth:`SceneGenerator.write`) without holding it in memory.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import time
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from workbench._io import atomic_path, atomic_write_bytes, atomic_write_json, read_json
+from workbench.datasets import MultiLabelDataset
+from workbench.emoji import (
+    EmojiCatalog,
+    emoji_catalog,
+    glyph_coverage,
+    render_glyphs,
+    resolve_font_path,
+)
+from workbench.labels import Vocabulary
+
+__all__ = ["SceneConfig", "SceneGenerator", "emoji_catalog", "generate_scenes", "write_scenes"]
+
+_CHUNK = 256  # images per random stream; part of the definition of a seed's output
+_SCALES = (0.30, 0.42, 0.58)  # glyph side as a fraction of the image side
+_LABEL_DECAY = 0.7  # P(k labels) ∝ 0.7 ** (k - min_labels)
+_MARKER = "pmi-workbench-scenes"
+_IMAGE_NAME = re.compile(r"\d{6,}\.png")
+_OWN_ENTRIES = {"images", "labels.csv", "vocabulary.csv", "scenes.json"}
+
+#: Hand-named scene themes (Unicode subgroups); themes with fewer than two subgroups in
+#: the chosen vocabulary are dropped.
+THEMES = {
+    "kitchen": ("food-fruit", "food-vegetable", "food-prepared", "dishware", "drink", "household"),
+    "restaurant": ("food-asian", "food-prepared", "food-marine", "dishware", "drink", "food-sweet"),
+    "farm": ("animal-mammal", "animal-bird", "plant-other", "food-vegetable", "transport-ground"),
+    "garden": ("plant-flower", "plant-other", "animal-bug", "tool", "animal-bird"),
+    "seaside": ("animal-marine", "transport-water", "place-geographic", "sky & weather", "food-marine"),
+    "wildlife": ("animal-mammal", "animal-reptile", "animal-amphibian", "animal-bird", "place-geographic"),
+    "city": ("place-building", "transport-ground", "place-other", "hotel", "money"),
+    "journey": ("transport-air", "place-map", "hotel", "time", "clothing", "country-flag"),
+    "party": ("event", "food-sweet", "drink", "music", "musical-instrument", "face-smiling"),
+    "sports": ("sport", "award-medal", "game", "clothing", "person-sport"),
+    "office": ("office", "writing", "book-paper", "computer", "mail", "phone"),
+    "workshop": ("tool", "household", "science", "light", "lock"),
+    "clinic": ("medical", "science", "face-unwell", "person-role"),
+}
+
+
+@dataclass(frozen=True)
+class SceneConfig:
+    """Settings of an emoji-scenes data set.
+
+    Parameters
+    ----------
+    num_images : int
+        Number of images ``N`` (at least 1).
+    num_labels : int, optional
+        Number of labels ``C``: a seeded subset of the vocabulary that keeps whole
+        subgroups' structure (labels spread over subgroups in proportion to their
+        size). ``None``: every emoji of ``groups`` the font can draw.
+    image_size : int, default=64
+        Side ``S`` of the square RGB images, 16 to 1024.
+    min_labels, max_labels : int, default=1, 6
+        Bounds on the number of glyphs (true labels) per image.
+    missing_rate, spurious_rate : float in [0, 1], default=0
+        Label noise (see the module docstring).
+    unrelated_rate : float in [0, 1], default=0.05
+        Chance that a label is drawn from the whole vocabulary instead of the topic.
+    groups : {"objects", "all"} or tuple of str, default="objects"
+        Unicode groups of the vocabulary (see :func:`workbench.emoji.emoji_catalog`).
+    random_state : int, default=0
+        Seed; the same seed gives bit-identical images and labels.
+    """
+
+    num_images: int
+    num_labels: int | None = None
+    image_size: int = 64
+    min_labels: int = 1
+    max_labels: int = 6
+    missing_rate: float = 0.0
+    spurious_rate: float = 0.0
+    unrelated_rate: float = 0.05
+    groups: str | tuple[str, ...] = "objects"
+    random_state: int = 0
+
+    def __post_init__(self):
+        if not isinstance(self.groups, str):
+            object.__setattr__(self, "groups", tuple(self.groups))
+        checks = [
+            (
+                _is_int(self.num_images) and self.num_images >= 1,
+                f"num_images must be a positive integer; got {self.num_images!r}.",
+            ),
+            (
+                self.num_labels is None or (_is_int(self.num_labels) and self.num_labels >= 2),
+                f"num_labels must be an integer of at least 2 (or None for the whole vocabulary); got {self.num_labels!r}.",
+            ),
+            (
+                _is_int(self.image_size) and 16 <= self.image_size <= 1024,
+                f"image_size must be an integer from 16 to 1024; got {self.image_size!r}.",
+            ),
+            (
+                _is_int(self.min_labels) and _is_int(self.max_labels) and 1 <= self.min_labels <= self.max_labels <= 32,
+                f"Need 1 <= min_labels <= max_labels <= 32; got min_labels={self.min_labels!r}, max_labels={self.max_labels!r}.",
+            ),
+            (
+                _is_int(self.random_state) and self.random_state >= 0,
+                f"random_state must be a non-negative integer; got {self.random_state!r}.",
+            ),
+        ]
+        for name in ("missing_rate", "spurious_rate", "unrelated_rate"):
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
+            checks.append((ok, f"{name} must be a number from 0 to 1; got {value!r}."))
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+class SceneGenerator:
+    """Draws emoji scenes for a :class:`SceneConfig` (glyphs rendered once, then numpy only).
+
+    Parameters
+    ----------
+    config : SceneConfig
+    font_path, emoji_test_path : path, optional
+        Override the Noto Color Emoji font and ``emoji-test.txt`` (defaults: the
+        environment variables ``WORKBENCH_EMOJI_FONT`` / ``WORKBENCH_EMOJI_TEST``,
+        then the Debian paths).
+    disk_cache : bool, default=True
+        Keep rendered glyphs under ``$XDG_CACHE_HOME/pmi-workbench``.
+
+    Attributes
+    ----------
+    vocabulary : Vocabulary
+        The ``C`` labels, in Unicode (CLDR) order, with groups and subgroups.
+    skipped_emoji : tuple of str
+        Names of emoji of the chosen groups that the font cannot draw (left out).
+    topics : list of (str, dict)
+        Topic name and its subgroup mixture ``{subgroup: weight}``.
+    """
+
+    def __init__(self, config: SceneConfig, *, font_path=None, emoji_test_path=None, disk_cache: bool = True):
+        self.config = config
+        catalog = emoji_catalog(groups=config.groups, emoji_test_path=emoji_test_path)
+        font_path = resolve_font_path(font_path)
+        size = config.image_size
+        self.glyph_sizes = tuple(max(4, round(scale * size)) for scale in _SCALES)
+        setup = np.random.default_rng([config.random_state, 0])
+
+        covered = glyph_coverage(catalog.sequences, font_path=font_path)
+        while True:  # the layout check rarely misses a glyph that draws empty; then choose again
+            drawable = catalog.subset(np.flatnonzero(covered))
+            if config.num_labels is not None and config.num_labels > len(drawable):
+                raise ValueError(
+                    f"num_labels={config.num_labels} but the vocabulary has {len(drawable)} drawable emoji; "
+                    "ask for fewer labels or use all groups."
+                )
+            chosen = drawable.subset(
+                _choose_labels(
+                    drawable.subgroups, config.num_labels, np.random.default_rng([config.random_state, 0, 1])
+                )
+            )
+            glyphs, missing = render_glyphs(
+                chosen.sequences, sizes=self.glyph_sizes, font_path=font_path, disk_cache=disk_cache
+            )
+            if not missing:
+                break
+            missing = set(missing)
+            covered &= np.array([sequence not in missing for sequence in catalog.sequences])
+        self.skipped_emoji = tuple(name for name, ok in zip(catalog.names, covered) if not ok)
+        self.catalog: EmojiCatalog = chosen
+        self.vocabulary: Vocabulary = chosen.vocabulary
+        num_labels = len(chosen)
+        if num_labels < config.max_labels:
+            raise ValueError(
+                f"max_labels={config.max_labels} exceeds the {num_labels} labels; lower max_labels or raise num_labels."
+            )
+
+        # Glyphs premultiplied by alpha, float32 rows of shape (C, s, s * 3):
+        # pixel = pixel * inverse_alpha + premultiplied.
+        self._premultiplied, self._inverse_alpha = [], []
+        for glyph_size in self.glyph_sizes:
+            rgba = np.stack([glyphs[glyph_size][s] for s in chosen.sequences]).astype(np.float32)
+            alpha = np.repeat(rgba[..., 3:] / 255.0, 3, axis=3)
+            self._premultiplied.append((rgba[..., :3] * alpha).reshape(num_labels, glyph_size, 3 * glyph_size))
+            self._inverse_alpha.append((1.0 - alpha).reshape(num_labels, glyph_size, 3 * glyph_size))
+
+        # Popularity, topics and the per-topic label distributions, shape (T, C).
+        popularity = 1.0 / (setup.permutation(num_labels) + 1.0)
+        self.topics = _make_topics(chosen.groups, chosen.subgroups, setup)
+        subgroup_of = np.array(chosen.subgroups, dtype=object)
+        distributions = []
+        for _, mixture in self.topics:
+            p = np.zeros(num_labels)
+            for subgroup, weight in mixture.items():
+                members = subgroup_of == subgroup
+                p[members] = weight * popularity[members] / popularity[members].sum()
+            distributions.append(
+                (1.0 - config.unrelated_rate) * p + config.unrelated_rate * popularity / popularity.sum()
+            )
+        self._label_distribution = np.array(distributions)
+        topic_popularity = 1.0 / (setup.permutation(len(self.topics)) + 1.0) ** 0.7
+        self._topic_probability = topic_popularity / topic_popularity.sum()
+        counts = np.arange(config.min_labels, config.max_labels + 1)
+        self._count_values = counts
+        self._count_probability = (
+            _LABEL_DECAY ** (counts - config.min_labels) / (_LABEL_DECAY ** (counts - config.min_labels)).sum()
+        )
+
+        # Background banks as (S, S * 3) rows: 8 gradient ramps from 0 to 1 in 8
+        # directions, and 16 Gaussian noise fields with standard deviations 3 to 12.
+        angles = np.linspace(0.0, 2.0 * np.pi, 8, endpoint=False)
+        y, x = np.mgrid[0:size, 0:size] / (size - 1)
+        ramps = np.cos(angles)[:, None, None] * x + np.sin(angles)[:, None, None] * y
+        ramps -= ramps.min(axis=(1, 2), keepdims=True)
+        ramps /= ramps.max(axis=(1, 2), keepdims=True)
+        self._ramps = np.repeat(ramps, 3, axis=2).astype(np.float32)
+        amplitudes = np.linspace(3.0, 12.0, 16)[:, None, None]
+        self._noise = (amplitudes * setup.standard_normal((16, size, size * 3))).astype(np.float32)
+
+    @property
+    def num_images(self) -> int:
+        return self.config.num_images
+
+    def image_paths(self) -> tuple[str, ...]:
+        """``images/000000.png`` …, relative to the data-set folder (6 digits or more)."""
+        width = max(6, len(str(self.config.num_images - 1)))
+        return tuple(f"images/{n:0{width}d}.png" for n in range(self.config.num_images))
+
+    def iter_chunks(self) -> Iterator[tuple[int, np.ndarray, list[tuple[str, ...]]]]:
+        """Yield ``(start, images, label_sets)`` for consecutive chunks of up to 256 images.
+
+        ``images`` has shape ``(B, S, S, 3)``, dtype uint8; ``label_sets`` has ``B`` tuples
+        of label names in vocabulary order.
+        """
+        for chunk, start in enumerate(range(0, self.config.num_images, _CHUNK)):
+            count = min(_CHUNK, self.config.num_images - start)
+            yield (start, *self._chunk(chunk, count))
+
+    def _chunk(self, chunk: int, count: int):
+        config, size = self.config, self.config.image_size
+        # Every chunk draws for 256 images, so a short last chunk is a prefix of a full one.
+        label_rng, noise_rng, layout_rng, background_rng = (
+            np.random.default_rng([config.random_state, 1, chunk, stream]) for stream in range(4)
+        )
+        num_labels = len(self.vocabulary)
+        max_labels = config.max_labels
+
+        # Labels: k distinct labels per image from its topic (exponential race = weighted
+        # sampling without replacement), spurious ones continue the same race.
+        topics = label_rng.choice(len(self.topics), size=_CHUNK, p=self._topic_probability)
+        k = label_rng.choice(self._count_values, size=_CHUNK, p=self._count_probability)
+        with np.errstate(divide="ignore"):
+            keys = label_rng.standard_exponential((_CHUNK, num_labels)) / self._label_distribution[topics]
+        depth = min(num_labels, 2 * max_labels)
+        top = (
+            np.argpartition(keys, depth - 1, axis=1)[:, :depth]
+            if depth < num_labels
+            else np.tile(np.arange(num_labels), (_CHUNK, 1))
+        )
+        ranked = np.take_along_axis(
+            top, np.argsort(np.take_along_axis(keys, top, axis=1), axis=1, kind="stable"), axis=1
+        )
+        missing = noise_rng.random((_CHUNK, max_labels)) < config.missing_rate
+        spurious = (noise_rng.random((_CHUNK, max_labels)) < config.spurious_rate).sum(
+            axis=1, where=np.arange(max_labels) < k[:, None]
+        )
+
+        # Layout: scale index and top-left corner per glyph slot.
+        scale_index = layout_rng.integers(0, len(self.glyph_sizes), size=(_CHUNK, max_labels))
+        corner = layout_rng.random((_CHUNK, max_labels, 2))
+
+        # Backgrounds: solid or gradient between two colours, half with light noise.
+        first = background_rng.uniform(0, 255, (_CHUNK, 3)).astype(np.float32)
+        second = background_rng.uniform(0, 255, (_CHUNK, 3)).astype(np.float32)
+        gradient = background_rng.random(_CHUNK) < 0.5
+        direction = background_rng.integers(0, len(self._ramps), _CHUNK)
+        noisy = background_rng.random(_CHUNK) < 0.5
+        field = background_rng.integers(0, len(self._noise), _CHUNK)
+        first_rows, difference_rows = np.tile(first, (1, size)), np.tile(second - first, (1, size))
+
+        # Images are (S, S * 3) float32 rows while drawn: numpy's inner loops then run
+        # over whole rows instead of three channels at a time.
+        canvas = np.empty((count, size, size * 3), dtype=np.float32)
+        names = self.vocabulary.names
+        label_sets = []
+        for i in range(count):
+            image = canvas[i]
+            if gradient[i]:
+                np.multiply(self._ramps[direction[i]], difference_rows[i], out=image)
+                image += first_rows[i]
+            else:
+                image[...] = first_rows[i]
+            if noisy[i]:
+                image += self._noise[field[i]]
+            drawn = ranked[i, : k[i]]
+            for slot in np.argsort(-scale_index[i, : k[i]], kind="stable"):  # larger glyphs first
+                z = scale_index[i, slot]
+                glyph_size = self.glyph_sizes[z]
+                y, x = (corner[i, slot] * (size - glyph_size + 1)).astype(int)
+                region = image[y : y + glyph_size, 3 * x : 3 * (x + glyph_size)]
+                region *= self._inverse_alpha[z][drawn[slot]]
+                region += self._premultiplied[z][drawn[slot]]
+            kept = drawn[~missing[i, : k[i]]].tolist() + ranked[i, k[i] : k[i] + spurious[i]].tolist()
+            label_sets.append(tuple(names[c] for c in sorted(kept)))
+        np.clip(canvas, 0.0, 255.0, out=canvas)
+        return np.rint(canvas, out=canvas).astype(np.uint8).reshape(count, size, size, 3), label_sets
+
+    def generate(self) -> MultiLabelDataset:
+        """All images in memory: a data set with ``images`` of shape ``(N, S, S, 3)``, uint8."""
+        size = self.config.image_size
+        images = np.empty((self.config.num_images, size, size, 3), dtype=np.uint8)
+        label_sets: list[tuple[str, ...]] = []
+        for start, chunk_images, chunk_labels in self.iter_chunks():
+            images[start : start + len(chunk_images)] = chunk_images
+            label_sets.extend(chunk_labels)
+        return MultiLabelDataset(
+            image_paths=self.image_paths(),
+            label_sets=tuple(label_sets),
+            vocabulary=self.vocabulary,
+            images=images,
+            name=f"emoji scenes ({self.config.num_images} images, {len(self.vocabulary)} labels, seed {self.config.random_state})",
+            format="scenes",
+        )
+
+    def write(self, out_dir: str | Path) -> dict:
+        """Generate and write chunk by chunk (see :func:`write_scenes`); returns a summary dict."""
+        settings = {"config": asdict(self.config), "skipped_emoji": list(self.skipped_emoji)}
+        return _write(
+            Path(out_dir), self.vocabulary, self.iter_chunks(), self.image_paths(), self.config.image_size, settings
+        )
+
+
+def generate_scenes(
+    *,
+    num_images: int,
+    num_labels: int | None = None,
+    image_size: int = 64,
+    min_labels: int = 1,
+    max_labels: int = 6,
+    missing_rate: float = 0.0,
+    spurious_rate: float = 0.0,
+    unrelated_rate: float = 0.05,
+    groups: str | Sequence[str] = "objects",
+    random_state: int = 0,
+    font_path: str | Path | None = None,
+    emoji_test_path: str | Path | None = None,
+    disk_cache: bool = True,
+) -> MultiLabelDataset:
+    """Generate an emoji-scenes data set in memory.
+
+    Parameters are those of :class:`SceneConfig` and :class:`SceneGenerator`. A
+    ``UserWarning`` gives the number of emoji the font cannot draw, if any.
+
+    Returns
+    -------
+    MultiLabelDataset
+        ``images`` of shape ``(num_images, image_size, image_size, 3)``, dtype uint8;
+        ``image_paths`` ``images/000000.png`` …; ``vocabulary`` with groups and
+        subgroups; ``format="scenes"``.
+    """
+    config = SceneConfig(
+        num_images=num_images,
+        num_labels=num_labels,
+        image_size=image_size,
+        min_labels=min_labels,
+        max_labels=max_labels,
+        missing_rate=missing_rate,
+        spurious_rate=spurious_rate,
+        unrelated_rate=unrelated_rate,
+        groups=groups,
+        random_state=random_state,
+    )
+    generator = SceneGenerator(config, font_path=font_path, emoji_test_path=emoji_test_path, disk_cache=disk_cache)
+    if generator.skipped_emoji:
+        warnings.warn(
+            f"{len(generator.skipped_emoji)} emoji are not drawable with the emoji font and were skipped.", stacklevel=2
+        )
+    return generator.generate()
+
+
+def write_scenes(dataset: MultiLabelDataset, out_dir: str | Path) -> dict:
+    """Write a data set with in-memory images in the scenes layout.
+
+    Writes ``DIR/images/000000.png`` …, ``DIR/vocabulary.csv`` (``label,group,subgroup``),
+    ``DIR/scenes.json`` (settings; marks the folder as scenes output) and last
+    ``DIR/labels.csv`` (``image,labels``, paths relative to ``DIR``, labels joined by
+    ``|``), each file atomically. ``DIR`` must be absent, empty, or an earlier scenes
+    output (whose stale images are removed).
+
+    Parameters
+    ----------
+    dataset : MultiLabelDataset
+        With ``images`` of shape ``(N, S, S, 3)``, dtype uint8.
+    out_dir : path
+
+    Returns
+    -------
+    dict
+        ``num_images``, ``num_labels``, ``mean_labels_per_image``, ``out_dir``.
+    """
+    images = dataset.images
+    if images is None or images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
+        raise ValueError(
+            "write_scenes needs a data set with images in memory, shape (N, H, W, 3), dtype uint8; generate it with generate_scenes."
+        )
+    _ = dataset.labels  # a ValueError for a label missing from the vocabulary, before anything is written
+    width = max(6, len(str(len(dataset) - 1)))
+    paths = tuple(f"images/{n:0{width}d}.png" for n in range(len(dataset)))
+    chunks = (
+        (start, images[start : start + _CHUNK], dataset.label_sets[start : start + _CHUNK])
+        for start in range(0, len(dataset), _CHUNK)
+    )
+    return _write(Path(out_dir), dataset.vocabulary, chunks, paths, images.shape[1], {"name": dataset.name})
+
+
+def _write(
+    out_dir: Path, vocabulary: Vocabulary, chunks, paths: Sequence[str], image_size: int, settings: dict
+) -> dict:
+    from PIL import Image
+
+    bad = [name for name in vocabulary.names if "|" in name or "\n" in name or "\r" in name]
+    if bad:
+        raise ValueError(
+            f"Label {bad[0]!r} contains '|' or a line break, which labels.csv cannot hold; rename the label."
+        )
+    _check_out_dir(out_dir)
+    began = time.perf_counter()
+    (out_dir / "labels.csv").unlink(missing_ok=True)  # an earlier output is incomplete from here on
+    atomic_write_json(
+        out_dir / "scenes.json",
+        {
+            "format": _MARKER,
+            "version": 1,
+            "num_images": len(paths),
+            "num_labels": len(vocabulary),
+            "image_size": int(image_size),
+            **settings,
+        },
+    )
+    (out_dir / "images").mkdir(exist_ok=True)
+    vocabulary.write_csv(out_dir / "vocabulary.csv")
+    total_labels = 0
+    with atomic_path(out_dir / "labels.csv") as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(["image", "labels"])
+        for start, images, label_sets in chunks:
+            for offset, (image, labels) in enumerate(zip(images, label_sets)):
+                buffer = io.BytesIO()
+                Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", compress_level=1)
+                atomic_write_bytes(out_dir / paths[start + offset], buffer.getvalue(), durable=False)
+                writer.writerow([paths[start + offset], "|".join(labels)])
+                total_labels += len(labels)
+    current = {Path(path).name for path in paths}
+    for stale in (out_dir / "images").iterdir():
+        if _IMAGE_NAME.fullmatch(stale.name) and stale.name not in current:
+            stale.unlink()
+    return {
+        "out_dir": str(out_dir),
+        "num_images": len(paths),
+        "num_labels": len(vocabulary),
+        "mean_labels_per_image": total_labels / max(1, len(paths)),
+        "seconds": time.perf_counter() - began,
+    }
+
+
+def _check_out_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"{out_dir} exists and is not a folder; choose a new or empty folder for the scenes.")
+    if not out_dir.exists() or not any(out_dir.iterdir()):
+        return
+    refusal = ValueError(
+        f"{out_dir} is not empty and is not an earlier 'workbench scenes' output; choose a new or empty folder."
+    )
+    marker = out_dir / "scenes.json"
+    try:
+        ours = marker.is_file() and read_json(marker).get("format") == _MARKER
+    except (ValueError, AttributeError, OSError):
+        ours = False
+    names = {entry.name for entry in out_dir.iterdir() if not entry.name.startswith(".")}
+    if not ours or not names <= _OWN_ENTRIES or ((out_dir / "images").exists() and not (out_dir / "images").is_dir()):
+        raise refusal
+    if (out_dir / "images").is_dir():
+        for entry in (out_dir / "images").iterdir():
+            if not entry.name.startswith(".") and not _IMAGE_NAME.fullmatch(entry.name):
+                raise refusal
+
+
+def _choose_labels(subgroups: Sequence[str], num_labels: int | None, rng: np.random.Generator) -> np.ndarray:
+    """Positions of ``num_labels`` labels spread over subgroups in proportion to their size.
+
+    Keeps about ``num_labels / 3`` subgroups (at least two labels each where the
+    subgroup allows), chosen with probability proportional to their size; returns
+    sorted positions (so the catalogue order, and group order, survive).
+    """
+    if num_labels is None or num_labels >= len(subgroups):
+        return np.arange(len(subgroups))
+    names = list(dict.fromkeys(subgroups))
+    members = [np.flatnonzero(np.array(subgroups, dtype=object) == name) for name in names]
+    sizes = np.array([len(m) for m in members], dtype=float)
+    order = np.argsort(rng.standard_exponential(len(names)) / sizes, kind="stable")  # size-weighted random order
+    keep = min(len(names), max(1, num_labels // 3))
+    while sizes[order[:keep]].sum() < num_labels:
+        keep += 1
+    kept = order[:keep]
+    target = num_labels * sizes[kept] / sizes[kept].sum()
+    allocation = np.minimum(sizes[kept], np.maximum(2, np.floor(target))).astype(int)  # no lone labels
+    while allocation.sum() < num_labels:
+        room = allocation < sizes[kept]
+        allocation[np.argmax(np.where(room, target - allocation, -np.inf))] += 1
+    while allocation.sum() > num_labels:
+        allocation[np.argmax(allocation)] -= 1
+    chosen = [rng.choice(members[s], size=a, replace=False) for s, a in zip(kept, allocation)]
+    return np.sort(np.concatenate(chosen))
+
+
+def _make_topics(groups: Sequence[str], subgroups: Sequence[str], rng: np.random.Generator) -> list[tuple[str, dict]]:
+    """Hand-named themes present in the vocabulary plus one generated topic per subgroup.
+
+    A generated topic mixes its anchor subgroup with one or two others, drawn from the
+    same Unicode group with probability 0.7. Mixture weights are Dirichlet(2) draws.
+    """
+    present = list(dict.fromkeys(subgroups))
+    group_of = dict(zip(subgroups, groups))
+    recipes = []
+    for name, theme in THEMES.items():
+        members = [s for s in theme if s in group_of]
+        if len(members) >= 2:
+            recipes.append((name, members))
+    for anchor in rng.permutation(np.array(present, dtype=object)).tolist():
+        members = [anchor]
+        for _ in range(int(rng.integers(1, 3))):
+            same = [s for s in present if group_of[s] == group_of[anchor] and s not in members]
+            pool = same if same and rng.random() < 0.7 else [s for s in present if s not in members]
+            if pool:
+                members.append(pool[int(rng.integers(len(pool)))])
+        recipes.append((f"{anchor} mix", members))
+    return [(name, dict(zip(members, rng.dirichlet(np.full(len(members), 2.0)).tolist()))) for name, members in recipes]
