@@ -212,7 +212,7 @@ def _read_source(source, *, max_bytes: int) -> tuple[bytes, str]:
     """The encoded bytes and a name for messages."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        label = f"the uploaded image ({len(data)} bytes)"
+        label = f"({len(data)} bytes uploaded)"
     elif isinstance(source, (str, os.PathLike)):
         path = Path(source)
         label = str(path)

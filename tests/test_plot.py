@@ -1,0 +1,134 @@
+"""Plot functions of the embedding and classify sections: they draw what they are given and return the axes."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import scipy.sparse as sp  # noqa: E402
+
+from workbench.plot import (  # noqa: E402
+    clustered_order,
+    figure_png,
+    plot_image_grid,
+    plot_label_map,
+    plot_pmi_heatmap,
+    plot_similarity_bars,
+    plot_spectrum,
+    save_figure,
+)
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_spectrum_one_bar_per_eigenvalue_coloured_by_sign(tmp_path):
+    values = np.array([5.0, -3.0, 2.0, -0.5])
+    ax = plot_spectrum(values)
+    bars = ax.patches
+    assert len(bars) == 4
+    assert [bar.get_height() for bar in bars] == values.tolist()
+    colours = [matplotlib.colors.to_hex(bar.get_facecolor()) for bar in bars]
+    assert colours[0] == colours[2] != colours[1] == colours[3]
+    path = save_figure(ax, tmp_path / "spectrum.png")
+    assert path.read_bytes().startswith(b"\x89PNG") and [p.name for p in tmp_path.iterdir()] == ["spectrum.png"]
+    with pytest.raises(ValueError):
+        plot_spectrum([np.nan])
+
+
+def test_given_axes_are_used_and_returned():
+    figure, axes = plt.subplots(1, 2)
+    assert plot_spectrum([1.0, 0.5], ax=axes[1]) is axes[1]
+    assert plot_similarity_bars(["a"], [0.3], ax=axes[0]) is axes[0]
+    assert len(figure.axes) == 2
+
+
+def test_clustered_order_groups_blocks():
+    rng = np.random.default_rng(0)
+    block = np.kron(np.eye(3), np.ones((4, 4))) * 5 + rng.normal(scale=0.1, size=(12, 12))
+    shuffle = rng.permutation(12)
+    order = clustered_order(block[np.ix_(shuffle, shuffle)])
+    assert sorted(order.tolist()) == list(range(12))
+    blocks = (shuffle[order] // 4).tolist()
+    # each block's 4 members are contiguous in the order
+    assert all(len(set(blocks[i : i + 4])) == 1 for i in range(0, 12, 4))
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
+    assert order.tolist() == leaves_list(linkage(block[np.ix_(shuffle, shuffle)], "average", optimal_ordering=True)).tolist()
+
+
+def test_pmi_heatmap_orders_labels_and_greys_undefined_pairs(tmp_path):
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(6, 6))
+    values = values + values.T
+    values[0, 3] = values[3, 0] = -np.inf
+    labels = [f"l{i}" for i in range(6)]
+    ax = plot_pmi_heatmap(values, labels=labels)
+    image = ax.images[0].get_array()
+    order = ax.label_order
+    assert sorted(order.tolist()) == list(range(6))
+    assert [tick.get_text() for tick in ax.get_xticklabels()] == [labels[i] for i in order]
+    assert image.mask.sum() == 2  # the two undefined entries
+    finite = np.isfinite(values[np.ix_(order, order)])
+    assert np.allclose(image.data[finite], values[np.ix_(order, order)][finite])
+    low, high = ax.images[0].get_clim()
+    assert low == -high == -np.abs(values[np.isfinite(values)]).max()
+    unordered = plot_pmi_heatmap(sp.csr_matrix(np.eye(70)), order=None)
+    assert unordered.get_xticklabels() == [] or len(unordered.get_xticks()) == 0
+    with pytest.raises(ValueError, match="square"):
+        plot_pmi_heatmap(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="one name per row"):
+        plot_pmi_heatmap(values, labels=labels[:2])
+    save_figure(ax, tmp_path / "heatmap.svg")
+    assert (tmp_path / "heatmap.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_label_map_highlights_and_names_neighbours():
+    rng = np.random.default_rng(0)
+    points = rng.normal(size=(1500, 2))
+    labels = [f"label {i}" for i in range(1500)]
+    groups = [f"g{i % 30}" for i in range(1500)]
+    ax = plot_label_map(points, labels=labels, groups=groups, chosen=7, highlight=[1, 2, 3])
+    assert len(ax.collections) == 3  # all labels, neighbours, chosen
+    assert ax.collections[0].get_offsets().shape == (1500, 2)
+    assert [text.get_text() for text in ax.texts] == ["label 1", "label 2", "label 3", "label 7"]
+    assert np.allclose(ax.texts[-1].xy, points[7])
+    plain = plot_label_map(points[:10])
+    assert len(plain.collections) == 1 and len(plain.texts) == 0
+    with pytest.raises(ValueError, match="labels="):
+        plot_label_map(points, chosen=1)
+    with pytest.raises(ValueError, match="indices"):
+        plot_label_map(points, labels=labels, highlight=[5000])
+
+
+def test_similarity_bars_one_bar_and_value_per_label():
+    ax = plot_similarity_bars(["dog", "cat", "car"], [0.9, 0.4, -0.2], title="photo.jpg")
+    assert [bar.get_width() for bar in ax.patches] == pytest.approx([0.9, 0.4, -0.2])
+    assert [tick.get_text() for tick in ax.get_yticklabels()] == ["dog", "cat", "car"]
+    assert [text.get_text() for text in ax.texts] == ["0.900", "0.400", "-0.200"]
+    # best label on top
+    assert ax.patches[0].get_y() > ax.patches[1].get_y() > ax.patches[2].get_y()
+    assert ax.get_title() == "photo.jpg"
+    with pytest.raises(ValueError, match="one similarity per label"):
+        plot_similarity_bars(["a", "b"], [0.1])
+
+
+def test_image_grid_tiles_images_with_captions():
+    images = np.stack([np.full((8, 8, 3), value, dtype=np.uint8) for value in (0, 80, 160, 240, 255)])
+    ax = plot_image_grid(images, titles=["a\nb", "c", "d", "e", "f"], columns=3)
+    assert len(ax.images) == 5 and [text.get_text() for text in ax.texts] == ["a\nb", "c", "d", "e", "f"]
+    extents = [image.get_extent() for image in ax.images]
+    assert extents[3][0] == pytest.approx(0.05) and extents[3][3] > extents[0][3]  # 4th image starts row 2
+    png = figure_png(ax)
+    assert png.startswith(b"\x89PNG")
+    with pytest.raises(ValueError, match="one title per image"):
+        plot_image_grid(images, titles=["a"])
+    with pytest.raises(ValueError, match="at least one"):
+        plot_image_grid([])

@@ -1,0 +1,57 @@
+"""The project's own promises: set-up files agree with each other and with the README."""
+
+import re
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from tests.conftest import REPOSITORY_ROOT
+
+PYPROJECT = tomllib.loads((REPOSITORY_ROOT / "pyproject.toml").read_text())
+
+
+def _names(requirements):
+    names = set()
+    for requirement in requirements:
+        requirement = requirement.split(";")[0].strip()
+        name = re.match(r"[A-Za-z0-9_.\-]+", requirement).group(0).lower().replace("_", "-")
+        extras = re.search(r"\[(.*?)\]", requirement)
+        names.add(name)
+        if extras and name == "dask":
+            names.update(extra.strip() for extra in extras.group(1).split(","))
+    return names
+
+
+def test_distribution_name_is_not_the_unrelated_pypi_package():
+    assert PYPROJECT["project"]["name"] != "workbench"
+    assert PYPROJECT["project"]["scripts"]["workbench"] == "workbench.cli:main"
+
+
+def test_environment_yml_lists_every_pip_requirement():
+    environment = (REPOSITORY_ROOT / "environment.yml").read_text().lower()
+    listed = set(re.findall(r"^\s*-\s*([a-z0-9_.\-]+)", environment, flags=re.MULTILINE))
+    required = _names(PYPROJECT["project"]["dependencies"]) | _names(PYPROJECT["project"]["optional-dependencies"]["test"])
+    required.discard("tensorflow")  # tensorflow-cpu stands for it on Linux x86-64
+    assert required - listed == set()
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (REPOSITORY_ROOT / "README.md").read_text()
+    ci = (REPOSITORY_ROOT / ".ci" / "run").read_text()
+    assert "make test    # set everything up, then run the whole test suite" in readme
+    assert re.search(r"^make test$", ci, flags=re.MULTILINE)
+
+
+def test_command_line_offers_every_documented_subcommand():
+    result = subprocess.run([sys.executable, "-m", "workbench.cli", "--help"], capture_output=True, text=True, check=True)
+    for command in ("scenes", "embed", "neighbours", "train", "compare", "classify", "run"):
+        assert re.search(rf"^\s+{command}\s", result.stdout, flags=re.MULTILINE), command
+
+
+@pytest.mark.parametrize("module", ["workbench.labels", "workbench.datasets", "workbench.pmi", "workbench.spectral", "workbench.cooccurrence"])
+def test_pmi_side_never_imports_keras(module):
+    code = f"import sys, {module}; print('keras' in sys.modules or 'tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

@@ -1,0 +1,573 @@
+"""Every matplotlib figure of the workbench; functions take ax=None and return the axes."""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__: list[str] = []
+
+
+def _axes(ax, *, figsize=(6.0, 4.0)):
+    """``ax`` itself, or the axes of a new figure of ``figsize`` inches."""
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    _, ax = plt.subplots(figsize=figsize)
+    return ax
+
+
+def save_figure(ax, path, *, dpi: int = 100):
+    """Save the figure holding ``ax`` (an Axes or a Figure) to ``path`` atomically; return the path.
+
+    The format follows the suffix (``.png``, ``.svg``, ``.pdf`` …).
+    """
+    from pathlib import Path
+
+    from workbench._io import atomic_path
+
+    path = Path(path)
+    figure = ax if not hasattr(ax, "figure") or ax.figure is None else ax.figure
+    fmt = path.suffix.lstrip(".").lower() or "png"
+    with atomic_path(path, suffix=path.suffix or ".png") as temporary:
+        figure.savefig(temporary, format=fmt, dpi=dpi, bbox_inches="tight")
+    return path
+
+
+def figure_png(ax, *, dpi: int = 100) -> bytes:
+    """The figure holding ``ax`` (an Axes or a Figure) as PNG bytes (for widgets and HTML)."""
+    import io
+
+    figure = ax if not hasattr(ax, "figure") or ax.figure is None else ax.figure
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
+
+
+__all__ += ["save_figure", "figure_png"]
+
+
+# ---------------------------------------------------------------------------------
+# training curves (issue 4)
+# ---------------------------------------------------------------------------------
+# >>> section training
+__all__ += ["plot_map_curves"]
+
+
+def plot_map_curves(results: dict, *, metric: str = "map_at_100", spread: str = "std", ax=None):
+    """A validation metric against epochs, one line per head: the mean over seeds and its spread.
+
+    Parameters
+    ----------
+    results : dict
+        ``{"runs": [{"head", "seed", "history": [{"epoch", metric, …}, …]}, …]}`` as
+        written by :func:`workbench.training.compare` (``results.json``).
+    metric : str, default="map_at_100"
+        A key of the history records.
+    spread : {"std", "range", "none"}, default="std"
+        Shaded band: mean ± sample standard deviation over seeds, min–max, or none.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if spread not in ("std", "range", "none"):
+        raise ValueError(f"spread must be 'std', 'range' or 'none'; got {spread!r}.")
+    ax = _axes(ax)
+    curves: dict[str, list[dict[int, float]]] = {}
+    for run in results.get("runs", []):
+        values = {
+            int(record["epoch"]): float(record[metric])
+            for record in run.get("history", [])
+            if record.get(metric) is not None
+        }
+        curves.setdefault(str(run["head"]), []).append(values)
+    for head, runs in curves.items():
+        epochs = sorted(set.intersection(*(set(values) for values in runs))) if runs else []
+        if not epochs:
+            continue
+        matrix = np.array([[values[epoch] for epoch in epochs] for values in runs], dtype=np.float64)
+        mean = matrix.mean(axis=0)
+        (line,) = ax.plot(epochs, mean, marker="o", markersize=3, label=f"{head} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
+        if len(runs) > 1 and spread != "none":
+            if spread == "std":
+                deviation = matrix.std(axis=0, ddof=1)
+                low, high = mean - deviation, mean + deviation
+            else:
+                low, high = matrix.min(axis=0), matrix.max(axis=0)
+            ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
+    label = metric.replace("map_at_", "MAP@").replace("macro_ap", "macro AP").replace("_", " ")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"validation {label}")
+    band = {"std": "mean ± std over seeds", "range": "mean, min–max over seeds", "none": "mean over seeds"}[spread]
+    ax.set_title(f"{label} per epoch ({band})")
+    ax.grid(True, alpha=0.3)
+    if curves:
+        ax.legend()
+    return ax
+
+
+# <<< section training
+
+# ---------------------------------------------------------------------------------
+# label embeddings: spectrum, PMI heatmap, label map (issue 5)
+# ---------------------------------------------------------------------------------
+# >>> section embedding
+__all__ += ["plot_spectrum", "clustered_order", "plot_pmi_heatmap", "plot_label_map"]
+
+
+def plot_spectrum(eigenvalues, *, ax=None, title: str | None = "Spectrum of the PMI matrix"):
+    """Eigenvalues kept by a spectral embedding, one bar each.
+
+    Parameters
+    ----------
+    eigenvalues : array-like of shape (k,)
+        In the embedding's column order (most significant first). Positive values are
+        drawn blue, negative orange.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    values = np.asarray(eigenvalues, dtype=np.float64).reshape(-1)
+    if values.size == 0 or not np.all(np.isfinite(values)):
+        raise ValueError("plot_spectrum needs at least one finite eigenvalue.")
+    ax = _axes(ax)
+    colours = np.where(values >= 0, "tab:blue", "tab:orange")
+    ax.bar(np.arange(1, values.size + 1), values, color=colours, width=0.8)
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("embedding dimension")
+    ax.set_ylabel("eigenvalue")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def clustered_order(matrix) -> np.ndarray:
+    """Row order that puts similar rows together (scipy average-linkage leaves order).
+
+    Parameters
+    ----------
+    matrix : array-like of shape (C, C)
+        For example a PMI matrix; non-finite entries count as the smallest finite value.
+
+    Returns
+    -------
+    ndarray of shape (C,), dtype int64
+        A permutation of ``range(C)``.
+    """
+    from scipy.cluster.hierarchy import leaves_list, linkage
+
+    values = _finite_dense(matrix)
+    if values.shape[0] < 3:
+        return np.arange(values.shape[0], dtype=np.int64)
+    return leaves_list(linkage(values, method="average", metric="euclidean", optimal_ordering=True)).astype(np.int64)
+
+
+def _finite_dense(matrix) -> np.ndarray:
+    """A dense float64 square matrix with non-finite values replaced by the smallest finite one."""
+    import scipy.sparse as sp
+
+    values = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+    values = values.astype(np.float64)
+    if values.ndim != 2 or values.shape[0] != values.shape[1]:
+        raise ValueError(f"Expected a square (num_labels, num_labels) matrix; got shape {values.shape}.")
+    finite = np.isfinite(values)
+    if not finite.all():
+        floor = values[finite].min() if finite.any() else 0.0
+        values = np.where(finite, values, floor)
+    return values
+
+
+def plot_pmi_heatmap(pmi, *, labels=None, order: str | None = "cluster", max_tick_labels: int = 60, ax=None, title=None):
+    """PMI matrix as a heatmap, rows and columns in clustered order.
+
+    Parameters
+    ----------
+    pmi : array-like or sparse matrix of shape (C, C)
+        Non-finite entries (pairs that never co-occur) are drawn grey.
+    labels : sequence of str, optional
+        Label names; written on the axes when ``C <= max_tick_labels``.
+    order : {"cluster", None}
+        ``"cluster"``: :func:`clustered_order`; None: vocabulary order.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The image is ``ax.images[0]``; the permutation used is stored as ``ax.label_order``.
+    """
+    import matplotlib
+    import scipy.sparse as sp
+
+    values = pmi.toarray() if sp.issparse(pmi) else np.asarray(pmi)
+    values = values.astype(np.float64)
+    if values.ndim != 2 or values.shape[0] != values.shape[1] or values.shape[0] == 0:
+        raise ValueError(f"plot_pmi_heatmap needs a square (num_labels, num_labels) matrix; got shape {values.shape}.")
+    if labels is not None and len(labels) != values.shape[0]:
+        raise ValueError(f"{len(labels)} labels for a {values.shape[0]}×{values.shape[0]} matrix; give one name per row.")
+    if order == "cluster":
+        permutation = clustered_order(values)
+    elif order is None:
+        permutation = np.arange(values.shape[0])
+    else:
+        raise ValueError(f"order must be 'cluster' or None; got {order!r}.")
+    shown = np.ma.masked_invalid(values[np.ix_(permutation, permutation)])
+    limit = float(np.abs(shown).max()) if shown.count() else 1.0
+    limit = limit or 1.0
+    ax = _axes(ax, figsize=(7.0, 6.0))
+    cmap = matplotlib.colormaps["RdBu_r"].with_extremes(bad="lightgrey")
+    image = ax.imshow(shown, cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, label="PMI")
+    if labels is not None and len(labels) <= max_tick_labels:
+        names = [str(labels[i]) for i in permutation]
+        ax.set_xticks(np.arange(len(names)), names, rotation=90, fontsize=7)
+        ax.set_yticks(np.arange(len(names)), names, fontsize=7)
+    else:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    ax.set_title(title or f"PMI of {values.shape[0]} labels" + (" (clustered order)" if order == "cluster" else ""))
+    ax.label_order = permutation
+    return ax
+
+
+def plot_label_map(
+    coordinates,
+    *,
+    labels=None,
+    groups=None,
+    chosen: int | None = None,
+    highlight=None,
+    ax=None,
+    title: str | None = None,
+    point_size: float | None = None,
+):
+    """Scatter of every label on a 2-D map, the chosen label and its neighbours named.
+
+    Parameters
+    ----------
+    coordinates : array-like of shape (C, 2)
+        From :func:`workbench.labelmap.label_coordinates`.
+    labels : sequence of str, optional
+        Names; needed to annotate ``chosen`` and ``highlight``.
+    groups : sequence of str, optional
+        A group per label; points are coloured by group (up to 20 groups, the rest grey).
+    chosen : int, optional
+        Index of the label in focus (drawn as a red star, annotated in bold).
+    highlight : sequence of int, optional
+        Indices drawn large and annotated (for example the nearest labels).
+    ax : matplotlib Axes, optional
+    point_size : float, optional
+        Marker size of the background points (default shrinks with ``C``, so 17,000
+        labels stay readable).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        ``ax.collections[0]`` holds every label; the annotations are ``ax.texts``.
+    """
+    points = np.asarray(coordinates, dtype=np.float64)
+    if points.ndim != 2 or points.shape[1] != 2 or points.shape[0] == 0:
+        raise ValueError(f"plot_label_map needs (num_labels, 2) coordinates; got shape {points.shape}.")
+    num_labels = points.shape[0]
+    for name, values in (("labels", labels), ("groups", groups)):
+        if values is not None and len(values) != num_labels:
+            raise ValueError(f"{len(values)} {name} for {num_labels} points; give one per label.")
+    highlight = [int(i) for i in (highlight if highlight is not None else [])]
+    marked = highlight + ([int(chosen)] if chosen is not None else [])
+    if any(not 0 <= i < num_labels for i in marked):
+        raise ValueError(f"Highlighted label indices must be in 0..{num_labels - 1}.")
+    if marked and labels is None:
+        raise ValueError("Give labels= to name the chosen and highlighted labels.")
+    ax = _axes(ax, figsize=(7.0, 6.0))
+    size = point_size if point_size is not None else float(np.clip(3000.0 / num_labels, 2.0, 30.0))
+    if groups is not None:
+        names = list(dict.fromkeys(str(g) for g in groups))
+        from matplotlib import colormaps
+
+        palette = [colormaps["tab20"](i % 20) for i in range(len(names))]
+        colour_of = {name: (palette[i] if i < 20 else (0.6, 0.6, 0.6, 1.0)) for i, name in enumerate(names)}
+        colours = [colour_of[str(g)] for g in groups]
+    else:
+        colours = "tab:blue"
+    ax.scatter(points[:, 0], points[:, 1], s=size, c=colours, alpha=0.35 if marked else 0.7, linewidths=0)
+    if highlight:
+        ax.scatter(points[highlight, 0], points[highlight, 1], s=60, c="tab:orange", edgecolors="black", linewidths=0.6, zorder=3)
+    if chosen is not None:
+        ax.scatter(points[[chosen], 0], points[[chosen], 1], s=220, c="red", marker="*", edgecolors="black", linewidths=0.6, zorder=4)
+    box = dict(boxstyle="round,pad=0.2", facecolor="white", alpha=0.8, linewidth=0)
+    for i in highlight:
+        ax.annotate(str(labels[i]), points[i], xytext=(4, 4), textcoords="offset points", fontsize=8, bbox=box, zorder=5)
+    if chosen is not None:
+        ax.annotate(
+            str(labels[chosen]), points[chosen], xytext=(6, -12), textcoords="offset points", fontsize=10,
+            fontweight="bold", bbox=box, zorder=6,
+        )
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# <<< section embedding
+
+# ---------------------------------------------------------------------------------
+# classification: similarity bars, sample grids (issue 5)
+# ---------------------------------------------------------------------------------
+# >>> section classify
+__all__ += ["plot_similarity_bars", "plot_image_grid"]
+
+
+def plot_similarity_bars(labels, similarities, *, ax=None, title: str | None = None, xlim=None):
+    """Ranked labels of one image as horizontal bars, best at the top.
+
+    Parameters
+    ----------
+    labels : sequence of str, length L
+    similarities : array-like of shape (L,)
+        Cosine similarities (or probabilities), best first.
+    ax : matplotlib Axes, optional
+    xlim : (float, float), optional
+        Default ``(min(0, smallest), 1)``.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One bar (``ax.patches``) and one value text (``ax.texts``) per label.
+    """
+    values = np.asarray(similarities, dtype=np.float64).reshape(-1)
+    if len(labels) != values.size:
+        raise ValueError(f"{len(labels)} labels but {values.size} similarities; give one similarity per label.")
+    if not np.all(np.isfinite(values)):
+        raise ValueError("plot_similarity_bars got NaN or infinite similarities.")
+    ax = _axes(ax, figsize=(5.0, 0.35 * max(len(labels), 1) + 0.8))
+    positions = np.arange(values.size)[::-1]
+    colours = np.where(values >= 0, "tab:blue", "tab:red")
+    ax.barh(positions, values, color=colours, height=0.7)
+    ax.set_yticks(positions, [str(name) for name in labels])
+    for position, value in zip(positions, values):
+        ax.text(max(value, 0.0) + 0.01, position, f"{value:.3f}", va="center", fontsize=8)
+    low = min(0.0, float(values.min())) if values.size else 0.0
+    ax.set_xlim(xlim if xlim is not None else (low, 1.1))
+    ax.set_xlabel("similarity")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_image_grid(images, *, titles=None, columns: int = 4, ax=None, title: str | None = None):
+    """Images tiled on one axes, each with its caption (for example its top labels).
+
+    Parameters
+    ----------
+    images : array-like of shape (N, H, W, 3), dtype uint8, or a sequence of (H, W, 3) arrays
+    titles : sequence of str, optional
+        One caption per image (may contain newlines).
+    columns : int
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One image (``ax.images``) and, with ``titles``, one caption (``ax.texts``) per image.
+    """
+    images = [np.asarray(image) for image in images]
+    if not images:
+        raise ValueError("plot_image_grid needs at least one image.")
+    if titles is not None and len(titles) != len(images):
+        raise ValueError(f"{len(titles)} titles for {len(images)} images; give one title per image.")
+    if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
+        raise ValueError(f"columns must be a positive integer; got {columns!r}.")
+    columns = int(min(columns, len(images)))
+    rows = -(-len(images) // columns)
+    caption_lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0
+    cell_height = 1.0 + 0.16 * caption_lines
+    ax = _axes(ax, figsize=(2.2 * columns, 2.2 * rows * cell_height))
+    for position, image in enumerate(images):
+        if image.ndim not in (2, 3):
+            raise ValueError(f"Image {position} has shape {image.shape}; expected (height, width, 3).")
+        row, column = divmod(position, columns)
+        top = row * cell_height
+        ax.imshow(image, extent=(column + 0.05, column + 0.95, top + 0.95, top + 0.05), interpolation="nearest")
+        if titles is not None:
+            ax.text(column + 0.5, top + 1.0, str(titles[position]), ha="center", va="top", fontsize=7)
+    ax.set_xlim(0, columns)
+    ax.set_ylim(rows * cell_height, 0)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+# <<< section classify
+
+# ---------------------------------------------------------------------------------
+# the teaching notebooks: label frequencies, count matrices, k choice, run history
+# ---------------------------------------------------------------------------------
+# >>> section notebooks
+__all__ += ["plot_label_frequencies", "plot_count_matrix", "plot_energy_curve", "plot_history"]
+
+
+def plot_label_frequencies(label_counts, *, labels=None, annotate: int = 5, ax=None, title: str | None = None):
+    """Rank–frequency plot of labels on log–log axes (a straight line is Zipf's law).
+
+    Parameters
+    ----------
+    label_counts : array-like of shape (C,)
+        Images per label.
+    labels : sequence of str, optional
+        Names; the ``annotate`` most frequent labels are written next to their point.
+    annotate : int, default=5
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The points are ``ax.lines[0]`` (rank 1 = most frequent), annotations ``ax.texts``.
+    """
+    counts = np.asarray(label_counts, dtype=np.float64).reshape(-1)
+    if counts.size == 0 or not np.all(np.isfinite(counts)) or np.any(counts < 0):
+        raise ValueError("plot_label_frequencies needs non-negative, finite label counts.")
+    if labels is not None and len(labels) != counts.size:
+        raise ValueError(f"{len(labels)} labels for {counts.size} counts; give one name per label.")
+    order = np.argsort(-counts, kind="stable")
+    shown = order[counts[order] > 0]  # log axes cannot show labels that never occur
+    ranks = np.arange(1, shown.size + 1)
+    ax = _axes(ax)
+    ax.plot(ranks, counts[shown], marker="o", markersize=3, linestyle="-", linewidth=0.8)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    if labels is not None:
+        for rank, index in zip(ranks[:annotate], shown[:annotate]):
+            ax.annotate(str(labels[index]), (rank, counts[index]), xytext=(5, 2), textcoords="offset points", fontsize=8)
+    ax.set_xlabel("label rank (1 = most frequent)")
+    ax.set_ylabel("images with the label")
+    ax.set_title(title or "Label frequencies")
+    ax.grid(True, which="both", alpha=0.3)
+    return ax
+
+
+def plot_count_matrix(matrix, *, labels=None, ax=None, title: str | None = None, colorbar_label: str = "images",
+                      annotate: bool = True):
+    """A small non-negative matrix (co-occurrence counts) as a heatmap, values written in the cells.
+
+    Parameters
+    ----------
+    matrix : array-like or sparse matrix of shape (C, C)
+    labels : sequence of str, optional
+        Row and column names.
+    annotate : bool, default=True
+        Write each value in its cell (only when ``C <= 20``).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The image is ``ax.images[0]``.
+    """
+    import scipy.sparse as sp
+
+    values = matrix.toarray() if sp.issparse(matrix) else np.asarray(matrix)
+    values = values.astype(np.float64)
+    if values.ndim != 2 or values.shape[0] != values.shape[1] or values.shape[0] == 0:
+        raise ValueError(f"plot_count_matrix needs a square matrix; got shape {values.shape}.")
+    if labels is not None and len(labels) != values.shape[0]:
+        raise ValueError(f"{len(labels)} labels for a {values.shape[0]}×{values.shape[0]} matrix; give one name per row.")
+    ax = _axes(ax, figsize=(6.5, 5.5))
+    image = ax.imshow(values, cmap="viridis", interpolation="nearest")
+    ax.figure.colorbar(image, ax=ax, label=colorbar_label)
+    size = values.shape[0]
+    if labels is not None:
+        ax.set_xticks(np.arange(size), [str(name) for name in labels], rotation=90, fontsize=8)
+        ax.set_yticks(np.arange(size), [str(name) for name in labels], fontsize=8)
+    if annotate and size <= 20:
+        top = values.max() if values.size else 0.0
+        for i in range(size):
+            for j in range(size):
+                text = f"{values[i, j]:.0f}" if float(values[i, j]).is_integer() else f"{values[i, j]:.2f}"
+                ax.text(j, i, text, ha="center", va="center", fontsize=7,
+                        color="black" if values[i, j] > 0.6 * top else "white")
+    ax.set_title(title or "Co-occurrence counts")
+    return ax
+
+
+def plot_energy_curve(dims, energy, *, error=None, chosen: int | None = None, ax=None, title: str | None = None):
+    """How much of the PMI matrix ``k`` dimensions keep: energy (and reconstruction error) against ``k``.
+
+    Parameters
+    ----------
+    dims : array-like of shape (K,)
+        The ``k`` values.
+    energy : array-like of shape (K,)
+        Share of the squared eigenvalues kept, in [0, 1].
+    error : array-like of shape (K,), optional
+        Relative reconstruction error ``‖M − E Eᵀ‖ / ‖M‖``, drawn on the same axis.
+    chosen : int, optional
+        The ``k`` in use, marked with a vertical line.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    dims = np.asarray(dims, dtype=np.float64).reshape(-1)
+    energy = np.asarray(energy, dtype=np.float64).reshape(-1)
+    if dims.size == 0 or dims.shape != energy.shape:
+        raise ValueError(f"dims and energy must be non-empty and of one length; got {dims.shape} and {energy.shape}.")
+    ax = _axes(ax)
+    ax.plot(dims, energy, marker="o", markersize=3, label="energy kept (share of Σλ²)")
+    if error is not None:
+        error = np.asarray(error, dtype=np.float64).reshape(-1)
+        if error.shape != dims.shape:
+            raise ValueError(f"error has shape {error.shape}; expected {dims.shape}.")
+        ax.plot(dims, error, marker="s", markersize=3, label="relative reconstruction error")
+    if chosen is not None:
+        ax.axvline(chosen, color="grey", linestyle="--", linewidth=1, label=f"k = {chosen}")
+    ax.set_xlabel("embedding dimension k")
+    ax.set_ylabel("share")
+    ax.set_ylim(0, 1.05)
+    ax.set_title(title or "Choosing k")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def plot_history(history, *, metric: str = "map_at_100", ax=None, label: str | None = None, title: str | None = None):
+    """One metric of one run against epochs (the records of ``history.json``).
+
+    Parameters
+    ----------
+    history : sequence of dict
+        ``{"epoch": int, metric: float, …}`` per epoch; records without the metric are skipped.
+    metric : str, default="map_at_100"
+    ax : matplotlib Axes, optional
+    label : str, optional
+        Legend entry of the line.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The curve is ``ax.lines[-1]``.
+    """
+    points = [(int(r["epoch"]), float(r[metric])) for r in history if r.get(metric) is not None]
+    ax = _axes(ax)
+    epochs = [p[0] for p in points]
+    values = [p[1] for p in points]
+    ax.plot(epochs, values, marker="o", markersize=4, label=label)
+    name = metric.replace("map_at_", "MAP@").replace("macro_ap", "macro AP").replace("_", " ")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(name if metric == "loss" else f"validation {name}")
+    if epochs:
+        ax.set_xticks(sorted(set(epochs)) if len(set(epochs)) <= 12 else ax.get_xticks())
+    ax.set_title(title or name)
+    ax.grid(True, alpha=0.3)
+    if label:
+        ax.legend()
+    return ax
+
+
+# <<< section notebooks
