@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from workbench.pipeline import comparison_table, find_notebooks, format_summary, run_notebooks
+from workbench.pipeline import find_notebooks, format_summary, run_notebooks
 
 
 def _write_notebook(path, *sources):
@@ -58,19 +58,21 @@ def test_unknown_profile_and_missing_folder_are_clear_errors(tmp_path):
         find_notebooks(tmp_path)
 
 
-def test_comparison_table_means_final_epoch_over_seeds(tmp_path):
+def test_summary_shows_the_comparison_table(tmp_path):
+    from workbench.pipeline import JobResult
+
     results = {
         "config": {},
         "runs": [
             {"head": "pmi", "seed": 0, "history": [{"epoch": 1, "map_at_100": 0.1}, {"epoch": 2, "map_at_100": 0.5}]},
             {"head": "pmi", "seed": 1, "history": [{"epoch": 1, "map_at_100": 0.2}, {"epoch": 2, "map_at_100": 0.7}]},
-            {"head": "sigmoid", "seed": 0, "history": [{"epoch": 1, "map_at_100": 0.3}]},
+            {"head": "sigmoid", "seed": 0, "history": [{"epoch": 1, "map_at_100": 0.3}, {"epoch": 2, "map_at_100": 0.4}]},
         ],
     }
-    path = tmp_path / "results.json"
-    path.write_text(json.dumps(results))
-    table = comparison_table(path)
-    assert [row["head"] for row in table] == ["pmi", "sigmoid"]
-    assert table[0]["map_at_100_mean"] == pytest.approx(0.6)
-    assert table[0]["map_at_100_std"] == pytest.approx(0.1)
-    assert table[1]["seeds"] == 1
+    (tmp_path / "comparison").mkdir()
+    (tmp_path / "comparison" / "results.json").write_text(json.dumps(results))
+    summary = format_summary(JobResult(profile="ci", results_dir=tmp_path))
+    pmi_row = next(line for line in summary.splitlines() if line.strip().startswith("pmi"))
+    assert "0.6000" in pmi_row  # mean of the final epochs 0.5 and 0.7
+    sigmoid_row = next(line for line in summary.splitlines() if line.strip().startswith("sigmoid"))
+    assert "0.4000" in sigmoid_row

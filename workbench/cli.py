@@ -74,6 +74,62 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
 # scenes (issue 2)
 # ---------------------------------------------------------------------------------
 # >>> section scenes
+def _add_scenes(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "scenes",
+        help="generate the bundled emoji-scenes data set",
+        description="Generate emoji scenes (images of Unicode emoji with their CLDR names as labels) and write "
+        "DIR/images/*.png, DIR/labels.csv and DIR/vocabulary.csv.",
+        epilog="Needs the Debian packages fonts-noto-color-emoji and unicode-data, or the environment variables "
+        "WORKBENCH_EMOJI_FONT and WORKBENCH_EMOJI_TEST pointing at NotoColorEmoji.ttf and emoji-test.txt.",
+    )
+    parser.add_argument("--images", type=int, required=True, metavar="N", help="number of images")
+    parser.add_argument(
+        "--labels", type=int, default=None, metavar="C", help="number of labels (default: every emoji of the groups)"
+    )
+    parser.add_argument("--size", type=int, default=64, metavar="S", help="image side in pixels (default: 64)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+    parser.add_argument("--min-labels", type=int, default=1, metavar="K", help="fewest glyphs per image (default: 1)")
+    parser.add_argument("--max-labels", type=int, default=6, metavar="K", help="most glyphs per image (default: 6)")
+    parser.add_argument(
+        "--missing-rate", type=float, default=0.0, metavar="R", help="chance a drawn glyph is not labelled (default: 0)"
+    )
+    parser.add_argument(
+        "--spurious-rate",
+        type=float,
+        default=0.0,
+        metavar="R",
+        help="chance per glyph of an extra label without a glyph (default: 0)",
+    )
+    parser.add_argument(
+        "--all-groups", action="store_true", help="use every Unicode emoji group, not only the object-like ones"
+    )
+    parser.add_argument(
+        "--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier scenes output)"
+    )
+    parser.set_defaults(run=_run_scenes)
+
+
+def _run_scenes(args) -> int:
+    import time
+
+    from workbench.scenes import SceneConfig, SceneGenerator
+
+    began = time.perf_counter()
+    config = SceneConfig(
+        num_images=args.images, num_labels=args.labels, image_size=args.size, min_labels=args.min_labels,
+        max_labels=args.max_labels, missing_rate=args.missing_rate, spurious_rate=args.spurious_rate,
+        groups="all" if args.all_groups else "objects", random_state=args.seed,
+    )
+    generator = SceneGenerator(config)
+    summary = generator.write(args.out)
+    skipped = f", {len(generator.skipped_emoji)} emoji skipped (not in the font)" if generator.skipped_emoji else ""
+    print(
+        f"wrote {summary['num_images']} images, {summary['num_labels']} labels, "
+        f"{summary['mean_labels_per_image']:.2f} labels/image to {args.out} "
+        f"in {time.perf_counter() - began:.1f} s{skipped}"
+    )
+    return 0
 
 
 # <<< section scenes
@@ -82,6 +138,121 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
 # embed, neighbours (issue 3)
 # ---------------------------------------------------------------------------------
 # >>> section embed
+def _add_embed(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "embed",
+        help="PMI spectral label embedding from a data set or counts",
+        description="Count label co-occurrences (or read counts), compute PMI and write a spectral label embedding "
+        "DIR/embedding.npz + DIR/embedding.json.",
+    )
+    add_data_arguments(parser, required=False)
+    parser.add_argument("--counts", metavar="COUNTS.json", help="co-occurrence counts JSON instead of --data")
+    parser.add_argument("--dim", type=int, required=True, metavar="K", help="embedding dimension")
+    parser.add_argument("--pmi", default="zero", choices=["zero", "ppmi", "clip", "smooth"], help="PMI policy (default: zero)")
+    parser.add_argument("--clip-value", type=float, default=None, metavar="V", help="floor of --pmi clip")
+    parser.add_argument("--smoothing", type=float, default=None, metavar="A", help="add-A pair smoothing of --pmi smooth (default 1)")
+    parser.add_argument("--context-exponent", type=float, default=1.0, metavar="E", help="context-distribution smoothing (default: 1)")
+    parser.add_argument("--shift", type=float, default=1.0, metavar="S", help="shifted PMI: PMI - log S (default: 1)")
+    parser.add_argument("--diagonal", default="self", choices=["self", "zero"], help="PMI diagonal (default: self-information)")
+    parser.add_argument("--negative", default="drop", choices=["drop", "abs"], help="negative eigenvalues (default: drop)")
+    parser.add_argument("--solver", default="auto", choices=["auto", "exact", "randomized"], help="eigen-solver (default: auto)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the randomized solver (default: 0)")
+    parser.add_argument("--projector", action="store_true", help="also write DIR/projector/{vectors,metadata}.tsv")
+    parser.add_argument("--save-counts", action="store_true", help="also write the counts as DIR/counts.json")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    parser.set_defaults(run=_run_embed)
+
+
+def _run_embed(args) -> int:
+    import time
+    import warnings
+    from pathlib import Path
+
+    from tqdm.auto import tqdm
+
+    from workbench.cooccurrence import CooccurrenceCounts, count_cooccurrence
+    from workbench.spectral import embed_labels
+
+    if (args.data is None) == (args.counts is None):
+        raise UserError("give exactly one of --data DATASET or --counts COUNTS.json.")
+    began = time.perf_counter()
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"{out} exists and is not a folder; give a folder for --out.")
+    interactive = sys.stderr.isatty()  # progress bars on a terminal, not in logs and pipes
+    steps = tqdm(total=4, desc="embed", unit="step", file=sys.stderr, leave=False, disable=not interactive)
+    try:
+        if args.counts is not None:
+            steps.set_description("reading counts")
+            counts = CooccurrenceCounts.load_json(args.counts)
+        else:
+            from workbench.datasets import load_dataset
+
+            steps.set_description("loading data")
+            dataset = load_dataset(args.data, format=args.format)
+            steps.set_description("counting co-occurrences")
+            counts = count_cooccurrence(dataset.labels, dataset.vocabulary, progress=interactive)
+        steps.update(1)
+        steps.set_description("PMI + eigen-decomposition")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            embedding = embed_labels(
+                counts, dim=args.dim, policy=args.pmi, diagonal=args.diagonal, clip_value=args.clip_value,
+                smoothing=args.smoothing, context_exponent=args.context_exponent, shift=args.shift,
+                negative=args.negative, solver=args.solver, random_state=args.seed, progress=interactive,
+            )
+        steps.update(2)
+        steps.set_description("writing")
+        embedding.save(out)
+        if args.projector:
+            embedding.export_projector(out / "projector")
+        if args.save_counts:
+            counts.save_json(out / "counts.json")
+        steps.update(1)
+    finally:
+        steps.close()
+    for warning in caught:
+        print(f"workbench embed: warning: {warning.message}", file=sys.stderr)
+    diagnostics = embedding.settings["diagnostics"]
+    dropped = len(embedding.settings["pmi"]["dropped_labels"])
+    print(
+        f"embedded {embedding.num_labels} labels ({dropped} dropped) from {counts.n_images} images in "
+        f"{embedding.embedding_dim} dimensions: energy kept {100 * diagnostics['energy_kept']:.1f}%, "
+        f"reconstruction error {diagnostics['reconstruction_error']:.3f}, "
+        f"solver {embedding.settings['spectral']['solver']}, {time.perf_counter() - began:.1f} s -> {out}"
+    )
+    return 0
+
+
+def _add_neighbours(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "neighbours",
+        help="nearest labels of a label in an embedding",
+        description="Print the labels nearest to --label by cosine similarity in an embedding written by 'workbench embed'.",
+    )
+    parser.add_argument("embedding", metavar="DIR", help="embedding folder (from 'workbench embed --out DIR')")
+    parser.add_argument("--label", required=True, metavar="NAME", help="the label to look up")
+    parser.add_argument("--top", type=int, default=10, metavar="N", help="number of neighbours (default: 10)")
+    parser.add_argument("--json", action="store_true", help='print {"label", "neighbours": [{"label", "similarity"}]}')
+    parser.set_defaults(run=_run_neighbours)
+
+
+def _run_neighbours(args) -> int:
+    import json
+
+    from workbench.spectral import LabelEmbedding
+
+    embedding = LabelEmbedding.load(args.embedding)
+    neighbours = embedding.nearest(args.label, top=args.top)
+    if args.json:
+        payload = {"label": args.label, "neighbours": [{"label": name, "similarity": round(value, 6)} for name, value in neighbours]}
+        print(json.dumps(payload, ensure_ascii=False))
+        return 0
+    width = max((len(name) for name, _ in neighbours), default=0)
+    print(f"nearest to {args.label!r} by cosine similarity ({embedding.embedding_dim} dimensions):")
+    for name, value in neighbours:
+        print(f"  {name:<{width}}  {value:+.3f}")
+    return 0
 
 
 # <<< section embed
@@ -90,6 +261,146 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
 # train, compare (issue 4)
 # ---------------------------------------------------------------------------------
 # >>> section train
+def _train_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """Trunk and optimisation settings shared by ``train`` and ``compare``."""
+    parser.add_argument("--epochs", type=int, default=10, metavar="E", help="epochs (default: 10)")
+    parser.add_argument("--batch-size", type=int, default=64, metavar="B", help="batch size (default: 64)")
+    parser.add_argument("--image-size", type=int, default=64, metavar="S", help="image side fed to the network (default: 64)")
+    parser.add_argument("--width", type=int, default=16, metavar="W", help="channels of the first block (default: 16)")
+    parser.add_argument("--depth", type=int, default=4, metavar="D", help="convolution blocks (default: 4)")
+    parser.add_argument("--no-augment", action="store_true", help="turn off random flips and shifts")
+    parser.add_argument("--validation-fraction", type=float, default=0.1, metavar="F", help="held-out share (default: 0.1)")
+    parser.add_argument("--workers", type=int, default=2, metavar="T", help="threads preparing batches (default: 2)")
+
+
+def _model_config(args):
+    from workbench.models import ModelConfig
+
+    return ModelConfig(image_size=args.image_size, width=args.width, depth=args.depth, augment=not args.no_augment)
+
+
+def _load_data(args):
+    from workbench.datasets import load_dataset
+
+    return load_dataset(args.data, format=args.format)
+
+
+def _add_train(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a CNN head (pmi, sigmoid, random, identity); resumes an interrupted run",
+        description="Train a CNN against a label embedding (cosine loss) or with sigmoid cross-entropy, evaluate "
+        "MAP@100 on a validation split every epoch, checkpoint every epoch and write RUN_DIR/model.keras, "
+        "RUN_DIR/embedding/, RUN_DIR/config.json and RUN_DIR/history.json. Run it again with the same --out "
+        "to resume after an interruption.",
+    )
+    add_data_arguments(parser)
+    parser.add_argument("--embedding", metavar="DIR", help="label embedding written by 'workbench embed' (needed by --head pmi)")
+    parser.add_argument("--head", default="pmi", choices=["pmi", "sigmoid", "random", "identity"], help="head (default: pmi)")
+    parser.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="default: the head's tuned rate")
+    parser.add_argument("--optimizer", default="rmsprop", choices=["rmsprop", "adam", "sgd"], help="default: rmsprop")
+    parser.add_argument("--dim", type=int, default=None, metavar="K", help="k of the random head (default: that of --embedding)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of initialisation and batch order (default: 0)")
+    _train_model_arguments(parser)
+    parser.add_argument("--progress", action="store_true", help="also show Keras' per-batch progress bar")
+    parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (new, or an earlier run to resume)")
+    parser.set_defaults(run=_run_train)
+
+
+def _run_train(args) -> int:
+    from workbench.training import TrainConfig, train
+
+    config = TrainConfig(
+        head=args.head,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        optimizer=args.optimizer,
+        embedding_dim=args.dim,
+        validation_fraction=args.validation_fraction,
+        random_state=args.seed,
+        workers=args.workers,
+        model=_model_config(args),
+    )
+    embedding = None
+    if args.embedding:
+        from workbench.spectral import LabelEmbedding
+
+        embedding = LabelEmbedding.load(args.embedding)
+    elif args.head == "pmi":
+        raise UserError("the pmi head needs --embedding DIR (run 'workbench embed' first).")
+    dataset = _load_data(args)
+    run = train(dataset, config=config, out_dir=args.out, embedding=embedding, verbose=2 if args.progress else 1)
+    last = run.history[-1] if run.history else {}
+    summary = f"; final MAP@100 {last['map_at_100']:.4f}" if last.get("map_at_100") is not None else ""
+    print(f"wrote {args.out}/model.keras ({len(run.history)} epochs{summary})")
+    return 0
+
+
+def _add_compare(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "compare",
+        help="compare heads (pmi, sigmoid, random, identity) over seeds on one split",
+        description="Split the data set once, compute the PMI embedding from the training split only, train every "
+        "head with every seed (same trunk and epochs), and write DIR/results.json, DIR/map_curves.png and one run "
+        "folder per head and seed; print final MAP@100 per head and the epochs each head needs to reach the "
+        "sigmoid head's final MAP@100.",
+    )
+    add_data_arguments(parser)
+    parser.add_argument("--dim", type=int, default=64, metavar="K", help="embedding dimension k (default: 64)")
+    parser.add_argument("--heads", default="pmi,sigmoid,random", metavar="H,H", help="comma-separated heads (default: pmi,sigmoid,random)")
+    parser.add_argument("--seeds", type=int, default=3, metavar="S", help="number of seeds, 0..S-1 (default: 3)")
+    parser.add_argument(
+        "--learning-rates", default=None, metavar="HEAD=LR,…", help="per-head overrides of the tuned learning rates"
+    )
+    _train_model_arguments(parser)
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (an earlier comparison resumes)")
+    parser.set_defaults(run=_run_compare)
+
+
+def _parse_learning_rates(text: str | None) -> dict:
+    rates = {}
+    for item in filter(None, (part.strip() for part in (text or "").split(","))):
+        head, _, value = item.partition("=")
+        try:
+            rates[head.strip()] = float(value)
+        except ValueError:
+            raise UserError(f"--learning-rates item {item!r} is not HEAD=NUMBER; write for example pmi=0.001,sigmoid=0.003.") from None
+    return rates
+
+
+def _run_compare(args) -> int:
+    from pathlib import Path
+
+    from workbench.plot import plot_map_curves, save_figure
+    from workbench.training import compare, comparison_table
+
+    heads = [head.strip() for head in args.heads.split(",") if head.strip()]
+    if args.seeds < 1:
+        raise UserError(f"--seeds must be at least 1; got {args.seeds}.")
+    dataset = _load_data(args)
+    results = compare(
+        dataset,
+        out_dir=args.out,
+        heads=heads,
+        embedding_dim=args.dim,
+        epochs=args.epochs,
+        seeds=range(args.seeds),
+        batch_size=args.batch_size,
+        model=_model_config(args),
+        learning_rates=_parse_learning_rates(args.learning_rates),
+        validation_fraction=args.validation_fraction,
+        workers=args.workers,
+    )
+    import matplotlib.pyplot as plt
+
+    ax = plot_map_curves(results)
+    save_figure(ax, Path(args.out) / "map_curves.png")
+    plt.close(ax.figure)
+    print()
+    print(comparison_table(results))
+    print(f"\nwrote {args.out}/results.json and {args.out}/map_curves.png")
+    return 0
 
 
 # <<< section train
@@ -98,6 +409,67 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
 # classify (issue 5)
 # ---------------------------------------------------------------------------------
 # >>> section classify
+def _add_classify(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "classify",
+        help="rank the labels of new images with a trained run",
+        description="Decode, resize and classify images with a run written by 'workbench train', and print each "
+        "image's N best labels (--top) or every label at least as similar as --threshold. Images that cannot be "
+        "classified are reported one line each (exit status 1); the others are still classified. Results are "
+        "stored in RUN_DIR/results.sqlite unless --no-store.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'workbench train'")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, GIF, BMP, TIFF, WebP …)")
+    setting = parser.add_mutually_exclusive_group(required=True)
+    setting.add_argument("--top", type=int, metavar="N", help="the N best labels of each image")
+    setting.add_argument("--threshold", type=float, metavar="T", help="every label with similarity (or probability) >= T")
+    parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    parser.add_argument("--store", metavar="PATH", help="SQLite result store (default: RUN_DIR/results.sqlite)")
+    parser.add_argument("--no-store", action="store_true", help="do not store the results")
+    parser.set_defaults(run=_run_classify)
+
+
+def _run_classify(args) -> int:
+    import json
+    from pathlib import Path
+
+    from workbench.classify import setting_name
+
+    if args.store and args.no_store:
+        raise UserError("give --store PATH or --no-store, not both.")
+    setting_name(top=args.top, threshold=args.threshold)  # a bad N or T fails before the model loads
+    run_dir = Path(args.run_dir)
+    if not run_dir.is_dir():
+        raise UserError(f"{run_dir}: no such run folder; give a folder written by 'workbench train'.")
+    store = None
+    if not args.no_store:  # opened first, so a bad --store fails before the model loads
+        from workbench.store import ResultStore, default_store_path
+
+        store = ResultStore(args.store or default_store_path(run_dir))
+    from workbench.classify import Classifier
+
+    classifier = Classifier.from_run_dir(run_dir)
+    results = classifier.classify(args.images, top=args.top, threshold=args.threshold, keep_pixels=False)
+    if store is not None and any(result.ok for result in results):
+        store.add_classifications(results, run_id=store.add_trained_run(classifier.run, path=run_dir))
+    if args.json:
+        print(json.dumps([result.to_dict() for result in results], indent=2, ensure_ascii=False))
+    else:
+        score = "probability" if getattr(classifier.run, "head", None) == "sigmoid" else "similarity"
+        for result in results:
+            if not result.ok:
+                print(f"{result.image}: error: {result.error}")
+                continue
+            print(f"{result.image}  (sha256 {result.sha256[:12]}…)")
+            if not result.labels:
+                print("    no label reaches the threshold")
+            width = max((len(name) for name, _ in result.labels), default=0)
+            for rank, (name, value) in enumerate(result.labels, start=1):
+                print(f"  {rank:>3}. {name:<{width}}  {score} {value:.4f}")
+    failed = sum(not result.ok for result in results)
+    if failed:
+        print(f"workbench classify: {failed} of {len(results)} image(s) could not be classified", file=sys.stderr)
+    return 1 if failed else 0
 
 
 # <<< section classify
@@ -106,6 +478,32 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
 # run (issue 6): the main job
 # ---------------------------------------------------------------------------------
 # >>> section run
+def _add_run(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="the main job: execute every notebook on the bundled emoji scenes, export HTML, summarise",
+        description="Execute the numbered notebooks in order (fresh kernel each), write executed copies and "
+        "HTML under the results folder, and print a summary with the MAP table of the comparison.",
+    )
+    parser.add_argument("--profile", default=None, choices=["ci", "workshop", "full"],
+                        help="size of the run (default: $WORKBENCH_PROFILE or 'workshop')")
+    parser.add_argument("--notebooks", default="notebooks", help="folder of numbered notebooks (default: notebooks)")
+    parser.add_argument("--out", default=None, help="results folder (default: results/PROFILE)")
+    parser.add_argument("--only", nargs="+", metavar="PREFIX", help="run only notebooks whose names start with these")
+    parser.add_argument("--no-html", action="store_true", help="skip the HTML export")
+    parser.set_defaults(run=_run_run)
+
+
+def _run_run(args) -> int:
+    import os
+
+    from workbench.pipeline import format_summary, run_notebooks
+
+    profile = args.profile or os.environ.get("WORKBENCH_PROFILE") or "workshop"
+    job = run_notebooks(notebook_dir=args.notebooks, out_dir=args.out, profile=profile, only=args.only, html=not args.no_html)
+    print()
+    print(format_summary(job))
+    return 0 if job.ok else 1
 
 
 # <<< section run

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from workbench._io import atomic_write_text, read_json
 
-__all__ = ["PROFILES", "NotebookRun", "find_notebooks", "run_notebooks", "format_summary", "comparison_table"]
+__all__ = ["PROFILES", "NotebookRun", "JobResult", "find_notebooks", "run_notebooks", "format_summary"]
 
 #: The profiles a notebook understands (read from ``WORKBENCH_PROFILE``).
 PROFILES = ("ci", "workshop", "full")
@@ -171,33 +171,6 @@ def run_notebooks(
     return job
 
 
-def comparison_table(results_path: str | Path) -> list[dict]:
-    """Final MAP@100 per head (mean and standard deviation over seeds) from a ``results.json``.
-
-    Returns
-    -------
-    list of dict
-        ``{"head", "seeds", "map_at_100_mean", "map_at_100_std"}`` per head, in the order
-        the heads first appear.
-    """
-    import numpy as np
-
-    data = read_json(results_path)
-    finals: dict[str, list[float]] = {}
-    for run in data.get("runs", []):
-        if run.get("history"):
-            finals.setdefault(run["head"], []).append(float(run["history"][-1]["map_at_100"]))
-    return [
-        {
-            "head": head,
-            "seeds": len(values),
-            "map_at_100_mean": float(np.mean(values)),
-            "map_at_100_std": float(np.std(values)),
-        }
-        for head, values in finals.items()
-    ]
-
-
 def format_summary(job: JobResult) -> str:
     """A one-screen summary: where the outputs are, run times, and the MAP table."""
     lines = [f"Profile: {job.profile}", f"Results: {job.results_dir}", ""]
@@ -207,11 +180,11 @@ def format_summary(job: JobResult) -> str:
         lines.append(f"  {run.name:<40} {run.seconds:7.1f} s  {status}")
     results_files = sorted(job.results_dir.glob("**/results.json"))
     if results_files:
-        lines += ["", f"Comparison ({results_files[0].relative_to(job.results_dir)}): final MAP@100 on the validation split"]
-        for row in comparison_table(results_files[0]):
-            lines.append(
-                f"  {row['head']:<10} {row['map_at_100_mean']:.3f} ± {row['map_at_100_std']:.3f}  ({row['seeds']} seed(s))"
-            )
+        from workbench.training import comparison_table
+
+        path = results_files[0]
+        lines += ["", f"Comparison ({path.relative_to(job.results_dir)}), validation split:"]
+        lines += ["  " + line for line in comparison_table(read_json(path)).splitlines()]
     return "\n".join(lines)
 
 

@@ -1,0 +1,158 @@
+"""Ranking metrics against scikit-learn and brute-force references."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.metrics import average_precision_score, label_ranking_average_precision_score
+
+from workbench import metrics
+
+
+def _random_problem(seed, num_images=40, num_labels=12, *, ties=False, empty_rows=True):
+    rng = np.random.default_rng(seed)
+    labels = (rng.random((num_images, num_labels)) < 0.25).astype(np.uint8)
+    if empty_rows:
+        labels[:3] = 0
+    labels[:, -1] = 0  # a label without positives
+    if ties:
+        scores = rng.integers(0, 4, size=(num_images, num_labels)).astype(np.float32)
+    else:
+        scores = rng.standard_normal((num_images, num_labels)).astype(np.float32)
+    return scores, labels
+
+
+def _brute_ap_at_k(score_row, label_row, k):
+    order = sorted(range(len(score_row)), key=lambda c: (-float(score_row[c]), c))
+    relevant = int(sum(label_row))
+    if relevant == 0:
+        return None
+    hits, total = 0, 0.0
+    for rank, column in enumerate(order[:k], start=1):
+        if label_row[column]:
+            hits += 1
+            total += hits / rank
+    return total / min(k, relevant)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_map_at_num_labels_matches_sklearn_lrap_without_ties(seed):
+    scores, labels = _random_problem(seed, empty_rows=False)
+    keep = labels.sum(axis=1) > 0
+    expected = label_ranking_average_precision_score(labels[keep], scores[keep])
+    assert metrics.mean_average_precision(scores, labels, k=labels.shape[1]) == pytest.approx(expected, abs=1e-12)
+    assert metrics.mean_average_precision(scores, sp.csr_matrix(labels), k=1000) == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("k", [1, 3, 5, 100])
+@pytest.mark.parametrize("ties", [False, True])
+def test_map_at_k_matches_brute_force(seed, k, ties):
+    scores, labels = _random_problem(seed, ties=ties)
+    per_image = metrics.average_precision_at_k(scores, labels, k=k)
+    for row in range(len(labels)):
+        expected = _brute_ap_at_k(scores[row], labels[row], k)
+        if expected is None:
+            assert np.isnan(per_image[row])  # images without labels are excluded
+        else:
+            assert per_image[row] == pytest.approx(expected, abs=1e-12)
+    defined = [v for v in (_brute_ap_at_k(scores[r], labels[r], k) for r in range(len(labels))) if v is not None]
+    assert metrics.mean_average_precision(scores, labels, k=k) == pytest.approx(np.mean(defined), abs=1e-12)
+
+
+def test_map_perfect_and_worst_rankings():
+    labels = np.array([[1, 1, 0, 0], [0, 0, 0, 1]], dtype=np.uint8)
+    assert metrics.mean_average_precision(labels.astype(float), labels, k=100) == 1.0
+    # Relevant labels ranked last: AP = mean over relevant of P@rank.
+    worst = 1.0 - labels
+    expected = np.mean([(1 / 3 + 2 / 4) / 2, 1 / 4])
+    assert metrics.mean_average_precision(worst, labels, k=4) == pytest.approx(expected)
+    # k smaller than the rank of any relevant label: AP@k = 0.
+    assert metrics.mean_average_precision(worst, labels, k=2) == 0.0
+
+
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("ties", [False, True])
+def test_macro_ap_matches_sklearn_average_precision_per_label(seed, ties):
+    scores, labels = _random_problem(seed, ties=ties)
+    per_label = metrics.per_label_average_precision(scores, sp.csr_matrix(labels))
+    for column in range(labels.shape[1]):
+        if labels[:, column].sum() == 0:
+            assert np.isnan(per_label[column])  # labels without positives are excluded
+        else:
+            expected = average_precision_score(labels[:, column], scores[:, column])
+            assert per_label[column] == pytest.approx(expected, abs=1e-12)
+    expected_macro = np.nanmean(per_label)
+    assert metrics.macro_average_precision(scores, labels) == pytest.approx(expected_macro)
+
+
+def test_macro_ap_chunking_over_columns(monkeypatch):
+    scores, labels = _random_problem(7, num_images=30, num_labels=9, ties=True)
+    whole = metrics.per_label_average_precision(scores, labels)
+    monkeypatch.setattr(metrics, "_ROW_CHUNK", 4)
+    np.testing.assert_allclose(metrics.per_label_average_precision(scores, labels), whole)
+    np.testing.assert_allclose(
+        metrics.average_precision_at_k(scores, labels, k=4),
+        [np.nan if labels[r].sum() == 0 else _brute_ap_at_k(scores[r], labels[r], 4) for r in range(30)],
+    )
+
+
+@pytest.mark.parametrize("k", [1, 2, 5])
+def test_precision_and_recall_at_k_brute_force(k):
+    scores, labels = _random_problem(3, ties=True)
+    precisions, recalls = [], []
+    for row in range(len(labels)):
+        relevant = labels[row].sum()
+        if relevant == 0:
+            continue
+        order = sorted(range(labels.shape[1]), key=lambda c: (-float(scores[row, c]), c))[:k]
+        hits = sum(labels[row, c] for c in order)
+        precisions.append(hits / k)
+        recalls.append(hits / relevant)
+    assert metrics.precision_at_k(scores, labels, k=k) == pytest.approx(np.mean(precisions))
+    assert metrics.recall_at_k(scores, labels, k=k) == pytest.approx(np.mean(recalls))
+
+
+def test_cosine_label_scores():
+    rng = np.random.default_rng(0)
+    points = rng.standard_normal((5, 3)).astype(np.float32)
+    vectors = rng.standard_normal((4, 3)).astype(np.float32)
+    vectors[2] = 0.0
+    scores = metrics.label_scores(points, vectors=vectors)
+    assert scores.shape == (5, 4) and scores.dtype == np.float32
+    for n in range(5):
+        for c in (0, 1, 3):
+            expected = points[n] @ vectors[c] / np.linalg.norm(points[n]) / np.linalg.norm(vectors[c])
+            assert scores[n, c] == pytest.approx(expected, abs=1e-6)
+    assert np.all(scores[:, 2] == 0)
+    probabilities = rng.random((5, 4))
+    np.testing.assert_array_equal(metrics.label_scores(probabilities), probabilities.astype(np.float32))
+
+
+def test_bad_inputs_raise_one_line_value_errors():
+    scores, labels = _random_problem(0)
+    with pytest.raises(ValueError, match="shape"):
+        metrics.mean_average_precision(scores[:, :-1], labels)
+    bad = scores.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        metrics.macro_average_precision(bad, labels)
+    with pytest.raises(ValueError, match="positive integer"):
+        metrics.precision_at_k(scores, labels, k=0)
+    with pytest.raises(ValueError, match="dimensions"):
+        metrics.label_scores(np.zeros((2, 3)), vectors=np.zeros((4, 2)))
+
+
+def test_all_empty_gives_nan():
+    scores = np.zeros((3, 4))
+    labels = np.zeros((3, 4), dtype=np.uint8)
+    assert np.isnan(metrics.mean_average_precision(scores, labels))
+    assert np.isnan(metrics.macro_average_precision(scores, labels))
+
+
+def test_importing_metrics_does_not_import_keras():
+    code = "import sys, workbench.metrics; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert output.strip() == "False False"
