@@ -1,0 +1,256 @@
+"""Profiles and the notebooks' load-or-build helpers (workbench.profiles, workbench.workspace)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from workbench.profiles import PROFILE_NAMES, Profile, get_profile
+from workbench import workspace
+from workbench.workspace import (
+    SETTINGS_FILE,
+    counts_fingerprint,
+    dataset_fingerprint,
+    ensure_counts,
+    ensure_scenes,
+    example_labels,
+    format_table,
+)
+
+TINY = dict(num_images=60, num_labels=12, image_size=16, max_labels=3)
+
+
+# ---------------------------------------------------------------------------------
+# profiles
+# ---------------------------------------------------------------------------------
+def test_profiles_exist_and_grow_from_ci_to_full():
+    profiles = [get_profile(name) for name in PROFILE_NAMES]
+    assert [p.name for p in profiles] == ["ci", "workshop", "full"]
+    for field in ("num_images", "num_labels", "epochs", "embedding_dim"):
+        sizes = [getattr(p, field) for p in profiles]
+        assert sizes == sorted(sizes) and sizes[0] < sizes[-1], field
+    with pytest.raises(Exception):
+        profiles[0].num_images = 1  # frozen
+
+
+def test_every_profile_is_a_valid_scene_model_and_training_setting():
+    from workbench.labelmap import MAP_METHODS
+    from workbench.pmi import DIAGONALS, POLICIES
+    from workbench.scenes import SceneConfig
+
+    for name in PROFILE_NAMES:
+        p = get_profile(name)
+        SceneConfig(num_images=p.num_images, num_labels=p.num_labels, image_size=p.image_size, max_labels=p.max_labels,
+                    missing_rate=p.missing_rate, spurious_rate=p.spurious_rate)
+        assert p.image_size >= 2**p.trunk_depth, "the trunk halves the image size trunk_depth times"
+        assert p.pmi_policy in POLICIES and p.pmi_diagonal in DIAGONALS and p.map_method in MAP_METHODS
+        assert p.embedding_dim < p.num_labels and 0 < p.validation_fraction < 1
+        assert "pmi" in p.comparison_heads and 0 in p.comparison_seeds  # notebook 3's run (seed 0) is reused
+        assert json.loads(json.dumps(p.to_dict()))["name"] == name
+
+
+def test_unknown_profile_lists_the_three():
+    with pytest.raises(ValueError, match="Unknown profile 'huge'.*ci, workshop, full"):
+        get_profile("huge")
+    with pytest.raises(ValueError, match="Unknown profile"):
+        get_profile(None)
+    assert isinstance(get_profile("ci"), Profile)
+
+
+# ---------------------------------------------------------------------------------
+# data set
+# ---------------------------------------------------------------------------------
+def test_ensure_scenes_generates_then_reads_back_the_same_data(tmp_path):
+    generated = ensure_scenes(tmp_path, random_state=3, verbose=False, **TINY)
+    assert (tmp_path / "data" / "labels.csv").is_file()
+    read = ensure_scenes(tmp_path, random_state=3, verbose=False, **TINY)
+    assert read.images is not None and read.images.shape == (60, 16, 16, 3)
+    np.testing.assert_array_equal(read.images, generated.images)
+    assert read.label_sets == generated.label_sets
+    assert read.vocabulary == generated.vocabulary  # names, groups and subgroups
+    assert read.image_paths == generated.image_paths
+    assert dataset_fingerprint(read) == dataset_fingerprint(generated)
+
+
+def test_ensure_scenes_reads_instead_of_generating(tmp_path, monkeypatch, capsys):
+    ensure_scenes(tmp_path, random_state=0, **TINY)
+    assert "Generated" in capsys.readouterr().out
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("should have read the stored scenes")
+
+    monkeypatch.setattr("workbench.scenes.SceneGenerator.generate", refuse)
+    ensure_scenes(tmp_path, random_state=0, **TINY)
+    assert "Read 60 images" in capsys.readouterr().out
+
+
+def test_ensure_scenes_regenerates_when_settings_change(tmp_path):
+    first = ensure_scenes(tmp_path, random_state=0, verbose=False, **TINY)
+    other_seed = ensure_scenes(tmp_path, random_state=1, verbose=False, **TINY)
+    assert dataset_fingerprint(other_seed) != dataset_fingerprint(first)
+    fewer = ensure_scenes(tmp_path, random_state=1, verbose=False, **{**TINY, "num_images": 30})
+    assert len(fewer) == 30
+    assert len(list((tmp_path / "data" / "images").iterdir())) == 30  # stale images removed
+    assert json.loads((tmp_path / "data" / "scenes.json").read_text())["config"]["num_images"] == 30
+
+
+def test_ensure_scenes_never_overwrites_a_foreign_folder(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty"):
+        ensure_scenes(tmp_path, random_state=0, verbose=False, **TINY)
+    assert (tmp_path / "data" / "notes.txt").read_text() == "mine"
+
+
+# ---------------------------------------------------------------------------------
+# counts
+# ---------------------------------------------------------------------------------
+@pytest.fixture()
+def tiny_dataset(tmp_path):
+    return ensure_scenes(tmp_path, random_state=0, verbose=False, **TINY)
+
+
+def test_ensure_counts_counts_the_training_split_only(tmp_path, tiny_dataset):
+    from workbench.cooccurrence import count_cooccurrence
+
+    counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, split_random_state=2, verbose=False)
+    train_set, validation_set = tiny_dataset.split(validation_fraction=0.25, random_state=2)
+    expected = count_cooccurrence(train_set.labels, train_set.vocabulary)
+    assert counts.n_images == len(train_set) == 45
+    np.testing.assert_array_equal(counts.label_counts, expected.label_counts)
+    assert (counts.pair_counts != expected.pair_counts).nnz == 0
+    assert counts.vocabulary == tiny_dataset.vocabulary  # subgroups kept for the notebooks' plots
+    # brute force: pairs counted over the training images' label sets
+    dense = np.zeros((12, 12), dtype=np.int64)
+    for labels in train_set.label_sets:
+        index = [tiny_dataset.vocabulary.index(name) for name in labels]
+        for i in index:
+            for j in index:
+                dense[i, j] += i != j
+    np.testing.assert_array_equal(counts.pair_counts.toarray(), dense)
+
+
+def test_ensure_counts_reads_back_and_recounts_when_the_split_changes(tmp_path, tiny_dataset, monkeypatch):
+    first = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
+    settings = json.loads((tmp_path / "counts" / SETTINGS_FILE).read_text())
+    assert settings["complete"] is True and settings["settings"]["validation_fraction"] == 0.25
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("should have read the stored counts")
+
+    monkeypatch.setattr("workbench.cooccurrence.count_cooccurrence", refuse)
+    again = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
+    assert counts_fingerprint(again) == counts_fingerprint(first)
+    assert again.vocabulary == tiny_dataset.vocabulary
+    monkeypatch.undo()
+    other = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.5, verbose=False)
+    assert other.n_images == 30
+    assert json.loads((tmp_path / "counts" / SETTINGS_FILE).read_text())["settings"]["validation_fraction"] == 0.5
+
+
+def test_an_unfinished_build_is_never_taken_for_finished(tmp_path, tiny_dataset):
+    ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
+    path = tmp_path / "counts" / SETTINGS_FILE
+    data = json.loads(path.read_text())
+    data["complete"] = False  # as if the process died while counting
+    path.write_text(json.dumps(data))
+    (tmp_path / "counts" / "counts.json").write_text("{")  # and left a broken file
+    counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
+    assert counts.n_images == 45
+    assert json.loads(path.read_text())["complete"] is True
+
+
+def test_folders_the_workspace_did_not_write_are_refused(tmp_path, tiny_dataset):
+    (tmp_path / "counts").mkdir()
+    (tmp_path / "counts" / "thesis.tex").write_text("precious")
+    with pytest.raises(ValueError, match="did not write"):
+        ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
+    assert (tmp_path / "counts" / "thesis.tex").read_text() == "precious"
+
+
+# ---------------------------------------------------------------------------------
+# embedding, run and comparison
+# ---------------------------------------------------------------------------------
+def test_ensure_embedding_computes_once_and_recomputes_for_other_settings(tmp_path, tiny_dataset, monkeypatch):
+    spectral = pytest.importorskip("workbench.spectral")
+    counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
+    calls = []
+    real = spectral.embed_labels
+
+    def counting(*args, **kwargs):
+        calls.append(kwargs)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(spectral, "embed_labels", counting)
+    first = workspace.ensure_embedding(tmp_path, counts, dim=4, policy="zero", diagonal="self", verbose=False)
+    again = workspace.ensure_embedding(tmp_path, counts, dim=4, policy="zero", diagonal="self", verbose=False)
+    assert len(calls) == 1
+    np.testing.assert_array_equal(again.vectors, first.vectors)
+    used = int(np.count_nonzero(counts.label_counts))  # labels absent from the training split are dropped
+    assert first.vectors.shape == (used, 4)
+    np.testing.assert_allclose(first.vectors, real(counts, dim=4, policy="zero", diagonal="self").vectors)
+    other = workspace.ensure_embedding(tmp_path, counts, dim=3, policy="ppmi", diagonal="zero", verbose=False)
+    assert len(calls) == 2 and other.vectors.shape == (used, 3)
+
+
+@pytest.mark.slow
+def test_the_trained_run_is_loaded_again_and_reused_by_the_comparison(tmp_path, tiny_dataset, monkeypatch):
+    pytest.importorskip("keras")
+    from workbench import training
+    from workbench.models import ModelConfig
+
+    counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
+    options = {"policy": "zero", "diagonal": "self"}
+    embedding = workspace.ensure_embedding(tmp_path, counts, dim=4, verbose=False, **options)
+    model = ModelConfig(image_size=16, width=4, depth=2, augment=False)
+    config = workspace.pmi_train_config(epochs=1, batch_size=16, model=model, validation_fraction=0.25)
+    run = workspace.ensure_run(tmp_path, tiny_dataset, embedding, config=config, verbose=0)
+    assert len(run.history) == 1
+    assert json.loads((tmp_path / "run" / SETTINGS_FILE).read_text())["complete"] is True
+
+    real_train = training.train
+    trained = []
+
+    def recording_train(*args, **kwargs):
+        trained.append(kwargs["out_dir"])
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(training, "train", recording_train)
+    again = workspace.ensure_run(tmp_path, tiny_dataset, embedding, config=config, verbose=0)
+    assert trained == [] and again.history == run.history
+
+    results = workspace.ensure_comparison(
+        tmp_path, tiny_dataset, heads=("pmi", "sigmoid"), seeds=(0,), epochs=1, batch_size=16, model=model,
+        embedding_dim=4, validation_fraction=0.25, embed_options=options, verbose=0,
+    )
+    by_head = {entry["head"]: entry for entry in results["runs"]}
+    assert set(by_head) == {"pmi", "sigmoid"}
+    # the pmi run was adopted, not trained again: its history (timings included) is the run's
+    assert by_head["pmi"]["history"][0]["seconds"] == run.history[0]["seconds"]
+    assert (tmp_path / "comparison" / "runs" / "pmi-seed0" / "model.keras").is_file()
+    monkeypatch.setattr(training, "compare", lambda *a, **k: pytest.fail("should have read results.json"))
+    assert workspace.ensure_comparison(
+        tmp_path, tiny_dataset, heads=("pmi", "sigmoid"), seeds=(0,), epochs=1, batch_size=16, model=model,
+        embedding_dim=4, validation_fraction=0.25, embed_options=options, verbose=0,
+    ) == json.loads((tmp_path / "comparison" / "results.json").read_text())
+
+
+# ---------------------------------------------------------------------------------
+# notebook helpers
+# ---------------------------------------------------------------------------------
+def test_example_labels_pick_companions_and_a_distant_group(tmp_path, tiny_dataset):
+    counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
+    chosen = example_labels(counts, num_groups=2, per_group=3)
+    assert len(chosen) == len(set(chosen.tolist())) == 6
+    assert chosen[0] == int(np.argmax(counts.label_counts))
+    pairs = counts.pair_counts.toarray()
+    within = pairs[np.ix_(chosen[:3], chosen[:3])].sum() + pairs[np.ix_(chosen[3:], chosen[3:])].sum()
+    across = 2 * pairs[np.ix_(chosen[:3], chosen[3:])].sum()
+    assert within > across
+
+
+def test_format_table_aligns_columns_and_rounds_floats():
+    text = format_table([("a", 1.23456, 3), ("bbbb", 2.0, 10)], columns=["name", "x", "n"], digits=2)
+    assert text.splitlines() == ["name     x   n", "----  ----  --", "a     1.23   3", "bbbb  2.00  10"]
+    with pytest.raises(ValueError, match="3 values"):
+        format_table([("a", 1)], columns=["name", "x", "n"])

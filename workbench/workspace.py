@@ -1,0 +1,625 @@
+"""Load-or-build helpers that make every notebook self-contained.
+
+Each notebook needs the artefacts of the notebooks before it (the data set, the
+counts, the label embedding, a trained run). Each ``ensure_*`` function reads the
+artefact from the results folder when it is there and was made with the same
+settings, and otherwise builds it and writes it, so a notebook runs on its own in a
+fresh clone and reuses its predecessors' work in the main job.
+
+Layout of ``RESULTS`` (one folder per artefact, each with the settings that made it):
+
+``data/``
+    The emoji scenes (``workbench scenes`` layout); settings in ``scenes.json``.
+``counts/``
+    ``counts.json`` (:meth:`CooccurrenceCounts.save_json`) of the *training split*,
+    and ``workspace.json``.
+``embedding/``
+    :meth:`LabelEmbedding.save` files and ``workspace.json``.
+``run/``
+    ``pmi-seed<seed>/``, the run directory of the pmi head
+    (:func:`workbench.training.train`), and ``workspace.json``.
+``comparison/``
+    :func:`workbench.training.compare` output (``results.json``, ``runs/`` …) and
+    ``workspace.json``.
+
+Compatibility is equality of settings. ``workspace.json`` is written *before* an
+artefact is built (with ``"complete": false``) and marked complete after, so an
+interrupted build is resumed (training) or redone, never taken for finished. A folder
+whose settings differ is deleted and rebuilt; a folder that holds something else
+(no ``workspace.json``, not ours) is never deleted: that is a ``ValueError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from workbench._io import atomic_write_json, read_json
+
+__all__ = [
+    "SETTINGS_FILE",
+    "dataset_fingerprint",
+    "counts_fingerprint",
+    "ensure_scenes",
+    "ensure_counts",
+    "ensure_embedding",
+    "ensure_run",
+    "ensure_comparison",
+    "pmi_train_config",
+    "live_history",
+    "example_labels",
+    "format_table",
+]
+
+#: The settings file of every artefact folder the workspace writes (the data set keeps its own ``scenes.json``).
+SETTINGS_FILE = "workspace.json"
+_FORMAT = "workbench-workspace"
+_VERSION = 1
+
+
+# ---------------------------------------------------------------------------------
+# settings files
+# ---------------------------------------------------------------------------------
+def _normalised(settings: dict) -> dict:
+    """``settings`` as JSON would give it back (tuples become lists, numpy scalars plain)."""
+    from workbench._io import _json_default
+
+    return json.loads(json.dumps(settings, default=_json_default, sort_keys=True))
+
+
+def _read_settings(folder: Path) -> dict | None:
+    path = folder / SETTINGS_FILE
+    if not path.is_file():
+        return None
+    try:
+        data = read_json(path)
+    except ValueError:
+        return None
+    return data if isinstance(data, dict) and data.get("format") == _FORMAT else None
+
+
+def _status(folder: Path, artefact: str, settings: dict) -> str:
+    """``"complete"``, ``"partial"`` (same settings, unfinished), ``"stale"`` (ours, other settings) or ``"absent"``."""
+    if not folder.exists():
+        return "absent"
+    if not folder.is_dir():
+        raise ValueError(f"{folder} exists and is not a folder; remove it or choose another results folder.")
+    saved = _read_settings(folder)
+    if saved is None:
+        if any(folder.iterdir()):
+            raise ValueError(
+                f"{folder} holds files the workbench did not write (no {SETTINGS_FILE}); "
+                "move them away or choose another results folder."
+            )
+        return "absent"
+    if saved.get("artefact") != artefact or saved.get("settings") != _normalised(settings):
+        return "stale"
+    return "complete" if saved.get("complete") else "partial"
+
+
+def _begin(folder: Path, artefact: str, settings: dict, status: str) -> None:
+    """Clear a stale folder and record the settings of the build about to start."""
+    if status == "stale":
+        shutil.rmtree(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    _write_settings(folder, artefact, settings, complete=False)
+
+
+def _write_settings(folder: Path, artefact: str, settings: dict, *, complete: bool, **extra) -> None:
+    atomic_write_json(
+        folder / SETTINGS_FILE,
+        {"format": _FORMAT, "version": _VERSION, "artefact": artefact, "complete": bool(complete),
+         "settings": _normalised(settings), **extra},
+    )
+
+
+def _say(verbose: bool, message: str) -> None:
+    if verbose:
+        print(message)
+
+
+# ---------------------------------------------------------------------------------
+# fingerprints
+# ---------------------------------------------------------------------------------
+def dataset_fingerprint(dataset) -> str:
+    """A short hash of a data set's image references, labels, vocabulary and (when in memory) pixels.
+
+    Parameters
+    ----------
+    dataset : MultiLabelDataset
+
+    Returns
+    -------
+    str
+        16 hex digits; equal for data sets that would train the same model.
+    """
+    digest = hashlib.sha256()
+    labels = dataset.labels
+    digest.update(np.asarray(labels.shape, dtype=np.int64).tobytes())
+    digest.update(np.asarray(labels.indptr, dtype=np.int64).tobytes())
+    digest.update(np.asarray(labels.indices, dtype=np.int64).tobytes())
+    digest.update("\n".join(dataset.image_paths).encode("utf-8"))
+    digest.update("\n".join(dataset.vocabulary.names).encode("utf-8"))
+    if dataset.images is not None:
+        digest.update(np.ascontiguousarray(dataset.images).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def counts_fingerprint(counts) -> str:
+    """A short hash of co-occurrence counts (``N``, label names, label and pair counts)."""
+    digest = hashlib.sha256()
+    pairs = counts.pair_counts
+    digest.update(np.int64(counts.n_images).tobytes())
+    digest.update("\n".join(counts.vocabulary.names).encode("utf-8"))
+    for array in (counts.label_counts, pairs.indptr, pairs.indices, pairs.data):
+        digest.update(np.asarray(array, dtype=np.int64).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def _vectors_fingerprint(vectors) -> str:
+    return hashlib.sha256(np.ascontiguousarray(vectors, dtype=np.float32).tobytes()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------------------------
+# data set
+# ---------------------------------------------------------------------------------
+def _scene_name(config) -> str:
+    return f"emoji scenes ({config.num_images} images, {config.num_labels} labels, seed {config.random_state})"
+
+
+def ensure_scenes(results_dir, *, random_state: int = 0, verbose: bool = True, **scene_settings):
+    """The emoji-scenes data set of ``RESULTS/data``, generated and written when absent or different.
+
+    Parameters
+    ----------
+    results_dir : path
+        The results folder (``RESULTS``).
+    random_state : int
+        Seed of the scenes.
+    verbose : bool
+        Print one line saying whether the data set was read or generated.
+    **scene_settings
+        Fields of :class:`workbench.scenes.SceneConfig` (``num_images``,
+        ``num_labels``, ``image_size``, ``max_labels``, ``missing_rate`` …).
+
+    Returns
+    -------
+    MultiLabelDataset
+        Images in memory, shape ``(N, S, S, 3)`` uint8; ``image_paths`` relative to
+        ``RESULTS/data``; identical whether read or generated.
+    """
+    from workbench.datasets import MultiLabelDataset, read_scenes
+    from workbench.images import load_images
+    from workbench.scenes import SceneConfig, SceneGenerator
+
+    config = SceneConfig(random_state=random_state, **scene_settings)
+    folder = Path(results_dir) / "data"
+    wanted = _normalised(asdict(config))
+    marker = folder / "scenes.json"
+    if (folder / "labels.csv").is_file() and marker.is_file():
+        try:
+            saved = read_json(marker).get("config")
+        except (ValueError, AttributeError):
+            saved = None
+        if saved == wanted:
+            stored = read_scenes(folder)
+            images = load_images([stored.path_of(i) for i in range(len(stored))], size=config.image_size)
+            _say(verbose, f"Read {len(stored)} images with {stored.num_labels} labels from {folder}.")
+            return MultiLabelDataset(
+                image_paths=stored.image_paths,
+                label_sets=stored.label_sets,
+                vocabulary=stored.vocabulary,
+                root=folder,
+                images=images,
+                name=_scene_name(config),
+                format="scenes",
+            )
+    generator = SceneGenerator(config)
+    generated = generator.generate()
+    generator.write(folder)  # refuses a folder that is neither empty nor an earlier scenes output
+    _say(verbose, f"Generated {len(generated)} images with {generated.num_labels} labels into {folder}.")
+    return MultiLabelDataset(
+        image_paths=generated.image_paths,
+        label_sets=generated.label_sets,
+        vocabulary=generated.vocabulary,
+        root=folder,
+        images=generated.images,
+        name=_scene_name(config),
+        format="scenes",
+    )
+
+
+# ---------------------------------------------------------------------------------
+# counts and embedding
+# ---------------------------------------------------------------------------------
+def ensure_counts(results_dir, dataset, *, validation_fraction: float, split_random_state: int = 0, verbose: bool = True):
+    """Co-occurrence counts of the data set's training split, from ``RESULTS/counts`` when they match.
+
+    Only the training split is counted, so the label embedding never sees the labels
+    of the validation images that measure the trained models (the split is
+    :meth:`MultiLabelDataset.split` with these settings, as in
+    :func:`workbench.training.compare`).
+
+    Returns
+    -------
+    CooccurrenceCounts
+        With the data set's vocabulary (groups and subgroups included).
+    """
+    from workbench.cooccurrence import CooccurrenceCounts, count_cooccurrence
+
+    folder = Path(results_dir) / "counts"
+    settings = {
+        "data": dataset_fingerprint(dataset),
+        "validation_fraction": float(validation_fraction),
+        "split_random_state": int(split_random_state),
+        "counted": "training split",
+    }
+    status = _status(folder, "counts", settings)
+    if status == "complete" and (folder / "counts.json").is_file():
+        stored = CooccurrenceCounts.load_json(folder / "counts.json")
+        if tuple(stored.vocabulary.names) == tuple(dataset.vocabulary.names):
+            _say(verbose, f"Read the counts of {stored.n_images} training images from {folder}.")
+            return CooccurrenceCounts(
+                n_images=stored.n_images,
+                vocabulary=dataset.vocabulary,
+                label_counts=stored.label_counts,
+                pair_counts=stored.pair_counts,
+            )
+    _begin(folder, "counts", settings, "stale" if status != "absent" else status)
+    train_set, _ = dataset.split(validation_fraction=validation_fraction, random_state=split_random_state)
+    counts = count_cooccurrence(train_set.labels, train_set.vocabulary)
+    counts.save_json(folder / "counts.json", description=f"Co-occurrence counts of the training split of {dataset.name}.")
+    _write_settings(folder, "counts", settings, complete=True)
+    _say(verbose, f"Counted {counts.n_images} training images into {folder}.")
+    return counts
+
+
+def ensure_embedding(results_dir, counts, *, dim: int, verbose: bool = True, **embed_options):
+    """The spectral label embedding of ``counts``, from ``RESULTS/embedding`` when it matches.
+
+    Parameters
+    ----------
+    counts : CooccurrenceCounts
+    dim : int
+        Embedding dimension ``k``.
+    **embed_options
+        Keyword arguments of :func:`workbench.spectral.embed_labels` (PMI policy,
+        diagonal …); give :func:`ensure_comparison` the same ``embed_options`` so that
+        the comparison's pmi head uses this very embedding.
+
+    Returns
+    -------
+    LabelEmbedding
+    """
+    from workbench.spectral import LabelEmbedding, embed_labels
+
+    folder = Path(results_dir) / "embedding"
+    settings = {"counts": counts_fingerprint(counts), "dim": int(dim), "embed_options": dict(embed_options)}
+    status = _status(folder, "embedding", settings)
+    if status == "complete":
+        embedding = LabelEmbedding.load(folder)
+        _say(verbose, f"Read the {embedding.num_labels} × {embedding.embedding_dim} label embedding from {folder}.")
+        return embedding
+    _begin(folder, "embedding", settings, "stale" if status != "absent" else status)
+    embedding = embed_labels(counts, dim=int(dim), **embed_options)
+    embedding.save(folder)
+    _write_settings(folder, "embedding", settings, complete=True)
+    _say(verbose, f"Computed the {embedding.num_labels} × {embedding.embedding_dim} label embedding into {folder}.")
+    return embedding
+
+
+# ---------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------
+def pmi_train_config(
+    *, epochs: int, batch_size: int, model, validation_fraction: float, split_random_state: int = 0, random_state: int = 0, workers: int = 2
+):
+    """The :class:`~workbench.training.TrainConfig` that :func:`workbench.training.compare` gives its pmi head.
+
+    Same head, epochs, batch size, explicit default learning rate, split and seed, so a
+    run trained with it is the comparison's ``pmi-seed<random_state>`` run.
+    """
+    from dataclasses import replace
+
+    from workbench.training import DEFAULT_LEARNING_RATES, TrainConfig
+
+    return TrainConfig(
+        head="pmi",
+        epochs=int(epochs),
+        batch_size=int(batch_size),
+        learning_rate=DEFAULT_LEARNING_RATES["pmi"],
+        embedding_dim=None,
+        validation_fraction=float(validation_fraction),
+        split_random_state=int(split_random_state),
+        random_state=int(random_state),
+        workers=int(workers),
+        model=replace(model),
+    )
+
+
+def _run_settings(dataset, embedding, config) -> dict:
+    train = {k: v for k, v in config.to_dict().items() if k not in ("workers", "verbose")}
+    return {"data": dataset_fingerprint(dataset), "embedding": _vectors_fingerprint(embedding.vectors), "train": train}
+
+
+def ensure_run(results_dir, dataset, embedding, *, config, callbacks=(), verbose: int = 1):
+    """The pmi-head run of ``RESULTS/run/pmi-seed<seed>``: loaded when finished, resumed when interrupted, else trained.
+
+    Parameters
+    ----------
+    dataset : MultiLabelDataset
+        Split with ``config.validation_fraction`` and ``config.split_random_state``.
+    embedding : LabelEmbedding
+        The label vectors the targets are built from (for example :func:`ensure_embedding`).
+    config : TrainConfig
+        Usually :func:`pmi_train_config`.
+    callbacks : sequence of keras callbacks
+        For example :func:`live_history` (only called while training).
+    verbose : int
+        As in :func:`workbench.training.train`.
+
+    Returns
+    -------
+    TrainedRun
+    """
+    from workbench.training import load_run, train
+
+    if config.head != "pmi":
+        raise ValueError(f"ensure_run trains the pmi head; got head={config.head!r} (use workbench.training.train).")
+    folder = Path(results_dir) / "run"
+    run_dir = folder / f"pmi-seed{config.random_state}"
+    settings = _run_settings(dataset, embedding, config)
+    status = _status(folder, "run", settings)
+    if status == "complete" and (run_dir / "model.keras").is_file():
+        run = load_run(run_dir)
+        if verbose:
+            print(f"Loaded the trained run of {run_dir} ({len(run.history)} epochs).")
+        return run
+    # A stale folder holds only the workspace's own earlier run (it has our settings file): start over.
+    _begin(folder, "run", settings, "stale" if status == "complete" else status)
+    train_set, validation_set = dataset.split(
+        validation_fraction=config.validation_fraction, random_state=config.split_random_state
+    )
+    run = train(
+        train_set, validation=validation_set, config=config, out_dir=run_dir, embedding=embedding,
+        callbacks=list(callbacks), verbose=verbose,
+    )
+    _write_settings(folder, "run", settings, complete=True)
+    return run
+
+
+def _comparison_settings(dataset, *, heads, seeds, epochs, batch_size, model, embedding_dim, validation_fraction,
+                         split_random_state, embed_options) -> dict:
+    return {
+        "data": dataset_fingerprint(dataset),
+        "heads": [str(h) for h in heads],
+        "seeds": [int(s) for s in seeds],
+        "epochs": int(epochs),
+        "batch_size": int(batch_size),
+        "model": model.to_dict(),
+        "embedding_dim": int(embedding_dim),
+        "validation_fraction": float(validation_fraction),
+        "split_random_state": int(split_random_state),
+        "embed_options": dict(embed_options or {}),
+    }
+
+
+def ensure_comparison(
+    results_dir,
+    dataset,
+    *,
+    heads,
+    seeds,
+    epochs: int,
+    batch_size: int,
+    model,
+    embedding_dim: int,
+    validation_fraction: float,
+    split_random_state: int = 0,
+    embed_options: dict | None = None,
+    workers: int = 2,
+    verbose: int = 1,
+):
+    """The head comparison of ``RESULTS/comparison`` (:func:`workbench.training.compare`), run when absent or different.
+
+    When ``RESULTS/run`` holds a finished pmi run with exactly the settings the
+    comparison gives its pmi head for one of ``seeds`` (see :func:`pmi_train_config`)
+    and the same label embedding, it is copied in as that run, so it is not trained
+    twice. An interrupted comparison resumes where it stopped.
+
+    Returns
+    -------
+    dict
+        The contents of ``RESULTS/comparison/results.json``:
+        ``{"config": {...}, "runs": [{"head", "seed", "history"}, …]}``.
+    """
+    from workbench.training import compare
+
+    folder = Path(results_dir) / "comparison"
+    settings = _comparison_settings(
+        dataset, heads=heads, seeds=seeds, epochs=epochs, batch_size=batch_size, model=model,
+        embedding_dim=embedding_dim, validation_fraction=validation_fraction,
+        split_random_state=split_random_state, embed_options=embed_options,
+    )
+    status = _status(folder, "comparison", settings)
+    if status == "complete" and (folder / "results.json").is_file():
+        if verbose:
+            print(f"Read the comparison of {folder} ({len(settings['heads'])} heads × {len(settings['seeds'])} seeds).")
+        return read_json(folder / "results.json")
+    _begin(folder, "comparison", settings, "stale" if status == "complete" else status)
+    if "pmi" in settings["heads"]:
+        _adopt_pmi_run(
+            Path(results_dir) / "run", folder, dataset, seeds=settings["seeds"], epochs=epochs, batch_size=batch_size,
+            model=model, embedding_dim=embedding_dim, validation_fraction=validation_fraction,
+            split_random_state=split_random_state, embed_options=embed_options or {}, verbose=verbose,
+        )
+    results = compare(
+        dataset, out_dir=folder, heads=settings["heads"], embedding_dim=embedding_dim, epochs=epochs,
+        seeds=settings["seeds"], batch_size=batch_size, model=model, validation_fraction=validation_fraction,
+        split_random_state=split_random_state, embed_options=embed_options, workers=workers, verbose=verbose,
+    )
+    _write_settings(folder, "comparison", settings, complete=True)
+    return results
+
+
+def _adopt_pmi_run(run_folder: Path, folder: Path, dataset, *, seeds, epochs, batch_size, model, embedding_dim,
+                   validation_fraction, split_random_state, embed_options, verbose) -> None:
+    """Copy ``RESULTS/run/pmi-seed<s>`` in as ``runs/pmi-seed<s>`` when it is exactly that run, finished."""
+    saved = _read_settings(run_folder)
+    if saved is None or not saved.get("complete"):
+        return
+    from workbench.cooccurrence import count_cooccurrence
+    from workbench.spectral import embed_labels
+
+    train_set, _ = dataset.split(validation_fraction=validation_fraction, random_state=split_random_state)
+    embedding = embed_labels(count_cooccurrence(train_set.labels, train_set.vocabulary), dim=int(embedding_dim), **embed_options)
+    for seed in seeds:
+        target = folder / "runs" / f"pmi-seed{seed}"
+        if target.exists():
+            continue
+        config = pmi_train_config(
+            epochs=epochs, batch_size=batch_size, model=model, validation_fraction=validation_fraction,
+            split_random_state=split_random_state, random_state=seed,
+        )
+        source = run_folder / f"pmi-seed{seed}"
+        if source.is_dir() and saved.get("settings") == _normalised(_run_settings(dataset, embedding, config)):
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("results.sqlite*"))
+            if verbose:
+                print(f"Reusing the trained run of {source} as the comparison's pmi run with seed {seed}.")
+            return
+
+
+# ---------------------------------------------------------------------------------
+# live training curves
+# ---------------------------------------------------------------------------------
+def live_history(*, metrics=("loss", "map_at_100"), title: str | None = None):
+    """A Keras callback that redraws the training curves in the notebook after every epoch.
+
+    It reads the records that :class:`workbench.metrics.EvaluationCallback` merges
+    into each epoch's logs (``loss``, ``map_at_100``, ``macro_ap`` …) and draws one
+    panel per metric with :func:`workbench.plot.plot_history`, replacing the previous
+    drawing (one figure in the notebook's output, updated in place).
+
+    Returns
+    -------
+    keras.callbacks.Callback
+        Its ``history`` attribute holds the records seen so far.
+    """
+    import keras
+
+    metrics = tuple(metrics)
+
+    class LiveHistory(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.history: list[dict] = []
+            self._handle = None
+
+        def on_epoch_end(self, epoch, logs=None):
+            record = {"epoch": int(epoch) + 1, **{k: float(v) for k, v in (logs or {}).items() if np.isscalar(v)}}
+            self.history.append(record)
+            self._draw()
+
+        def _draw(self):
+            import matplotlib.pyplot as plt
+
+            from workbench.plot import plot_history
+
+            figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.2), squeeze=False)
+            for ax, metric in zip(axes[0], metrics):
+                plot_history(self.history, metric=metric, ax=ax)
+            if title:
+                figure.suptitle(title)
+            figure.tight_layout()
+            try:
+                from IPython.display import display
+
+                if self._handle is None:
+                    self._handle = display(figure, display_id=True)
+                else:
+                    self._handle.update(figure)
+            except ImportError:  # not in IPython: nothing to show live
+                pass
+            plt.close(figure)
+
+    return LiveHistory()
+
+
+# ---------------------------------------------------------------------------------
+# small helpers the notebooks share
+# ---------------------------------------------------------------------------------
+def example_labels(counts, *, num_groups: int = 2, per_group: int = 3) -> np.ndarray:
+    """A handful of labels for worked examples: frequent labels with their usual companions.
+
+    Takes the most frequent label and the ``per_group - 1`` labels that co-occur with
+    it most often. Each further group is anchored on a frequent label (at least the
+    median count) of a Unicode subgroup not chosen yet that meets the labels chosen so
+    far least often (more frequent first among equals), again with its companions. So
+    the example shows labels that belong together (positive PMI), labels that rarely
+    meet (negative PMI) and, usually, pairs that never meet (undefined PMI).
+
+    Parameters
+    ----------
+    counts : CooccurrenceCounts
+    num_groups, per_group : int
+
+    Returns
+    -------
+    ndarray of int64
+        Label positions, group by group (at most ``num_groups * per_group``).
+    """
+    vocabulary = counts.vocabulary
+    subgroups = np.array(vocabulary.subgroups if vocabulary.subgroups is not None else [""] * len(vocabulary), dtype=object)
+    pairs = counts.pair_counts.tocsr()
+    label_counts = counts.label_counts
+    frequent = label_counts >= max(1, np.median(label_counts[label_counts > 0])) if np.any(label_counts > 0) else label_counts > 0
+    chosen: list[int] = []
+    used_subgroups: set = set()
+    for group in range(int(num_groups)):
+        candidates = [
+            i for i in range(len(vocabulary))
+            if i not in chosen and frequent[i] and (not subgroups[i] or subgroups[i] not in used_subgroups)
+        ]
+        if not candidates:
+            break
+        met = np.asarray(pairs[chosen].sum(axis=0)).ravel() if chosen else np.zeros(len(vocabulary))
+        anchor = min(candidates, key=lambda i: (met[i], -label_counts[i], i))
+        chosen.append(int(anchor))
+        used_subgroups.add(subgroups[anchor])
+        row = pairs.getrow(anchor)
+        for companion in row.indices[np.lexsort((row.indices, -row.data))]:
+            if len(chosen) == (group + 1) * int(per_group):
+                break
+            if int(companion) not in chosen:
+                chosen.append(int(companion))
+                used_subgroups.add(subgroups[companion])
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def format_table(rows, *, columns, digits: int = 3) -> str:
+    """Rows as an aligned plain-text table (floats with ``digits`` decimals).
+
+    Parameters
+    ----------
+    rows : sequence of sequences
+    columns : sequence of str
+        Header of each column.
+    """
+    def cell(value) -> str:
+        if isinstance(value, (float, np.floating)):
+            return f"{float(value):.{digits}f}"
+        return str(value)
+
+    table = [[str(c) for c in columns]] + [[cell(v) for v in row] for row in rows]
+    if any(len(row) != len(columns) for row in table):
+        raise ValueError(f"Every row needs {len(columns)} values, one per column.")
+    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
+    lines = ["  ".join(text.rjust(width) if i else text.ljust(width) for i, (text, width) in enumerate(zip(row, widths))).rstrip()
+             for row in table]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
