@@ -132,3 +132,16 @@ def test_image_grid_tiles_images_with_captions():
         plot_image_grid(images, titles=["a"])
     with pytest.raises(ValueError, match="at least one"):
         plot_image_grid([])
+
+
+def test_label_map_legend_names_every_group():
+    import numpy as np
+
+    from workbench.plot import plot_label_map
+
+    coordinates = np.random.default_rng(0).normal(size=(6, 2))
+    groups = ["Food & Drink", "Animals & Nature", "Food & Drink", "Objects", "Objects", "Objects"]
+    ax = plot_label_map(coordinates, labels=list("abcdef"), groups=groups, chosen=0, highlight=[1, 2])
+    legend_names = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert legend_names == ["Food & Drink", "Animals & Nature", "Objects"]
+    assert plot_label_map(coordinates, groups=groups, legend=False).get_legend() is None

@@ -243,6 +243,7 @@ def plot_label_map(
     ax=None,
     title: str | None = None,
     point_size: float | None = None,
+    legend: bool = True,
 ):
     """Scatter of every label on a 2-D map, the chosen label and its neighbours named.
 
@@ -259,6 +260,8 @@ def plot_label_map(
     highlight : sequence of int, optional
         Indices drawn large and annotated (for example the nearest labels).
     ax : matplotlib Axes, optional
+    legend : bool, default=True
+        With ``groups``, a legend of the group colours (the first 20 groups).
     point_size : float, optional
         Marker size of the background points (default shrinks with ``C``, so 17,000
         labels stay readable).
@@ -305,6 +308,14 @@ def plot_label_map(
             str(labels[chosen]), points[chosen], xytext=(6, -12), textcoords="offset points", fontsize=10,
             fontweight="bold", bbox=box, zorder=6,
         )
+    if groups is not None and legend:
+        from matplotlib.lines import Line2D
+
+        handles = [
+            Line2D([], [], marker="o", linestyle="", markersize=6, markerfacecolor=colour_of[name], markeredgewidth=0, label=name)
+            for name in names[:20]
+        ]
+        ax.legend(handles=handles, title="group", fontsize=7, title_fontsize=8, loc="best", framealpha=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:
