@@ -1,0 +1,326 @@
+"""Spectral label embeddings: solvers against dense references, LabelEmbedding, diagnostics."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from sklearn.metrics.pairwise import cosine_similarity as sklearn_cosine
+
+from workbench.cooccurrence import CooccurrenceCounts, count_cooccurrence
+from workbench.labels import Vocabulary, label_matrix
+from workbench.pmi import pmi_matrix
+from workbench.spectral import (
+    LabelEmbedding,
+    cosine_similarities,
+    embed_labels,
+    energy_kept,
+    nearest_labels,
+    reconstruction_error,
+    spectral_embedding,
+    spectrum,
+)
+
+
+def symmetric_matrix(size, *, seed=0, positive=None):
+    """A random symmetric matrix with separated eigenvalues, ``positive`` of them > 0."""
+    rng = np.random.default_rng(seed)
+    positive = size // 2 if positive is None else positive
+    values = np.concatenate([np.linspace(10.0, 1.0, positive), -np.linspace(0.5, 8.0, size - positive)])
+    basis, _ = np.linalg.qr(rng.standard_normal((size, size)))
+    matrix = (basis * values) @ basis.T
+    return (matrix + matrix.T) / 2
+
+
+def decaying_matrix(size, *, seed=0):
+    """Symmetric, with geometrically decaying eigenvalues of both signs (as PMI spectra)."""
+    rng = np.random.default_rng(seed)
+    half = size // 2
+    values = np.concatenate([100.0 * 0.9 ** np.arange(half), -60.0 * 0.9 ** np.arange(size - half)])
+    basis, _ = np.linalg.qr(rng.standard_normal((size, size)))
+    matrix = (basis * values) @ basis.T
+    return (matrix + matrix.T) / 2
+
+
+def topic_counts(*, num_labels, num_images, seed=0, labels_per_topic=10):
+    """Counts of label sets drawn from topics: a PMI spectrum with a few strong directions."""
+    rng = np.random.default_rng(seed)
+    topics = rng.integers(0, max(1, num_labels // labels_per_topic), size=num_labels)
+    weights = 1.0 / np.arange(1, num_labels + 1)
+    label_sets = []
+    for _ in range(num_images):
+        topic = rng.integers(0, topics.max() + 1)
+        members = np.flatnonzero(topics == topic)
+        pool = np.concatenate([members, rng.integers(0, num_labels, size=2)])
+        p = weights[pool] / weights[pool].sum()
+        label_sets.append({f"l{i}" for i in rng.choice(pool, size=min(4, len(pool)), p=p)})
+    vocabulary = Vocabulary(tuple(f"l{i}" for i in range(num_labels)))
+    return count_cooccurrence(label_matrix(label_sets, vocabulary), vocabulary)
+
+
+# -- solvers ---------------------------------------------------------------------------------
+def test_drop_gives_the_psd_projection_when_k_is_the_number_of_positive_eigenvalues():
+    matrix = symmetric_matrix(40, positive=15)
+    result = spectral_embedding(matrix, dim=15, solver="exact")
+    values, vectors = np.linalg.eigh(matrix)
+    psd = (vectors * np.maximum(values, 0)) @ vectors.T
+    reconstruction = result.vectors.astype(np.float64) @ result.vectors.T
+    np.testing.assert_allclose(reconstruction, psd, atol=1e-5 * np.abs(psd).max())
+    np.testing.assert_allclose(result.eigenvalues, np.sort(values)[::-1][:15], rtol=1e-10)
+    assert result.vectors.dtype == np.float32 and result.vectors.shape == (40, 15)
+
+
+def test_drop_warns_and_returns_the_achievable_dimension():
+    matrix = symmetric_matrix(30, positive=6)
+    with pytest.warns(UserWarning, match=r"dim=10 but the 30-label PMI matrix has only 6 usable positive"):
+        result = spectral_embedding(matrix, dim=10, solver="exact")
+    assert result.vectors.shape == (30, 6) and np.all(result.eigenvalues > 0)
+    assert result.info["dim_requested"] == 10 and result.info["dim"] == 6
+
+
+def test_abs_equals_the_svd_embedding():
+    matrix = symmetric_matrix(36, positive=10, seed=3)
+    result = spectral_embedding(matrix, dim=12, negative="abs", solver="exact")
+    u, singular, _ = np.linalg.svd(matrix)
+    np.testing.assert_allclose(np.abs(result.eigenvalues), singular[:12], rtol=1e-10)
+    svd_embedding = u[:, :12] * np.sqrt(singular[:12])
+    np.testing.assert_allclose(
+        result.vectors.astype(np.float64) @ result.vectors.T, svd_embedding @ svd_embedding.T, atol=1e-5 * singular[0]
+    )
+    assert np.any(result.eigenvalues < 0)  # large negative eigenvalues are used, with |λ|
+
+
+def test_signs_are_deterministic():
+    matrix = decaying_matrix(200, seed=4)
+    first = spectral_embedding(matrix, dim=8, solver="exact")
+    second = spectral_embedding(-(-matrix), dim=8, solver="exact", random_state=123)
+    np.testing.assert_array_equal(first.vectors, second.vectors)
+    rows = np.argmax(np.abs(first.vectors), axis=0)
+    assert np.all(first.vectors[rows, np.arange(8)] > 0)
+    randomized = [spectral_embedding(matrix, dim=8, solver="randomized", random_state=seed) for seed in (0, 1)]
+    for result in randomized:
+        rows = np.argmax(np.abs(result.vectors), axis=0)
+        assert np.all(result.vectors[rows, np.arange(8)] > 0)
+    np.testing.assert_allclose(randomized[0].vectors, randomized[1].vectors, atol=1e-3)
+
+
+def test_sparse_and_dense_inputs_agree():
+    counts = topic_counts(num_labels=60, num_images=800)
+    pmi = pmi_matrix(counts)
+    from_sparse = spectral_embedding(pmi, dim=6, solver="exact")
+    from_dense = spectral_embedding(pmi.toarray(), dim=6, solver="exact")
+    np.testing.assert_allclose(from_sparse.vectors, from_dense.vectors, atol=1e-6)
+
+
+def test_randomized_matches_exact_on_a_mid_size_pmi():
+    counts = topic_counts(num_labels=500, num_images=8000, seed=7)
+    pmi = pmi_matrix(counts)
+    exact = spectral_embedding(pmi, dim=24, solver="exact")
+    fast = spectral_embedding(pmi, dim=24, solver="randomized", tolerance=1e-3)
+    # every eigenvalue, the tail included, within 0.1%
+    np.testing.assert_allclose(fast.eigenvalues, exact.eigenvalues, rtol=1e-3)
+    assert fast.info["solver"] == "randomized" and fast.info["estimated_max_relative_error"] <= 1e-3 / 2
+    assert fast.info["max_relative_residual"] < 0.05  # the rigorous bound: each value within 5% of an eigenvalue
+    # same subspace: the reconstructions agree
+    exact_gram = exact.vectors.astype(np.float64) @ exact.vectors.T
+    fast_gram = fast.vectors.astype(np.float64) @ fast.vectors.T
+    assert np.linalg.norm(fast_gram - exact_gram) <= 1e-2 * np.linalg.norm(exact_gram)
+    for solver_result in (fast, exact):
+        assert solver_result.vectors.shape == (pmi.num_labels, 24)
+
+
+def test_randomized_abs_matches_exact():
+    matrix = decaying_matrix(300, seed=9)
+    exact = spectral_embedding(matrix, dim=20, negative="abs", solver="exact")
+    assert np.sum(exact.eigenvalues < 0) >= 5
+    fast = spectral_embedding(matrix, dim=20, negative="abs", solver="randomized")
+    np.testing.assert_allclose(fast.eigenvalues, exact.eigenvalues, rtol=1e-3)
+
+
+def test_randomized_survives_an_invariant_subspace():
+    # rank-4 matrix: the Krylov space stops growing after 4 directions
+    rng = np.random.default_rng(0)
+    factor = rng.standard_normal((200, 4))
+    matrix = factor @ factor.T
+    with pytest.warns(UserWarning, match="only 4 usable positive"):
+        result = spectral_embedding(matrix, dim=6, solver="randomized", block_size=8)
+    np.testing.assert_allclose(result.eigenvalues, np.linalg.eigvalsh(matrix)[::-1][:4], rtol=1e-4)
+
+
+def test_auto_picks_exact_for_small_matrices():
+    assert spectral_embedding(symmetric_matrix(20), dim=3).info["solver"] == "exact"
+
+
+@pytest.mark.parametrize(
+    "matrix, options, message",
+    [
+        (np.triu(np.ones((4, 4))), {}, "not symmetric"),
+        (np.full((3, 3), np.nan), {}, "NaN or infinite"),
+        (np.ones((3, 4)), {}, "square"),
+        (np.eye(3), {"dim": 0}, "dim must be a positive integer"),
+        (np.eye(3), {"solver": "lanczos"}, "Unknown solver 'lanczos'"),
+        (np.eye(3), {"negative": "keep"}, "Unknown negative='keep'"),
+    ],
+)
+def test_bad_inputs(matrix, options, message):
+    with pytest.raises(ValueError, match=message):
+        spectral_embedding(matrix, **{"dim": 2, **options})
+
+
+# -- diagnostics ------------------------------------------------------------------------------
+def test_spectrum_energy_and_reconstruction_error_follow_their_definitions():
+    matrix = symmetric_matrix(30, positive=12, seed=5)
+    values = spectrum(matrix)
+    np.testing.assert_allclose(values, np.sort(np.linalg.eigvalsh(matrix))[::-1], atol=1e-10)
+    result = spectral_embedding(matrix, dim=5, solver="exact")
+    direct = np.linalg.norm(result.vectors.astype(np.float64) @ result.vectors.T - matrix) / np.linalg.norm(matrix)
+    assert reconstruction_error(result.vectors, matrix) == pytest.approx(direct, rel=1e-6)
+    assert reconstruction_error(result.vectors, sp.csr_matrix(matrix)) == pytest.approx(direct, rel=1e-6)
+    kept = energy_kept(result.eigenvalues, matrix)
+    assert kept == pytest.approx(np.sum(values[:5] ** 2) / np.sum(values**2), rel=1e-10)
+    assert kept == pytest.approx(1 - direct**2, rel=1e-5)  # drop: energy kept = 1 − error²
+
+
+# -- LabelEmbedding --------------------------------------------------------------------------
+@pytest.fixture()
+def embedding():
+    vocabulary = Vocabulary(("cat", "dog", "car", "truck", "void"), ("animal", "animal", "vehicle", "vehicle", "none"))
+    vectors = np.array([[1.0, 0.1], [0.9, 0.2], [-0.1, 1.0], [0.0, 0.8], [0.0, 0.0]])
+    return LabelEmbedding(
+        vocabulary=vocabulary, vectors=vectors, eigenvalues=[2.0, 1.0],
+        label_counts=np.array([5, 4, 3, 2, 1]), settings={"note": "test"},
+    )
+
+
+def test_properties_and_similarities(embedding):
+    assert embedding.num_labels == 5 and embedding.embedding_dim == 2
+    points = np.array([[1.0, 0.0], [0.0, 0.0], [0.3, -0.7]])
+    similarity = embedding.similarities(points)
+    assert similarity.shape == (3, 5) and similarity.dtype == np.float32
+    np.testing.assert_allclose(similarity, sklearn_cosine(points, embedding.vectors), atol=1e-6)
+    assert np.all(similarity[1] == 0) and np.all(similarity[:, 4] == 0)  # zero norm: 0, never NaN
+    np.testing.assert_allclose(cosine_similarities(points[0], embedding.vectors), similarity[:1])
+    with pytest.raises(ValueError, match="3 dimensions but label vectors have 2"):
+        embedding.similarities(np.ones((1, 3)))
+
+
+def test_nearest(embedding):
+    neighbours = embedding.nearest("cat", top=3)
+    assert [name for name, _ in neighbours] == ["dog", "truck", "car"]  # car and void tie at 0: vocabulary order
+    assert neighbours[0][1] == pytest.approx(float(sklearn_cosine([[1.0, 0.1]], [[0.9, 0.2]])[0, 0]), abs=1e-6)
+    assert len(embedding.nearest("cat", top=100)) == 4  # never itself
+    with pytest.raises(KeyError, match=r"Unknown label 'kat'.*'cat'"):
+        embedding.nearest("kat")
+    with pytest.raises(ValueError, match="top must be a positive integer"):
+        embedding.nearest("cat", top=0)
+    assert nearest_labels(embedding, ["car"], top=1) == {"car": [("truck", pytest.approx(0.99, abs=0.01))]}
+
+
+def test_save_load_round_trip(embedding, tmp_path):
+    embedding.save(tmp_path / "emb")
+    assert sorted(p.name for p in (tmp_path / "emb").iterdir()) == ["embedding.json", "embedding.npz"]
+    with np.load(tmp_path / "emb" / "embedding.npz", allow_pickle=False) as archive:
+        assert set(archive.files) == {"vectors", "eigenvalues", "label_counts"}
+        assert archive["vectors"].dtype == np.float32 and archive["label_counts"].dtype == np.int64
+    loaded = LabelEmbedding.load(tmp_path / "emb")
+    np.testing.assert_array_equal(loaded.vectors, embedding.vectors)
+    np.testing.assert_array_equal(loaded.eigenvalues, embedding.eigenvalues)
+    np.testing.assert_array_equal(loaded.label_counts, embedding.label_counts)
+    assert loaded.vocabulary == embedding.vocabulary and loaded.vocabulary.groups == embedding.vocabulary.groups
+    assert loaded.settings == {"note": "test"}
+    without_counts = LabelEmbedding(vocabulary=embedding.vocabulary, vectors=embedding.vectors, eigenvalues=[1, 1], settings={})
+    assert LabelEmbedding.load(without_counts.save(tmp_path / "plain")).label_counts is None
+
+
+def test_load_detects_broken_directories(embedding, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such embedding directory"):
+        LabelEmbedding.load(tmp_path / "absent")
+    directory = embedding.save(tmp_path / "emb")
+    meta = json.loads((directory / "embedding.json").read_text())
+    meta["num_labels"] = 4
+    (directory / "embedding.json").write_text(json.dumps(meta))
+    with pytest.raises(ValueError, match="do not belong together"):
+        LabelEmbedding.load(directory)
+    (directory / "embedding.npz").unlink()
+    with pytest.raises(FileNotFoundError, match="missing embedding.npz"):
+        LabelEmbedding.load(directory)
+
+
+def test_constructor_validates_shapes(embedding):
+    with pytest.raises(ValueError, match="4 label vectors for a vocabulary of 5"):
+        LabelEmbedding(vocabulary=embedding.vocabulary, vectors=np.ones((4, 2)), eigenvalues=[1, 1], settings={})
+    with pytest.raises(ValueError, match="1 eigenvalues for 2 embedding dimensions"):
+        LabelEmbedding(vocabulary=embedding.vocabulary, vectors=np.ones((5, 2)), eigenvalues=[1], settings={})
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        LabelEmbedding(vocabulary=embedding.vocabulary, vectors=np.full((5, 2), np.inf), eigenvalues=[1, 1], settings={})
+
+
+def test_export_projector(embedding, tmp_path):
+    vocabulary = Vocabulary(("tab\tname", "b", "c", "d", "e"), ("g\n1", "", "", "", ""))
+    odd = LabelEmbedding(vocabulary=vocabulary, vectors=embedding.vectors, eigenvalues=[1, 1], label_counts=embedding.label_counts, settings={})
+    for item in (embedding, odd):
+        directory = item.export_projector(tmp_path / "projector")
+        vectors = np.loadtxt(directory / "vectors.tsv", delimiter="\t", dtype=np.float32)
+        np.testing.assert_array_equal(vectors, item.vectors)  # 9 significant digits: float32 round trip
+        lines = (directory / "metadata.tsv").read_text().splitlines()
+        assert lines[0] == "label\tgroup\tcount" and len(lines) == 6
+        assert all(len(line.split("\t")) == 3 for line in lines)
+    assert lines[1] == "tab name\tg 1\t5"
+    assert embedding.export_projector(tmp_path / "p2") and (tmp_path / "p2" / "metadata.tsv").read_text().splitlines()[1] == "cat\tanimal\t5"
+
+
+# -- embed_labels ----------------------------------------------------------------------------
+def test_embed_labels_records_every_choice(tmp_path):
+    counts = topic_counts(num_labels=40, num_images=500)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        embedding = embed_labels(counts, dim=4, policy="clip", clip_value=-1.0, shift=2.0, context_exponent=0.75, negative="abs")
+    settings = embedding.settings
+    assert settings["pmi"]["policy"] == "clip" and settings["pmi"]["clip_value"] == -1.0
+    assert settings["pmi"]["shift"] == 2.0 and settings["pmi"]["context_exponent"] == 0.75
+    assert settings["spectral"]["negative"] == "abs" and settings["spectral"]["solver"] == "exact"
+    assert settings["data"]["n_images"] == 500
+    assert 0 < settings["diagnostics"]["energy_kept"] <= 1
+    assert embedding.label_counts is not None and embedding.num_labels == counts.num_labels - settings["pmi"]["num_labels_total"] + settings["pmi"]["num_labels_kept"]
+    LabelEmbedding.load(embedding.save(tmp_path / "e"))  # settings are JSON-serialisable
+
+
+def test_embed_labels_drops_labels_that_never_occur():
+    vocabulary = Vocabulary(("a", "b", "c", "ghost"))
+    counts = count_cooccurrence(label_matrix([("a", "b"), ("b", "c"), ("a", "c"), ("a",)], vocabulary), vocabulary)
+    with pytest.warns(UserWarning, match="'ghost'"):
+        embedding = embed_labels(counts, dim=2)
+    assert "ghost" not in embedding.vocabulary
+
+
+# -- real data: observed neighbours ----------------------------------------------------------
+def _names(neighbours):
+    return [name for name, _ in neighbours]
+
+
+@pytest.mark.shared_data
+def test_coco_neighbours_make_sense(shared_data):
+    counts = CooccurrenceCounts.load_json(shared_data / "cooccurrence" / "coco2014_train.json")
+    embedding = embed_labels(counts, dim=32)
+    assert set(_names(embedding.nearest("fork", top=3))) >= {"knife", "spoon"}
+    assert _names(embedding.nearest("keyboard", top=1)) == ["mouse"]
+    assert "laptop" in _names(embedding.nearest("keyboard", top=3))
+    assert _names(embedding.nearest("skis", top=1)) == ["snowboard"]
+    assert _names(embedding.nearest("tennis racket", top=1)) == ["sports ball"]
+    assert set(_names(embedding.nearest("toothbrush", top=3))) == {"hair drier", "toilet", "sink"}
+    ppmi = embed_labels(counts, dim=32, policy="ppmi")
+    assert set(_names(ppmi.nearest("fork", top=4))) >= {"knife", "spoon"}
+    assert _names(ppmi.nearest("keyboard", top=1)) == ["mouse"]
+
+
+@pytest.mark.shared_data
+def test_voc_neighbours_make_sense(shared_data):
+    counts = CooccurrenceCounts.load_json(shared_data / "cooccurrence" / "voc2007_trainval.json")
+    embedding = embed_labels(counts, dim=8)
+    assert _names(embedding.nearest("sofa", top=1)) == ["tvmonitor"]
+    assert set(_names(embedding.nearest("chair", top=3))) >= {"pottedplant", "sofa"}
+    assert set(_names(embedding.nearest("diningtable", top=2))) == {"bottle", "chair"}
+    ppmi = embed_labels(counts, dim=8, policy="ppmi")
+    assert _names(ppmi.nearest("bus", top=1)) == ["car"]
+    assert _names(ppmi.nearest("bicycle", top=1))[0] in {"motorbike", "horse"}  # tied at similarity ~1.0
