@@ -111,6 +111,39 @@ def test_images_from_files_match_in_memory_and_resize(tmp_path):
     np.testing.assert_array_equal(ImageSource(on_disk, image_size=8).get([2])[0], load_image(on_disk.path_of(2), size=8))
 
 
+def test_images_from_files_are_decoded_once_when_they_fit_the_cache(tmp_path, monkeypatch):
+    from PIL import Image
+
+    import workbench.images
+
+    dataset = coloured_squares(6)
+    (tmp_path / "images").mkdir()
+    for n, image in enumerate(dataset.images):
+        Image.fromarray(image).save(tmp_path / dataset.image_paths[n])
+    on_disk = MultiLabelDataset(
+        image_paths=dataset.image_paths, label_sets=dataset.label_sets, vocabulary=dataset.vocabulary, root=tmp_path
+    )
+    decoded = []
+    real_load_image = workbench.images.load_image
+    monkeypatch.setattr(workbench.images, "load_image", lambda path, **kw: decoded.append(path) or real_load_image(path, **kw))
+
+    cached = ImageSource(on_disk, image_size=16)
+    np.testing.assert_array_equal(cached.get([4, 1]), dataset.images[[4, 1]])
+    np.testing.assert_array_equal(cached.get([1, 4, 0]), dataset.images[[1, 4, 0]])  # 1 and 4 from the cache
+    assert len(decoded) == 3 and cached.num_cached == 3
+    # the cached copy is not aliased to a returned batch
+    batch = cached.get([0])
+    batch[:] = 0
+    np.testing.assert_array_equal(cached.get([0])[0], dataset.images[0])
+
+    decoded.clear()
+    too_small = ImageSource(on_disk, image_size=16, cache_bytes=16 * 16 * 3 * 5)  # 6 images do not fit in 5
+    too_small.get([2]), too_small.get([2])
+    assert len(decoded) == 2 and too_small.num_cached == 0
+    with pytest.raises(ValueError, match="cache_bytes"):
+        ImageSource(on_disk, image_size=16, cache_bytes=-1)
+
+
 # ---------------------------------------------------------------------------------
 # train, run directories, load_run
 # ---------------------------------------------------------------------------------

@@ -269,6 +269,10 @@ def _train_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=int, default=16, metavar="W", help="channels of the first block (default: 16)")
     parser.add_argument("--depth", type=int, default=4, metavar="D", help="convolution blocks (default: 4)")
     parser.add_argument("--no-augment", action="store_true", help="turn off random flips and shifts")
+    parser.add_argument(
+        "--batchnorm-momentum", type=float, default=0.99, metavar="M",
+        help="momentum of batch-norm's moving statistics (default: 0.99; lower, e.g. 0.9, for runs of few hundred steps)",
+    )
     parser.add_argument("--validation-fraction", type=float, default=0.1, metavar="F", help="held-out share (default: 0.1)")
     parser.add_argument("--workers", type=int, default=2, metavar="T", help="threads preparing batches (default: 2)")
 
@@ -276,7 +280,10 @@ def _train_model_arguments(parser: argparse.ArgumentParser) -> None:
 def _model_config(args):
     from workbench.models import ModelConfig
 
-    return ModelConfig(image_size=args.image_size, width=args.width, depth=args.depth, augment=not args.no_augment)
+    return ModelConfig(
+        image_size=args.image_size, width=args.width, depth=args.depth, augment=not args.no_augment,
+        batchnorm_momentum=args.batchnorm_momentum,
+    )
 
 
 def _load_data(args):

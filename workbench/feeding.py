@@ -2,7 +2,9 @@
 
 :class:`ImageSource` gives images by position, either from a data set's in-memory
 array or by decoding its image files with :func:`workbench.images.load_image` (one
-batch at a time: nothing is loaded up front). :class:`LabelBatches` is a
+batch at a time: nothing is loaded up front; each decoded image is kept in a cache
+when the whole set fits ``cache_bytes``, so later epochs read memory).
+:class:`LabelBatches` is a
 ``keras.utils.PyDataset`` over a source: it shuffles once per epoch with a seed that
 depends only on ``(random_state, epoch)`` (so a resumed run sees the same order as an
 uninterrupted one), builds the targets of a batch from the sparse label matrix, and
@@ -23,7 +25,11 @@ import keras
 import numpy as np
 import scipy.sparse as sp
 
-__all__ = ["ImageSource", "LabelBatches", "batch_targets"]
+__all__ = ["ImageSource", "LabelBatches", "batch_targets", "DECODE_CACHE_BYTES"]
+
+#: Decoded images of a data set on disk are cached in memory when they all fit in this
+#: many bytes (64×64 RGB: 12 KiB an image, so about 170,000 images).
+DECODE_CACHE_BYTES = 2 * 1024**3
 
 
 class ImageSource:
@@ -36,12 +42,27 @@ class ImageSource:
     image_size : int
         Side of the square images returned; in-memory images of another size are
         resized with the same filter as :func:`workbench.images.load_image`.
+    cache_bytes : int, optional
+        For a data set on disk: keep every decoded image in memory (decoded once, in
+        the first epoch) when all of them take at most this many bytes; 0 never
+        caches. Default :data:`DECODE_CACHE_BYTES`. Memory is only touched as
+        images are decoded.
     """
 
-    def __init__(self, dataset, *, image_size: int):
+    def __init__(self, dataset, *, image_size: int, cache_bytes: int | None = None):
         self.dataset = dataset
         self.image_size = int(image_size)
         self.images = dataset.images
+        self._cache = None
+        self._cached = None
+        if cache_bytes is None:
+            cache_bytes = DECODE_CACHE_BYTES
+        if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, (int, np.integer)) or cache_bytes < 0:
+            raise ValueError(f"cache_bytes must be a non-negative integer; got {cache_bytes!r}.")
+        if self.images is None and 0 < len(dataset) * self.image_size**2 * 3 <= cache_bytes:
+            # np.empty maps pages lazily: memory grows with the images decoded so far
+            self._cache = np.empty((len(dataset), self.image_size, self.image_size, 3), dtype=np.uint8)
+            self._cached = np.zeros(len(dataset), dtype=bool)
         if self.images is not None:
             images = self.images
             if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
@@ -57,6 +78,11 @@ class ImageSource:
     def in_memory(self) -> bool:
         return self.images is not None
 
+    @property
+    def num_cached(self) -> int:
+        """Decoded images held in the cache (0 for in-memory data sets or without a cache)."""
+        return 0 if self._cached is None else int(self._cached.sum())
+
     def get(self, positions) -> np.ndarray:
         """Images at ``positions``: ndarray of shape (B, size, size, 3), dtype uint8."""
         positions = np.asarray(positions, dtype=np.int64)
@@ -70,7 +96,14 @@ class ImageSource:
 
         out = np.empty((len(positions), size, size, 3), dtype=np.uint8)
         for slot, position in enumerate(positions):
+            if self._cached is not None and self._cached[position]:
+                out[slot] = self._cache[position]
+                continue
             out[slot] = load_image(self.dataset.path_of(int(position)), size=size)
+            if self._cached is not None:
+                # batches of one epoch are disjoint, so worker threads never share a slot
+                self._cache[position] = out[slot]
+                self._cached[position] = True
         return out
 
     def load_all(self) -> np.ndarray:
