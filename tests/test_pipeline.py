@@ -14,7 +14,7 @@ def _write_notebook(path, *sources):
     nbformat.write(notebook, path)
 
 
-def test_runs_notebooks_in_order_with_profile_and_results_folder(tmp_path):
+def test_runs_notebooks_in_order_with_profile_and_results_folder(tmp_path, capfd):
     notebooks = tmp_path / "notebooks"
     notebooks.mkdir()
     _write_notebook(
@@ -26,6 +26,8 @@ def test_runs_notebooks_in_order_with_profile_and_results_folder(tmp_path):
         notebooks / "02_second.ipynb",
         "import os, pathlib\nresults = pathlib.Path(os.environ['WORKBENCH_RESULTS'])\n"
         "assert (results / 'first.txt').read_text() == 'ci'\nprint('second saw first')",
+        # what the kernel process itself writes (TensorFlow's C++ logs do this) is logged, not shown
+        "os.write(2, b'kernel process noise\\n')",
     )
     (notebooks / "helper.ipynb").write_text("not a numbered notebook, never run")
     out = tmp_path / "results"
@@ -37,6 +39,8 @@ def test_runs_notebooks_in_order_with_profile_and_results_folder(tmp_path):
     assert "second saw first" in (out / "notebooks" / "02_second.html").read_text()
     summary = format_summary(job)
     assert "01_first.ipynb" in summary and str(out) in summary
+    assert "kernel process noise" in (out / "notebooks" / "02_second.kernel.log").read_text()
+    assert "kernel process noise" not in capfd.readouterr().err
 
 
 def test_failing_notebook_stops_the_job_and_keeps_its_traceback(tmp_path):

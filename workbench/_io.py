@@ -8,8 +8,10 @@ half-written file where a complete one is expected.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Iterator
@@ -34,6 +36,13 @@ def atomic_path(path: str | Path, *, suffix: str = "", durable: bool = True) -> 
     os.close(handle)
     temporary = Path(temporary)
     try:
+        # mkstemp creates the file private (0600): give it the mode a plain open() would,
+        # or keep the mode of the file it replaces
+        try:
+            mode = stat.S_IMODE(path.stat().st_mode)
+        except FileNotFoundError:
+            mode = 0o666 & ~_umask()
+        os.chmod(temporary, mode)
         yield temporary
         if durable:
             with open(temporary, "rb+") as stream:
@@ -43,6 +52,20 @@ def atomic_path(path: str | Path, *, suffix: str = "", durable: bool = True) -> 
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
         raise
+
+
+@functools.lru_cache(maxsize=1)
+def _umask() -> int:
+    """The process's umask (read once; setting it is the only portable way to read it)."""
+    try:  # Linux: read it without changing it (changing it races with other threads)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def atomic_write_bytes(path: str | Path, data: bytes, *, durable: bool = True) -> None:

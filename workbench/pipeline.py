@@ -9,7 +9,8 @@ kernel with two environment variables set, which its first code cell reads:
   artefacts (data set, counts, embedding, runs, comparison, store).
 
 For each notebook the executed copy (``.ipynb``) and an HTML export are written
-to ``<out>/notebooks/``. A notebook that fails stops the job with a one-line error
+to ``<out>/notebooks/``, with the kernel process's own log (``NAME.kernel.log``:
+TensorFlow's start-up lines and the like, not cell outputs) beside them. A notebook that fails stops the job with a one-line error
 naming the notebook and the cell; its partially executed copy is still written
 (under a ``.failed.ipynb`` name) so the traceback can be read.
 """
@@ -144,8 +145,12 @@ def run_notebooks(
             )
             started = time.perf_counter()
             error = None
+            # The kernel process's own stdout/stderr (TensorFlow's C++ start-up lines, kernel
+            # warnings; not cell outputs, which travel over Jupyter's protocol) go to a log file.
+            kernel_log_path = executed_dir / f"{path.stem}.kernel.log"
             try:
-                client.execute()
+                with open(kernel_log_path, "w", encoding="utf-8") as kernel_log:
+                    client.execute(stdout=kernel_log, stderr=kernel_log)
             except CellExecutionError as failure:
                 error = _first_line_of_failure(failure)
             finally:

@@ -461,19 +461,27 @@ def _projection(diagonal_blocks, sub_blocks) -> np.ndarray:
     return projected
 
 
-def _ritz_values(projected: np.ndarray, width: int, dim: int, negative: str) -> np.ndarray:
-    """Wanted Ritz values from the band of ``T`` (bandwidth ``width``), without vectors: ``O(m² b)``."""
+def _ritz_values(projected: np.ndarray, width: int) -> np.ndarray:
+    """Every Ritz value from the band of ``T`` (bandwidth ``width``), without vectors: ``O(m² b)``.
+
+    All of them (LAPACK ``sbevd``) rather than the wanted subset (``sbevx``): the
+    reduction to tridiagonal form dominates both, and the full tridiagonal solve is
+    faster than bisection for a thousand values (about 2.0 s against 3.2 s at
+    ``m = 5,728``, ``b = 32`` on two cores).
+    """
     import scipy.linalg
 
     size = projected.shape[0]
     band = np.zeros((width + 1, size))
     for offset in range(width + 1):
         band[offset, : size - offset] = np.diagonal(projected, -offset)
-    if negative == "drop" and dim < size:
-        values = scipy.linalg.eig_banded(band, lower=True, eigvals_only=True, select="i", select_range=(size - dim, size - 1))
-    else:
-        values = scipy.linalg.eig_banded(band, lower=True, eigvals_only=True)
-    return values
+    return scipy.linalg.eig_banded(band, lower=True, eigvals_only=True)
+
+
+def _wanted(values: np.ndarray, dim: int, negative: str) -> np.ndarray:
+    """The ``dim`` most significant of ``values``, most significant first."""
+    values = np.sort(values)
+    return values[np.argsort(-(values if negative == "drop" else np.abs(values)), kind="stable")[:dim]]
 
 
 def _ritz_pairs(projected: np.ndarray, dim: int, negative: str):
@@ -533,6 +541,7 @@ def _block_krylov_eigenpairs(
     filled = width
     next_check = max(4 * dim, dim + 4 * width, 2 * width) // width * width  # ~6k vectors are typical for 1%
     previous_values = None
+    expect_settled, ratio = False, 1.0
     history = []
     bar = None
     if progress:
@@ -574,21 +583,27 @@ def _block_krylov_eigenpairs(
             at_limit = filled + width > limit
             if filled >= next_check or at_limit:
                 projected = _projection(diagonal_blocks, sub_blocks)
-                values = np.sort(_ritz_values(projected, width, dim, negative))
-                values = values[np.argsort(-(values if negative == "drop" else np.abs(values)), kind="stable")[:dim]]
+                pairs = None
+                if expect_settled or at_limit:  # likely the last check: its eigenpairs give the values too
+                    pairs = _ritz_pairs(projected, dim, negative)
+                    values = _wanted(pairs[0], dim, negative)
+                else:
+                    values = _wanted(_ritz_values(projected, width), dim, negative)
                 change, estimate = np.inf, np.inf
                 if previous_values is not None and len(previous_values) == len(values):
                     change = float(np.max(np.abs(values - previous_values) / np.maximum(np.abs(values), 1e-300)))
                     if change == 0.0:
-                        estimate = 0.0
+                        estimate, ratio = 0.0, 0.0
                     elif history and np.isfinite(history[-1][1]) and change < history[-1][1]:
                         ratio = change / history[-1][1]  # geometric convergence: the rest of the way is a tail sum
                         estimate = change * ratio / (1.0 - ratio)
                 history.append((filled, change))
                 previous_values = values
+                # the next check shrinks the estimate by about the ratio again
+                expect_settled = bool(np.isfinite(estimate) and estimate * ratio <= tolerance / 2)
                 if estimate <= tolerance / 2 or at_limit:
                     # Rayleigh-Ritz with vectors: the certificate
-                    ritz, vectors = _ritz_pairs(projected, dim, negative)
+                    ritz, vectors = pairs if pairs is not None else _ritz_pairs(projected, dim, negative)
                     scale = np.abs(ritz).max()
                     chosen = _select(ritz, dim, negative, math.sqrt(size) * np.finfo(dtype).eps * scale)
                     residuals = np.linalg.norm(r @ vectors[filled - width :, chosen], axis=0)
