@@ -93,16 +93,22 @@ def test_label_batches_targets_shuffle_and_epochs():
     assert len(prediction) == 5 and prediction[4][0].shape == (5, 16, 16, 3)
 
 
-def test_images_from_files_match_in_memory_and_resize(tmp_path):
+def squares_on_disk(folder, num_images=6):
+    """``coloured_squares`` in memory and the same images as PNG files under ``folder``."""
     from PIL import Image
 
-    dataset = coloured_squares(6)
-    (tmp_path / "images").mkdir()
+    dataset = coloured_squares(num_images)
+    (folder / "images").mkdir()
     for n, image in enumerate(dataset.images):
-        Image.fromarray(image).save(tmp_path / dataset.image_paths[n])
+        Image.fromarray(image).save(folder / dataset.image_paths[n])
     on_disk = MultiLabelDataset(
-        image_paths=dataset.image_paths, label_sets=dataset.label_sets, vocabulary=dataset.vocabulary, root=tmp_path
+        image_paths=dataset.image_paths, label_sets=dataset.label_sets, vocabulary=dataset.vocabulary, root=folder
     )
+    return dataset, on_disk
+
+
+def test_images_from_files_match_in_memory_and_resize(tmp_path):
+    dataset, on_disk = squares_on_disk(tmp_path)
     np.testing.assert_array_equal(ImageSource(on_disk, image_size=16).get([4, 1]), dataset.images[[4, 1]])
     small = ImageSource(dataset, image_size=8).get([0, 1, 2])
     assert small.shape == (3, 8, 8, 3) and small.dtype == np.uint8
@@ -112,17 +118,9 @@ def test_images_from_files_match_in_memory_and_resize(tmp_path):
 
 
 def test_images_from_files_are_decoded_once_when_they_fit_the_cache(tmp_path, monkeypatch):
-    from PIL import Image
-
     import workbench.images
 
-    dataset = coloured_squares(6)
-    (tmp_path / "images").mkdir()
-    for n, image in enumerate(dataset.images):
-        Image.fromarray(image).save(tmp_path / dataset.image_paths[n])
-    on_disk = MultiLabelDataset(
-        image_paths=dataset.image_paths, label_sets=dataset.label_sets, vocabulary=dataset.vocabulary, root=tmp_path
-    )
+    dataset, on_disk = squares_on_disk(tmp_path)
     decoded = []
     real_load_image = workbench.images.load_image
     monkeypatch.setattr(workbench.images, "load_image", lambda path, **kw: decoded.append(path) or real_load_image(path, **kw))
