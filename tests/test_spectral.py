@@ -138,6 +138,28 @@ def test_randomized_abs_matches_exact():
     np.testing.assert_allclose(fast.eigenvalues, exact.eigenvalues, rtol=1e-3)
 
 
+@pytest.mark.parametrize("num_threads", [1, 3])
+@pytest.mark.parametrize("use_kernel", [True, False])
+def test_sparse_operator_equals_scipys_product(num_threads, use_kernel):
+    from workbench.spectral import _Operator
+
+    rng = np.random.default_rng(4)
+    matrix = sp.random(300, 300, density=0.05, format="csr", dtype=np.float32, random_state=4)
+    matrix = (matrix + matrix.T).tolil()
+    matrix[7, :] = 0  # an empty row
+    matrix = matrix.tocsr()
+    block = rng.standard_normal((300, 12)).astype(np.float32)[:, ::2]  # strided, as a slice of the basis
+    operator = _Operator(matrix, np.float32, num_threads=num_threads)
+    if not use_kernel:
+        operator.kernel = None  # the scipy path, as without numba
+    try:
+        product = operator(block)
+    finally:
+        operator.close()
+    assert product.shape == (300, 6) and product.dtype == np.float32
+    np.testing.assert_allclose(product, matrix @ block, rtol=1e-6, atol=1e-6)
+
+
 def test_randomized_survives_an_invariant_subspace():
     # rank-4 matrix: the Krylov space stops growing after 4 directions
     rng = np.random.default_rng(0)
