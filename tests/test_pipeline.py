@@ -80,3 +80,20 @@ def test_summary_shows_the_comparison_table(tmp_path):
     assert "0.6000" in pmi_row  # mean of the final epochs 0.5 and 0.7
     sigmoid_row = next(line for line in summary.splitlines() if line.strip().startswith("sigmoid"))
     assert "0.4000" in sigmoid_row
+
+
+def test_the_summary_reads_the_comparison_without_importing_keras(tmp_path):
+    """The main job prints its summary after the notebooks; importing Keras there would print TensorFlow's start-up lines."""
+    import subprocess
+    import sys
+
+    (tmp_path / "comparison").mkdir()
+    runs = [{"head": "pmi", "seed": 0, "history": [{"epoch": 1, "map_at_100": 0.5}]}]
+    (tmp_path / "comparison" / "results.json").write_text(json.dumps({"config": {}, "runs": runs}))
+    code = (
+        "import sys; from pathlib import Path; from workbench.pipeline import JobResult, format_summary; "
+        f"summary = format_summary(JobResult(profile='ci', results_dir=Path({str(tmp_path)!r}))); "
+        "print('0.5000' in summary, 'keras' in sys.modules or 'tensorflow' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["True", "False"]

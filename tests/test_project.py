@@ -50,7 +50,11 @@ def test_command_line_offers_every_documented_subcommand():
         assert re.search(rf"^\s+{command}\s", result.stdout, flags=re.MULTILINE), command
 
 
-@pytest.mark.parametrize("module", ["workbench.labels", "workbench.datasets", "workbench.pmi", "workbench.spectral", "workbench.cooccurrence"])
+@pytest.mark.parametrize(
+    "module",
+    ["workbench.labels", "workbench.datasets", "workbench.pmi", "workbench.spectral", "workbench.cooccurrence",
+     "workbench.comparison", "workbench.pipeline"],
+)
 def test_pmi_side_never_imports_keras(module):
     code = f"import sys, {module}; print('keras' in sys.modules or 'tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

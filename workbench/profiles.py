@@ -6,7 +6,7 @@ reader can change any of them before running. The main job (``workbench run``) a
 the notebook tests choose the profile through ``WORKBENCH_PROFILE``.
 
 ``ci``
-    Tiny: the four notebooks together run in about five minutes on a 2-core CPU,
+    Tiny: the five notebooks together run in about 70 seconds on a 2-core CPU,
     kernel start-up and TensorFlow import included. The numbers are too small to
     mean much; the notebooks' assertions only check what must hold at any size.
 ``workshop`` (the default)
