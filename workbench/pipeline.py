@@ -10,8 +10,8 @@ kernel with two environment variables set, which its first code cell reads:
 
 For each notebook the executed copy (``.ipynb``) and an HTML export are written
 to ``<out>/notebooks/``, with the kernel process's own log (``NAME.kernel.log``:
-TensorFlow's start-up lines and the like, not cell outputs) beside them. A notebook that fails stops the job with a one-line error
-naming the notebook and the cell; its partially executed copy is still written
+TensorFlow's start-up lines and the like, not cell outputs) beside them. A notebook
+that fails stops the job with a one-line error naming the notebook and the cell; its partially executed copy is still written
 (under a ``.failed.ipynb`` name) so the traceback can be read.
 """
 

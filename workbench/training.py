@@ -641,7 +641,9 @@ def train(
             start_epoch=initial_epoch,
             workers=config.workers,
         )
-        validation_source = ImageSource(validation_set, image_size=config.model.image_size)
+        # no decode cache: validation is loaded whole once when it fits its budget, and a split too
+        # large for that budget is streamed rather than held in memory a second way
+        validation_source = ImageSource(validation_set, image_size=config.model.image_size, cache_bytes=0)
         from workbench.metrics import EvaluationCallback
 
         evaluation = EvaluationCallback(
