@@ -46,7 +46,7 @@ def timed(function, *, repeats: int):
 
 
 def bench_decoding(*, num_points: int, num_labels: int, dim: int, top: int, repeats: int) -> bool:
-    from workbench.classify import decode_predictions
+    from workbench.apps.classify import decode_predictions
 
     rng = np.random.default_rng(0)
     points = rng.normal(size=(num_points, dim)).astype(np.float32)
@@ -83,10 +83,10 @@ def bench_decoding(*, num_points: int, num_labels: int, dim: int, top: int, repe
 
 def _fresh_run(num_labels: int, dim: int):
     """A TrainedRun around an untrained default model (latency does not depend on the weights)."""
-    from workbench.labels import Vocabulary
-    from workbench.models import build_model
-    from workbench.spectral import LabelEmbedding
-    from workbench.training import TrainConfig, TrainedRun
+    from workbench.data.labels import Vocabulary
+    from workbench.learning.models import build_model
+    from workbench.method.spectral import LabelEmbedding
+    from workbench.learning.training import TrainConfig, TrainedRun
 
     config = TrainConfig(head="pmi")
     model = build_model(config.model, head="pmi", output_dim=dim, random_state=0)
@@ -103,11 +103,11 @@ def _fresh_run(num_labels: int, dim: int):
 
 def bench_upload(*, run_dir: str | None, num_labels: int, dim: int, top: int, repeats: int) -> bool:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from workbench.classify import Classifier
+    from workbench.apps.classify import Classifier
 
     start = time.perf_counter()
     if run_dir:
-        from workbench.training import load_run
+        from workbench.learning.training import load_run
 
         run = load_run(run_dir)
     else:

@@ -117,7 +117,7 @@ def timed(function, *args, **kwargs):
 
 def neighbour_overlap(fast: np.ndarray, exact: np.ndarray, *, sample: int, top: int = 10, random_state: int = 0) -> dict:
     """Mean share of each sampled label's top-``top`` cosine neighbours that both embeddings agree on."""
-    from workbench.spectral import cosine_similarities
+    from workbench.method.spectral import cosine_similarities
 
     rng = np.random.default_rng(random_state)
     labels = rng.choice(fast.shape[0], size=min(sample, fast.shape[0]), replace=False)
@@ -172,10 +172,10 @@ def compare_with_dense(pmi_matrix_, fast_results, *, neighbour_sample) -> dict:
 
 def run_pipeline(matrix, args, dims, *, label: str) -> tuple:
     """Count, PMI and embed (solver auto; plus the capped-basis fast path) with timings and memory."""
-    from workbench.cooccurrence import count_cooccurrence
-    from workbench.labels import Vocabulary
-    from workbench.pmi import pmi_matrix
-    from workbench.spectral import energy_kept, spectral_embedding
+    from workbench.method.cooccurrence import count_cooccurrence
+    from workbench.data.labels import Vocabulary
+    from workbench.method.pmi import pmi_matrix
+    from workbench.method.spectral import energy_kept, spectral_embedding
 
     vocabulary = Vocabulary(tuple(f"label{i:05d}" for i in range(matrix.shape[1])))
     counts, count_seconds, count_cpu = timed(count_cooccurrence, matrix, vocabulary)
@@ -243,7 +243,7 @@ def main(argv=None) -> int:
     # plain-Python baseline on a subsample, scaled to N
     subsample = matrix[: min(args.baseline_images, matrix.shape[0])]
     (label_counts, pairs), python_seconds, _ = timed(python_pair_counts, subsample)
-    from workbench.cooccurrence import count_cooccurrence
+    from workbench.method.cooccurrence import count_cooccurrence
 
     small = count_cooccurrence(subsample, counts.vocabulary)
     upper = sp.triu(small.pair_counts).tocoo()
@@ -312,7 +312,7 @@ def bench_dask(matrix, counts, *, shards: int) -> dict:
     """2-worker LocalCluster over ``.npz`` shards, beside the single-process count."""
     import distributed
 
-    from workbench.cooccurrence import count_cooccurrence, count_cooccurrence_dask, write_label_shards
+    from workbench.method.cooccurrence import count_cooccurrence, count_cooccurrence_dask, write_label_shards
 
     with tempfile.TemporaryDirectory() as folder:
         paths = write_label_shards(matrix, counts.vocabulary, folder, shard_size=-(-matrix.shape[0] // shards))

@@ -30,8 +30,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from workbench.emoji import resolve_font_path
-from workbench.scenes import SceneConfig, SceneGenerator
+from workbench.data.emoji import resolve_font_path
+from workbench.data.scenes import SceneConfig, SceneGenerator
 
 
 def _timed(function):

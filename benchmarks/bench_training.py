@@ -4,7 +4,7 @@ Both sides train the same network (default trunk, pmi head, augmentation on) wit
 same batch size on the same images, in one process, alternating ``--repeats`` times
 so that a busy machine slows both alike:
 
-* pipeline: :func:`workbench.training.train` (``LabelBatches`` on worker threads,
+* pipeline: :func:`workbench.learning.training.train` (``LabelBatches`` on worker threads,
   targets built per batch from the sparse labels, evaluation and checkpoint after
   each epoch); its throughput is images per second of the epochs' training time
   (``history[i]["seconds"]``, evaluation and checkpointing excluded);
@@ -16,7 +16,7 @@ its throughput is printed beside it. The ratio pipeline / baseline should be at
 least 0.9 (the pipeline does not starve the model). With ``--from-files`` the
 pipeline decodes PNG files with ``load_image`` instead of reading the in-memory
 array: in the first epoch (where decoding competes with training for the cores), then
-from the decoded-image cache (``workbench.feeding.DECODE_CACHE_BYTES``) unless
+from the decoded-image cache (``workbench.learning.feeding.DECODE_CACHE_BYTES``) unless
 ``--no-cache`` turns it off.
 
     .venv/bin/python benchmarks/bench_training.py [--images 1024] [--epochs 3] [--repeats 2] [--from-files]
@@ -40,8 +40,8 @@ import numpy as np  # noqa: E402
 
 def synthetic_dataset(num_images: int, *, num_labels: int, image_size: int, random_state: int = 0):
     """Random uint8 images with 1–4 random labels each (throughput does not depend on content)."""
-    from workbench.datasets import MultiLabelDataset
-    from workbench.labels import Vocabulary
+    from workbench.data.datasets import MultiLabelDataset
+    from workbench.data.labels import Vocabulary
 
     rng = np.random.default_rng(random_state)
     images = rng.integers(0, 256, (num_images, image_size, image_size, 3), dtype=np.uint8)
@@ -59,7 +59,7 @@ def synthetic_dataset(num_images: int, *, num_labels: int, image_size: int, rand
 def write_images(dataset, root: Path):
     from PIL import Image
 
-    from workbench.datasets import MultiLabelDataset
+    from workbench.data.datasets import MultiLabelDataset
 
     (root / "images").mkdir(parents=True, exist_ok=True)
     for n, image in enumerate(dataset.images):
@@ -89,7 +89,7 @@ class EpochTimer:
 
 def pipeline_throughput(train_set, validation, *, config, embedding, out_dir) -> tuple[float, float]:
     """Images/s of ``train``: (epochs after the first, the first epoch)."""
-    from workbench.training import train
+    from workbench.learning.training import train
 
     run = train(train_set, validation=validation, config=config, out_dir=out_dir, embedding=embedding, verbose=0)
     per_epoch = [record["seconds"] for record in run.history[1:]]
@@ -99,8 +99,8 @@ def pipeline_throughput(train_set, validation, *, config, embedding, out_dir) ->
 
 def bare_throughput(train_set, *, config, embedding) -> tuple[float, float]:
     """Images/s of a bare ``model.fit``: (epochs after the first, the first epoch)."""
-    from workbench.feeding import batch_targets
-    from workbench.models import build_model, compile_model
+    from workbench.learning.feeding import batch_targets
+    from workbench.learning.models import build_model, compile_model
 
     images = train_set.images
     targets = batch_targets(train_set.labels, np.arange(len(train_set)), vectors=embedding.vectors)
@@ -132,10 +132,10 @@ def main(argv=None) -> int:
 
     import keras
 
-    import workbench.feeding
-    from workbench.models import ModelConfig
-    from workbench.spectral import LabelEmbedding
-    from workbench.training import TrainConfig, describe_device
+    import workbench.learning.feeding
+    from workbench.learning.models import ModelConfig
+    from workbench.method.spectral import LabelEmbedding
+    from workbench.learning.training import TrainConfig, describe_device
 
     num_train = args.images - args.images % args.batch_size or args.batch_size
     dataset = synthetic_dataset(num_train + args.validation_images, num_labels=args.labels, image_size=args.image_size)
@@ -158,7 +158,7 @@ def main(argv=None) -> int:
           f"pipeline from {'PNG files' if args.from_files else 'memory'}"
           f"{' without the decoded-image cache' if args.from_files and args.no_cache else ''}")
     if args.no_cache:
-        workbench.feeding.DECODE_CACHE_BYTES = 0
+        workbench.learning.feeding.DECODE_CACHE_BYTES = 0
     pipeline, bare, pipeline_first, bare_first = [], [], [], []
     with tempfile.TemporaryDirectory() as folder:
         folder = Path(folder)

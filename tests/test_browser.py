@@ -41,7 +41,7 @@ SHARED_PHOTO = REPOSITORY_ROOT.parent / "shared" / "data" / "coco128" / "images"
 
 PAGE_SOURCE = """\
 import os
-from workbench.widgets import ClassifyApp
+from workbench.apps.widgets import ClassifyApp
 
 app = ClassifyApp.for_run(os.environ["WORKBENCH_RUN_DIR"], store_path=os.environ["WORKBENCH_STORE"], top=3)
 app
@@ -228,7 +228,7 @@ def test_classify_app_in_a_real_browser(voila_page):
         finally:
             browser.close()
 
-    from workbench.store import ResultStore
+    from workbench.apps.store import ResultStore
 
     store = ResultStore(tmp_path / "results.sqlite")
     assert store.count_classifications() == 2

@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workbench.classify import ClassificationResult, Classifier, decode_predictions, rank_labels, setting_name
-from workbench.labels import Vocabulary
+from workbench.apps.classify import ClassificationResult, Classifier, decode_predictions, rank_labels, setting_name
+from workbench.data.labels import Vocabulary
 
 COLOURS = {
     "red": (220, 30, 30),
@@ -47,7 +47,7 @@ def colour_bands(top: str, bottom: str, *, size: int = 16, noise: int = 12, seed
 
 def colour_dataset(num_images: int, *, size: int = 16, seed: int = 0):
     """Images of two colour bands labelled with their colours (one or two labels each)."""
-    from workbench.datasets import MultiLabelDataset
+    from workbench.data.datasets import MultiLabelDataset
 
     rng = np.random.default_rng(seed)
     names = list(COLOURS)
@@ -70,8 +70,8 @@ def colour_dataset(num_images: int, *, size: int = 16, seed: int = 0):
 
 def pmi_embedding(dataset, *, dim: int = 4):
     """The workbench's spectral PMI embedding (smoothed PMI, |eigenvalues|) of a data set."""
-    from workbench.cooccurrence import count_cooccurrence
-    from workbench.spectral import embed_labels
+    from workbench.method.cooccurrence import count_cooccurrence
+    from workbench.method.spectral import embed_labels
 
     counts = count_cooccurrence(dataset.labels, dataset.vocabulary)
     return embed_labels(counts, dim=dim, policy="smooth", negative="abs", random_state=0)
@@ -79,8 +79,8 @@ def pmi_embedding(dataset, *, dim: int = 4):
 
 def train_tiny_run(out_dir: Path, *, epochs: int = 6, num_images: int = 192) -> Path:
     """Train a real PMI-head run on colour bands (16×16, two conv blocks); return its folder."""
-    from workbench.models import ModelConfig
-    from workbench.training import TrainConfig, train
+    from workbench.learning.models import ModelConfig
+    from workbench.learning.training import TrainConfig, train
 
     dataset = colour_dataset(num_images)
     config = TrainConfig(
@@ -186,7 +186,7 @@ def test_setting_name():
 # decode_predictions
 # ---------------------------------------------------------------------------------
 def test_decode_predictions_matches_cosine_reference_across_batches():
-    from workbench.spectral import cosine_similarities
+    from workbench.method.spectral import cosine_similarities
 
     rng = np.random.default_rng(1)
     points = rng.normal(size=(23, 8)).astype(np.float32)
@@ -293,7 +293,7 @@ def test_classifier_works_in_batches_and_keeps_order(image_files):
 
 
 def test_classifier_matches_scores_of_the_decoded_image(image_files):
-    from workbench.images import load_image
+    from workbench.data.images import load_image
 
     run = MeanColourRun()
     result = Classifier(run).classify([image_files.blue], threshold=-0.5)[0]
@@ -329,7 +329,7 @@ def test_classifier_reports_decoder_crashes_per_image(image_files):
     def flaky_loader(source, **options):
         if str(source).endswith("blue.jpg"):
             raise RuntimeError("decoder exploded")
-        from workbench.images import load_image
+        from workbench.data.images import load_image
 
         return load_image(source, **options)
 
@@ -361,8 +361,8 @@ def sample_images(tmp_path_factory):
 
 
 def test_classifier_with_a_trained_run_matches_label_scores(tiny_run, sample_images):
-    from workbench.images import load_image
-    from workbench.training import load_run
+    from workbench.data.images import load_image
+    from workbench.learning.training import load_run
 
     run = load_run(tiny_run)
     classifier = Classifier(run)
@@ -403,7 +403,7 @@ def test_cli_classify_json_reports_bad_files_and_stores(tiny_run, sample_images,
         assert connection.execute("SELECT COUNT(*) FROM classifications").fetchone()[0] == 2
         assert connection.execute("SELECT DISTINCT setting FROM classifications").fetchall() == [("top:2",)]
 
-    from workbench.store import ResultStore
+    from workbench.apps.store import ResultStore
 
     history = ResultStore(store_path).history(output[0]["sha256"])
     assert [entry["labels"] for entry in history] == [output[0]["labels"]]

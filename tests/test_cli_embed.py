@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 from workbench.cli import main
-from workbench.cooccurrence import CooccurrenceCounts, count_cooccurrence
-from workbench.labels import Vocabulary, label_matrix
-from workbench.spectral import LabelEmbedding, embed_labels
+from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
+from workbench.data.labels import Vocabulary, label_matrix
+from workbench.method.spectral import LabelEmbedding, embed_labels
 
 LABEL_SETS = [
     ("cat", "sofa"), ("cat", "sofa", "tv"), ("dog", "sofa"), ("dog", "ball"), ("ball", "grass", "dog"),

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from workbench.cooccurrence import (
+from workbench.method.cooccurrence import (
     CooccurrenceCounts,
     count_cooccurrence,
     count_cooccurrence_chunks,
@@ -16,7 +16,7 @@ from workbench.cooccurrence import (
     read_label_shard,
     write_label_shards,
 )
-from workbench.labels import Vocabulary, label_matrix
+from workbench.data.labels import Vocabulary, label_matrix
 
 
 def random_label_sets(seed, *, num_images=300, num_labels=12, max_labels=6):

@@ -1,11 +1,11 @@
-"""Tests for the data-set loaders in workbench.datasets (small fixtures in every format)."""
+"""Tests for the data-set loaders in workbench.data.datasets (small fixtures in every format)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from workbench.datasets import (
+from workbench.data.datasets import (
     FORMATS,
     MultiLabelDataset,
     detect_format,
@@ -17,7 +17,7 @@ from workbench.datasets import (
     read_voc,
     read_yolo,
 )
-from workbench.labels import Vocabulary
+from workbench.data.labels import Vocabulary
 
 
 def write(path, text):

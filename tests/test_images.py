@@ -1,4 +1,4 @@
-"""Tests for workbench.images: every awkward image kind, generated with Pillow in tmp_path."""
+"""Tests for workbench.data.images: every awkward image kind, generated with Pillow in tmp_path."""
 
 import io
 import struct
@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from workbench.images import (
+from workbench.data.images import (
     DEFAULT_MAX_PIXELS,
     ImageLoadError,
     load_image,
@@ -278,7 +278,7 @@ def test_pil_global_state_untouched_at_import():
     code = (
         "from PIL import Image, ImageFile\n"
         "before = (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES)\n"
-        "import workbench.images\n"
+        "import workbench.data.images\n"
         "assert (Image.MAX_IMAGE_PIXELS, ImageFile.LOAD_TRUNCATED_IMAGES) == before, before\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

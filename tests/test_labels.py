@@ -1,10 +1,10 @@
-"""Tests for workbench.labels: vocabularies and multi-hot label matrices."""
+"""Tests for workbench.data.labels: vocabularies and multi-hot label matrices."""
 
 import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from workbench.labels import (
+from workbench.data.labels import (
     LABEL_MATRIX_DTYPE,
     Vocabulary,
     label_matrix,

@@ -12,7 +12,7 @@ import pytest
 
 keras = pytest.importorskip("keras")
 
-from workbench.models import (  # noqa: E402
+from workbench.learning.models import (  # noqa: E402
     HEADS,
     CosineDistance,
     ModelConfig,
@@ -118,8 +118,8 @@ def test_bad_settings_raise_value_errors():
 _BACKEND_SCRIPT = textwrap.dedent(
     """
     import numpy as np, scipy.sparse as sp, keras
-    from workbench.feeding import ImageSource, LabelBatches
-    from workbench.models import ModelConfig, build_model, compile_model
+    from workbench.learning.feeding import ImageSource, LabelBatches
+    from workbench.learning.models import ModelConfig, build_model, compile_model
 
     assert keras.backend.backend() == BACKEND, keras.backend.backend()
 

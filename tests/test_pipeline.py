@@ -5,7 +5,7 @@ import json
 import nbformat
 import pytest
 
-from workbench.pipeline import find_notebooks, format_summary, run_notebooks
+from workbench.notebook.pipeline import find_notebooks, format_summary, run_notebooks
 
 
 def _write_notebook(path, *sources):
@@ -63,7 +63,7 @@ def test_unknown_profile_and_missing_folder_are_clear_errors(tmp_path):
 
 
 def test_summary_shows_the_comparison_table(tmp_path):
-    from workbench.pipeline import JobResult
+    from workbench.notebook.pipeline import JobResult
 
     results = {
         "config": {},
@@ -91,7 +91,7 @@ def test_the_summary_reads_the_comparison_without_importing_keras(tmp_path):
     runs = [{"head": "pmi", "seed": 0, "history": [{"epoch": 1, "map_at_100": 0.5}]}]
     (tmp_path / "comparison" / "results.json").write_text(json.dumps({"config": {}, "runs": runs}))
     code = (
-        "import sys; from pathlib import Path; from workbench.pipeline import JobResult, format_summary; "
+        "import sys; from pathlib import Path; from workbench.notebook.pipeline import JobResult, format_summary; "
         f"summary = format_summary(JobResult(profile='ci', results_dir=Path({str(tmp_path)!r}))); "
         "print('0.5000' in summary, 'keras' in sys.modules or 'tensorflow' in sys.modules)"
     )

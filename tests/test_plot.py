@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import scipy.sparse as sp  # noqa: E402
 
-from workbench.plot import (  # noqa: E402
+from workbench.apps.plot import (  # noqa: E402
     clustered_order,
     figure_png,
     plot_image_grid,
@@ -137,7 +137,7 @@ def test_image_grid_tiles_images_with_captions():
 def test_label_map_legend_names_every_group():
     import numpy as np
 
-    from workbench.plot import plot_label_map
+    from workbench.apps.plot import plot_label_map
 
     coordinates = np.random.default_rng(0).normal(size=(6, 2))
     groups = ["Food & Drink", "Animals & Nature", "Food & Drink", "Objects", "Objects", "Objects"]

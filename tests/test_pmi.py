@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from workbench.cooccurrence import CooccurrenceCounts, count_cooccurrence
-from workbench.labels import Vocabulary, label_matrix
-from workbench.pmi import pmi_matrix
+from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
+from workbench.data.labels import Vocabulary, label_matrix
+from workbench.method.pmi import pmi_matrix
 
 from tests.test_cooccurrence import random_label_sets
 

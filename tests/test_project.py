@@ -52,8 +52,8 @@ def test_command_line_offers_every_documented_subcommand():
 
 @pytest.mark.parametrize(
     "module",
-    ["workbench.labels", "workbench.datasets", "workbench.pmi", "workbench.spectral", "workbench.cooccurrence",
-     "workbench.comparison", "workbench.pipeline"],
+    ["workbench.data.labels", "workbench.data.datasets", "workbench.method.pmi", "workbench.method.spectral", "workbench.method.cooccurrence",
+     "workbench.learning.comparison", "workbench.notebook.pipeline"],
 )
 def test_pmi_side_never_imports_keras(module):
     code = f"import sys, {module}; print('keras' in sys.modules or 'tensorflow' in sys.modules)"

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from workbench.cli import main
-from workbench.datasets import load_dataset
+from workbench.data.datasets import load_dataset
 
 pytestmark = [pytest.mark.shared_data, pytest.mark.slow]
 
@@ -61,8 +61,8 @@ def test_the_subset_is_the_real_data(miml_subset):
 
 @pytest.mark.parametrize("head", ["pmi", "sigmoid"])
 def test_training_on_real_photos_beats_label_frequency(trained_runs, miml_subset, head):
-    from workbench.metrics import mean_average_precision
-    from workbench.training import load_run
+    from workbench.learning.metrics import mean_average_precision
+    from workbench.learning.training import load_run
 
     run_dir = trained_runs[head]
     history = json.loads((run_dir / "history.json").read_text())
@@ -76,7 +76,7 @@ def test_training_on_real_photos_beats_label_frequency(trained_runs, miml_subset
     truth = validation.labels
     frequency = np.asarray(train_set.labels.sum(axis=0), dtype=np.float64).ravel()
     frequency_map = mean_average_precision(np.tile(frequency, (truth.shape[0], 1)), truth)
-    from workbench.images import load_images
+    from workbench.data.images import load_images
 
     scores = run.label_scores(load_images([validation.path_of(i) for i in range(len(validation))], size=run.image_size))
     model_map = mean_average_precision(scores, truth)
@@ -100,14 +100,14 @@ def test_classify_cli_on_real_photos_with_a_corrupt_file(trained_runs, miml_subs
         similarities = [label["similarity"] for label in entry["labels"]]
         assert similarities == sorted(similarities, reverse=True) and all(-1 <= s <= 1 for s in similarities)
     assert {"image", "error"} <= set(output[1]) and "labels" not in output[1] and "\n" not in output[1]["error"]
-    from workbench.store import ResultStore
+    from workbench.apps.store import ResultStore
 
     store = ResultStore(trained_runs["pmi"] / "results.sqlite")
     assert len(store.history(hashlib.sha256(photos[1].read_bytes()).hexdigest())) == 1
 
 
 def test_upload_widget_classifies_a_real_photo_and_survives_a_bad_one(trained_runs, miml_subset):
-    from workbench.widgets import ClassifyApp
+    from workbench.apps.widgets import ClassifyApp
 
     def entry(name, content):
         return {"name": name, "type": "image/jpeg", "size": len(content), "content": memoryview(content),

@@ -1,4 +1,4 @@
-"""Tests of the emoji-scenes generator (workbench.scenes, workbench.emoji) and `workbench scenes`."""
+"""Tests of the emoji-scenes generator (workbench.data.scenes, workbench.data.emoji) and `workbench scenes`."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workbench import emoji
+from workbench.data import emoji
 from workbench.cli import main
-from workbench.datasets import MultiLabelDataset, read_scenes
-from workbench.emoji import EmojiResourceError, emoji_catalog, render_glyphs
-from workbench.labels import Vocabulary
-from workbench.scenes import SceneConfig, SceneGenerator, generate_scenes, write_scenes
+from workbench.data.datasets import MultiLabelDataset, read_scenes
+from workbench.data.emoji import EmojiResourceError, emoji_catalog, render_glyphs
+from workbench.data.labels import Vocabulary
+from workbench.data.scenes import SceneConfig, SceneGenerator, generate_scenes, write_scenes
 
 SMALL = {"num_images": 200, "num_labels": 100, "random_state": 3}
 

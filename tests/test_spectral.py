@@ -8,10 +8,10 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics.pairwise import cosine_similarity as sklearn_cosine
 
-from workbench.cooccurrence import CooccurrenceCounts, count_cooccurrence
-from workbench.labels import Vocabulary, label_matrix
-from workbench.pmi import pmi_matrix
-from workbench.spectral import (
+from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
+from workbench.data.labels import Vocabulary, label_matrix
+from workbench.method.pmi import pmi_matrix
+from workbench.method.spectral import (
     LabelEmbedding,
     cosine_similarities,
     embed_labels,
@@ -141,7 +141,7 @@ def test_randomized_abs_matches_exact():
 @pytest.mark.parametrize("num_threads", [1, 3])
 @pytest.mark.parametrize("use_kernel", [True, False])
 def test_sparse_operator_equals_scipys_product(num_threads, use_kernel):
-    from workbench.spectral import _Operator
+    from workbench.method.spectral import _Operator
 
     rng = np.random.default_rng(4)
     matrix = sp.random(300, 300, density=0.05, format="csr", dtype=np.float32, random_state=4)

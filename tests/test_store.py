@@ -16,10 +16,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.classify import ClassificationResult
-from workbench.labels import Vocabulary
-from workbench.spectral import LabelEmbedding
-from workbench.store import SCHEMA_VERSION, ResultStore, default_store_path
+from workbench.apps.classify import ClassificationResult
+from workbench.data.labels import Vocabulary
+from workbench.method.spectral import LabelEmbedding
+from workbench.apps.store import SCHEMA_VERSION, ResultStore, default_store_path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 
@@ -168,8 +168,8 @@ def test_a_failure_inside_a_transaction_keeps_committed_rows(tmp_path):
 WRITER = textwrap.dedent(
     """
     import hashlib, itertools, sys
-    from workbench.classify import ClassificationResult
-    from workbench.store import ResultStore
+    from workbench.apps.classify import ClassificationResult
+    from workbench.apps.store import ResultStore
 
     path, run_id, tag, count = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     store = ResultStore(path, timeout=60)
@@ -248,7 +248,7 @@ def test_killed_during_an_open_transaction(tmp_path):
     script = textwrap.dedent(
         f"""
         import sys, time
-        from workbench.store import ResultStore
+        from workbench.apps.store import ResultStore
         store = ResultStore({str(store.path)!r})
         with store._connect() as connection, connection:
             for i in range(500):

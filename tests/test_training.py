@@ -8,13 +8,13 @@ import scipy.sparse as sp
 
 keras = pytest.importorskip("keras")
 
-from workbench import metrics  # noqa: E402
-from workbench.datasets import MultiLabelDataset  # noqa: E402
-from workbench.feeding import ImageSource, LabelBatches, batch_targets  # noqa: E402
-from workbench.labels import Vocabulary  # noqa: E402
-from workbench.models import ModelConfig, build_model  # noqa: E402
-from workbench.spectral import LabelEmbedding  # noqa: E402
-from workbench.training import (  # noqa: E402
+from workbench.learning import metrics  # noqa: E402
+from workbench.data.datasets import MultiLabelDataset  # noqa: E402
+from workbench.learning.feeding import ImageSource, LabelBatches, batch_targets  # noqa: E402
+from workbench.data.labels import Vocabulary  # noqa: E402
+from workbench.learning.models import ModelConfig, build_model  # noqa: E402
+from workbench.method.spectral import LabelEmbedding  # noqa: E402
+from workbench.learning.training import (  # noqa: E402
     TrainConfig,
     comparison_table,
     describe_device,
@@ -112,18 +112,18 @@ def test_images_from_files_match_in_memory_and_resize(tmp_path):
     np.testing.assert_array_equal(ImageSource(on_disk, image_size=16).get([4, 1]), dataset.images[[4, 1]])
     small = ImageSource(dataset, image_size=8).get([0, 1, 2])
     assert small.shape == (3, 8, 8, 3) and small.dtype == np.uint8
-    from workbench.images import load_image
+    from workbench.data.images import load_image
 
     np.testing.assert_array_equal(ImageSource(on_disk, image_size=8).get([2])[0], load_image(on_disk.path_of(2), size=8))
 
 
 def test_images_from_files_are_decoded_once_when_they_fit_the_cache(tmp_path, monkeypatch):
-    import workbench.images
+    import workbench.data.images
 
     dataset, on_disk = squares_on_disk(tmp_path)
     decoded = []
-    real_load_image = workbench.images.load_image
-    monkeypatch.setattr(workbench.images, "load_image", lambda path, **kw: decoded.append(path) or real_load_image(path, **kw))
+    real_load_image = workbench.data.images.load_image
+    monkeypatch.setattr(workbench.data.images, "load_image", lambda path, **kw: decoded.append(path) or real_load_image(path, **kw))
 
     cached = ImageSource(on_disk, image_size=16)
     np.testing.assert_array_equal(cached.get([4, 1]), dataset.images[[4, 1]])
@@ -335,9 +335,9 @@ def test_summarize_comparison_and_table():
 
 @pytest.mark.slow
 def test_compare_cli_writes_results_plot_and_table(tmp_path, capsys):
-    pytest.importorskip("workbench.spectral").embed_labels  # noqa: B018  (the PMI embedding of the training split)
+    pytest.importorskip("workbench.method.spectral").embed_labels  # noqa: B018  (the PMI embedding of the training split)
     from workbench.cli import main
-    from workbench.scenes import write_scenes
+    from workbench.data.scenes import write_scenes
 
     dataset = coloured_squares(48, seed=5)
     write_scenes(dataset, tmp_path / "data")
@@ -366,7 +366,7 @@ def test_compare_cli_writes_results_plot_and_table(tmp_path, capsys):
 
 def test_train_cli_trains_from_files_and_reports_errors(tmp_path, capsys):
     from workbench.cli import main
-    from workbench.scenes import write_scenes
+    from workbench.data.scenes import write_scenes
 
     dataset = coloured_squares(30)
     write_scenes(dataset, tmp_path / "data")
@@ -389,7 +389,7 @@ def test_plot_map_curves_draws_mean_and_spread_per_head():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from workbench.plot import plot_map_curves
+    from workbench.apps.plot import plot_map_curves
 
     results = _results({("pmi", 0): [0.2, 0.5], ("pmi", 1): [0.4, 0.7], ("sigmoid", 0): [0.1, 0.3]})
     ax = plot_map_curves(results)

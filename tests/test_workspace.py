@@ -1,13 +1,13 @@
-"""Profiles and the notebooks' load-or-build helpers (workbench.profiles, workbench.workspace)."""
+"""Profiles and the notebooks' load-or-build helpers (workbench.notebook.profiles, workbench.notebook.workspace)."""
 
 import json
 
 import numpy as np
 import pytest
 
-from workbench.profiles import PROFILE_NAMES, Profile, get_profile
-from workbench import workspace
-from workbench.workspace import (
+from workbench.notebook.profiles import PROFILE_NAMES, Profile, get_profile
+from workbench.notebook import workspace
+from workbench.notebook.workspace import (
     SETTINGS_FILE,
     counts_fingerprint,
     dataset_fingerprint,
@@ -34,9 +34,9 @@ def test_profiles_exist_and_grow_from_ci_to_full():
 
 
 def test_every_profile_is_a_valid_scene_model_and_training_setting():
-    from workbench.labelmap import MAP_METHODS
-    from workbench.pmi import DIAGONALS, POLICIES
-    from workbench.scenes import SceneConfig
+    from workbench.apps.labelmap import MAP_METHODS
+    from workbench.method.pmi import DIAGONALS, POLICIES
+    from workbench.data.scenes import SceneConfig
 
     for name in PROFILE_NAMES:
         p = get_profile(name)
@@ -79,7 +79,7 @@ def test_ensure_scenes_reads_instead_of_generating(tmp_path, monkeypatch, capsys
     def refuse(*args, **kwargs):
         raise AssertionError("should have read the stored scenes")
 
-    monkeypatch.setattr("workbench.scenes.SceneGenerator.generate", refuse)
+    monkeypatch.setattr("workbench.data.scenes.SceneGenerator.generate", refuse)
     ensure_scenes(tmp_path, random_state=0, **TINY)
     assert "Read 60 images" in capsys.readouterr().out
 
@@ -111,7 +111,7 @@ def tiny_dataset(tmp_path):
 
 
 def test_ensure_counts_counts_the_training_split_only(tmp_path, tiny_dataset):
-    from workbench.cooccurrence import count_cooccurrence
+    from workbench.method.cooccurrence import count_cooccurrence
 
     counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, split_random_state=2, verbose=False)
     train_set, validation_set = tiny_dataset.split(validation_fraction=0.25, random_state=2)
@@ -138,7 +138,7 @@ def test_ensure_counts_reads_back_and_recounts_when_the_split_changes(tmp_path, 
     def refuse(*args, **kwargs):
         raise AssertionError("should have read the stored counts")
 
-    monkeypatch.setattr("workbench.cooccurrence.count_cooccurrence", refuse)
+    monkeypatch.setattr("workbench.method.cooccurrence.count_cooccurrence", refuse)
     again = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
     assert counts_fingerprint(again) == counts_fingerprint(first)
     assert again.vocabulary == tiny_dataset.vocabulary
@@ -172,7 +172,7 @@ def test_folders_the_workspace_did_not_write_are_refused(tmp_path, tiny_dataset)
 # embedding, run and comparison
 # ---------------------------------------------------------------------------------
 def test_ensure_embedding_computes_once_and_recomputes_for_other_settings(tmp_path, tiny_dataset, monkeypatch):
-    spectral = pytest.importorskip("workbench.spectral")
+    spectral = pytest.importorskip("workbench.method.spectral")
     counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
     calls = []
     real = spectral.embed_labels
@@ -196,8 +196,8 @@ def test_ensure_embedding_computes_once_and_recomputes_for_other_settings(tmp_pa
 @pytest.mark.slow
 def test_the_trained_run_is_loaded_again_and_reused_by_the_comparison(tmp_path, tiny_dataset, monkeypatch):
     pytest.importorskip("keras")
-    from workbench import training
-    from workbench.models import ModelConfig
+    from workbench.learning import training
+    from workbench.learning.models import ModelConfig
 
     counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
     options = {"policy": "zero", "diagonal": "self"}

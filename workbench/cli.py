@@ -113,7 +113,7 @@ def _add_scenes(subparsers) -> None:
 def _run_scenes(args) -> int:
     import time
 
-    from workbench.scenes import SceneConfig, SceneGenerator
+    from workbench.data.scenes import SceneConfig, SceneGenerator
 
     began = time.perf_counter()
     config = SceneConfig(
@@ -170,8 +170,8 @@ def _run_embed(args) -> int:
 
     from tqdm.auto import tqdm
 
-    from workbench.cooccurrence import CooccurrenceCounts, count_cooccurrence
-    from workbench.spectral import embed_labels
+    from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
+    from workbench.method.spectral import embed_labels
 
     if (args.data is None) == (args.counts is None):
         raise UserError("give exactly one of --data DATASET or --counts COUNTS.json.")
@@ -186,7 +186,7 @@ def _run_embed(args) -> int:
             steps.set_description("reading counts")
             counts = CooccurrenceCounts.load_json(args.counts)
         else:
-            from workbench.datasets import load_dataset
+            from workbench.data.datasets import load_dataset
 
             steps.set_description("loading data")
             dataset = load_dataset(args.data, format=args.format)
@@ -240,7 +240,7 @@ def _add_neighbours(subparsers) -> None:
 def _run_neighbours(args) -> int:
     import json
 
-    from workbench.spectral import LabelEmbedding
+    from workbench.method.spectral import LabelEmbedding
 
     embedding = LabelEmbedding.load(args.embedding)
     neighbours = embedding.nearest(args.label, top=args.top)
@@ -278,7 +278,7 @@ def _train_model_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _model_config(args):
-    from workbench.models import ModelConfig
+    from workbench.learning.models import ModelConfig
 
     return ModelConfig(
         image_size=args.image_size, width=args.width, depth=args.depth, augment=not args.no_augment,
@@ -287,7 +287,7 @@ def _model_config(args):
 
 
 def _load_data(args):
-    from workbench.datasets import load_dataset
+    from workbench.data.datasets import load_dataset
 
     return load_dataset(args.data, format=args.format)
 
@@ -315,7 +315,7 @@ def _add_train(subparsers) -> None:
 
 
 def _run_train(args) -> int:
-    from workbench.training import TrainConfig, train
+    from workbench.learning.training import TrainConfig, train
 
     config = TrainConfig(
         head=args.head,
@@ -331,7 +331,7 @@ def _run_train(args) -> int:
     )
     embedding = None
     if args.embedding:
-        from workbench.spectral import LabelEmbedding
+        from workbench.method.spectral import LabelEmbedding
 
         embedding = LabelEmbedding.load(args.embedding)
     elif args.head == "pmi":
@@ -379,8 +379,8 @@ def _parse_learning_rates(text: str | None) -> dict:
 def _run_compare(args) -> int:
     from pathlib import Path
 
-    from workbench.plot import plot_map_curves, save_figure
-    from workbench.training import compare, comparison_table
+    from workbench.apps.plot import plot_map_curves, save_figure
+    from workbench.learning.training import compare, comparison_table
 
     heads = [head.strip() for head in args.heads.split(",") if head.strip()]
     if args.seeds < 1:
@@ -440,7 +440,7 @@ def _run_classify(args) -> int:
     import json
     from pathlib import Path
 
-    from workbench.classify import setting_name
+    from workbench.apps.classify import setting_name
 
     if args.store and args.no_store:
         raise UserError("give --store PATH or --no-store, not both.")
@@ -450,10 +450,10 @@ def _run_classify(args) -> int:
         raise UserError(f"{run_dir}: no such run folder; give a folder written by 'workbench train'.")
     store = None
     if not args.no_store:  # opened first, so a bad --store fails before the model loads
-        from workbench.store import ResultStore, default_store_path
+        from workbench.apps.store import ResultStore, default_store_path
 
         store = ResultStore(args.store or default_store_path(run_dir))
-    from workbench.classify import Classifier
+    from workbench.apps.classify import Classifier
 
     classifier = Classifier.from_run_dir(run_dir)
     results = classifier.classify(args.images, top=args.top, threshold=args.threshold, keep_pixels=False)
@@ -504,7 +504,7 @@ def _add_run(subparsers) -> None:
 def _run_run(args) -> int:
     import os
 
-    from workbench.pipeline import format_summary, run_notebooks
+    from workbench.notebook.pipeline import format_summary, run_notebooks
 
     profile = args.profile or os.environ.get("WORKBENCH_PROFILE") or "workshop"
     job = run_notebooks(notebook_dir=args.notebooks, out_dir=args.out, profile=profile, only=args.only, html=not args.no_html)

@@ -17,9 +17,9 @@ Layout of ``RESULTS`` (one folder per artefact, each with the settings that made
     :meth:`LabelEmbedding.save` files and ``workspace.json``.
 ``run/``
     ``pmi-seed<seed>/``, the run directory of the pmi head
-    (:func:`workbench.training.train`), and ``workspace.json``.
+    (:func:`workbench.learning.training.train`), and ``workspace.json``.
 ``comparison/``
-    :func:`workbench.training.compare` output (``results.json``, ``runs/`` …) and
+    :func:`workbench.learning.training.compare` output (``results.json``, ``runs/`` …) and
     ``workspace.json``.
 
 Compatibility is equality of settings. ``workspace.json`` is written *before* an
@@ -184,7 +184,7 @@ def ensure_scenes(results_dir, *, random_state: int = 0, verbose: bool = True, *
     verbose : bool
         Print one line saying whether the data set was read or generated.
     **scene_settings
-        Fields of :class:`workbench.scenes.SceneConfig` (``num_images``,
+        Fields of :class:`workbench.data.scenes.SceneConfig` (``num_images``,
         ``num_labels``, ``image_size``, ``max_labels``, ``missing_rate`` …).
 
     Returns
@@ -193,9 +193,9 @@ def ensure_scenes(results_dir, *, random_state: int = 0, verbose: bool = True, *
         Images in memory, shape ``(N, S, S, 3)`` uint8; ``image_paths`` relative to
         ``RESULTS/data``; identical whether read or generated.
     """
-    from workbench.datasets import MultiLabelDataset, read_scenes
-    from workbench.images import load_images
-    from workbench.scenes import SceneConfig, SceneGenerator
+    from workbench.data.datasets import MultiLabelDataset, read_scenes
+    from workbench.data.images import load_images
+    from workbench.data.scenes import SceneConfig, SceneGenerator
 
     config = SceneConfig(random_state=random_state, **scene_settings)
     folder = Path(results_dir) / "data"
@@ -243,14 +243,14 @@ def ensure_counts(results_dir, dataset, *, validation_fraction: float, split_ran
     Only the training split is counted, so the label embedding never sees the labels
     of the validation images that measure the trained models (the split is
     :meth:`MultiLabelDataset.split` with these settings, as in
-    :func:`workbench.training.compare`).
+    :func:`workbench.learning.training.compare`).
 
     Returns
     -------
     CooccurrenceCounts
         With the data set's vocabulary (groups and subgroups included).
     """
-    from workbench.cooccurrence import CooccurrenceCounts, count_cooccurrence
+    from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
 
     folder = Path(results_dir) / "counts"
     settings = {
@@ -288,7 +288,7 @@ def ensure_embedding(results_dir, counts, *, dim: int, verbose: bool = True, **e
     dim : int
         Embedding dimension ``k``.
     **embed_options
-        Keyword arguments of :func:`workbench.spectral.embed_labels` (PMI policy,
+        Keyword arguments of :func:`workbench.method.spectral.embed_labels` (PMI policy,
         diagonal …); give :func:`ensure_comparison` the same ``embed_options`` so that
         the comparison's pmi head uses this very embedding.
 
@@ -296,7 +296,7 @@ def ensure_embedding(results_dir, counts, *, dim: int, verbose: bool = True, **e
     -------
     LabelEmbedding
     """
-    from workbench.spectral import LabelEmbedding, embed_labels
+    from workbench.method.spectral import LabelEmbedding, embed_labels
 
     folder = Path(results_dir) / "embedding"
     settings = {"counts": counts_fingerprint(counts), "dim": int(dim), "embed_options": dict(embed_options)}
@@ -319,14 +319,14 @@ def ensure_embedding(results_dir, counts, *, dim: int, verbose: bool = True, **e
 def pmi_train_config(
     *, epochs: int, batch_size: int, model, validation_fraction: float, split_random_state: int = 0, random_state: int = 0, workers: int = 2
 ):
-    """The :class:`~workbench.training.TrainConfig` that :func:`workbench.training.compare` gives its pmi head.
+    """The :class:`~workbench.learning.training.TrainConfig` that :func:`workbench.learning.training.compare` gives its pmi head.
 
     Same head, epochs, batch size, explicit default learning rate, split and seed, so a
     run trained with it is the comparison's ``pmi-seed<random_state>`` run.
     """
     from dataclasses import replace
 
-    from workbench.training import DEFAULT_LEARNING_RATES, TrainConfig
+    from workbench.learning.training import DEFAULT_LEARNING_RATES, TrainConfig
 
     return TrainConfig(
         head="pmi",
@@ -361,16 +361,16 @@ def ensure_run(results_dir, dataset, embedding, *, config, callbacks=(), verbose
     callbacks : sequence of keras callbacks
         For example :func:`live_history` (only called while training).
     verbose : int
-        As in :func:`workbench.training.train`.
+        As in :func:`workbench.learning.training.train`.
 
     Returns
     -------
     TrainedRun
     """
-    from workbench.training import load_run, train
+    from workbench.learning.training import load_run, train
 
     if config.head != "pmi":
-        raise ValueError(f"ensure_run trains the pmi head; got head={config.head!r} (use workbench.training.train).")
+        raise ValueError(f"ensure_run trains the pmi head; got head={config.head!r} (use workbench.learning.training.train).")
     folder = Path(results_dir) / "run"
     run_dir = folder / f"pmi-seed{config.random_state}"
     settings = _run_settings(dataset, embedding, config)
@@ -425,7 +425,7 @@ def ensure_comparison(
     workers: int = 2,
     verbose: int = 1,
 ):
-    """The head comparison of ``RESULTS/comparison`` (:func:`workbench.training.compare`), run when absent or different.
+    """The head comparison of ``RESULTS/comparison`` (:func:`workbench.learning.training.compare`), run when absent or different.
 
     When ``RESULTS/run`` holds a finished pmi run with exactly the settings the
     comparison gives its pmi head for one of ``seeds`` (see :func:`pmi_train_config`)
@@ -438,7 +438,7 @@ def ensure_comparison(
         The contents of ``RESULTS/comparison/results.json``:
         ``{"config": {...}, "runs": [{"head", "seed", "history"}, …]}``.
     """
-    from workbench.training import compare
+    from workbench.learning.training import compare
 
     folder = Path(results_dir) / "comparison"
     settings = _comparison_settings(
@@ -473,8 +473,8 @@ def _adopt_pmi_run(run_folder: Path, folder: Path, dataset, *, seeds, epochs, ba
     saved = _read_settings(run_folder)
     if saved is None or not saved.get("complete"):
         return
-    from workbench.cooccurrence import count_cooccurrence
-    from workbench.spectral import embed_labels
+    from workbench.method.cooccurrence import count_cooccurrence
+    from workbench.method.spectral import embed_labels
 
     train_set, _ = dataset.split(validation_fraction=validation_fraction, random_state=split_random_state)
     embedding = embed_labels(count_cooccurrence(train_set.labels, train_set.vocabulary), dim=int(embedding_dim), **embed_options)
@@ -500,9 +500,9 @@ def _adopt_pmi_run(run_folder: Path, folder: Path, dataset, *, seeds, epochs, ba
 def live_history(*, metrics=("loss", "map_at_100"), title: str | None = None):
     """A Keras callback that redraws the training curves in the notebook after every epoch.
 
-    It reads the records that :class:`workbench.metrics.EvaluationCallback` merges
+    It reads the records that :class:`workbench.learning.metrics.EvaluationCallback` merges
     into each epoch's logs (``loss``, ``map_at_100``, ``macro_ap`` …) and draws one
-    panel per metric with :func:`workbench.plot.plot_history`, replacing the previous
+    panel per metric with :func:`workbench.apps.plot.plot_history`, replacing the previous
     drawing (one figure in the notebook's output, updated in place).
 
     Returns
@@ -528,7 +528,7 @@ def live_history(*, metrics=("loss", "map_at_100"), title: str | None = None):
         def _draw(self):
             import matplotlib.pyplot as plt
 
-            from workbench.plot import plot_history
+            from workbench.apps.plot import plot_history
 
             figure, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.2), squeeze=False)
             for ax, metric in zip(axes[0], metrics):

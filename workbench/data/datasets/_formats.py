@@ -1,6 +1,6 @@
 """Readers for the multi-label formats users have, and format detection.
 
-Each reader returns a :class:`~workbench.datasets.MultiLabelDataset` and fails with a
+Each reader returns a :class:`~workbench.data.datasets.MultiLabelDataset` and fails with a
 one-line ``ValueError`` naming the file and the line or key on malformed input.
 """
 
@@ -13,8 +13,8 @@ import os
 import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
-from workbench.datasets._container import MultiLabelDataset
-from workbench.labels import Vocabulary
+from workbench.data.datasets._container import MultiLabelDataset
+from workbench.data.labels import Vocabulary
 
 __all__ = [
     "FORMATS",

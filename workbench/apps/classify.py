@@ -27,7 +27,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from workbench.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from workbench.data.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 
 __all__ = [
     "ClassificationResult",
@@ -227,7 +227,7 @@ def decode_predictions(
     if not (np.all(np.isfinite(points)) and np.all(np.isfinite(vectors))):
         raise ValueError("decode_predictions got NaN or infinite values; check the model outputs.")
     # float32 throughout and the label vectors normalised once (``cosine_similarities``
-    # of workbench.spectral works in float64 per call, three times slower here).
+    # of workbench.method.spectral works in float64 per call, three times slower here).
     unit_vectors_t = np.ascontiguousarray(_unit_rows(vectors).T)
     ranked: list[list[tuple[int, float]]] = []
     for start in range(0, len(points), int(batch_size)):
@@ -313,13 +313,13 @@ class Classifier:
     Parameters
     ----------
     run : TrainedRun-like
-        Needs ``vocabulary`` (a :class:`~workbench.labels.Vocabulary`), ``image_size``
+        Needs ``vocabulary`` (a :class:`~workbench.data.labels.Vocabulary`), ``image_size``
         (int) and ``label_scores(images)`` mapping ``(N, size, size, 3)`` uint8 images
-        to ``(N, C)`` float32 scores (see :func:`workbench.training.load_run`).
+        to ``(N, C)`` float32 scores (see :func:`workbench.learning.training.load_run`).
     load_image : callable, optional
         ``load_image(source: path | bytes, *, size, max_bytes, max_pixels) -> (size,
         size, 3) uint8``, raising ``ValueError`` for anything that is not a usable
-        image. Defaults to :func:`workbench.images.load_image`.
+        image. Defaults to :func:`workbench.data.images.load_image`.
     max_bytes : int
         Files above this size are refused without being read.
     max_pixels : int
@@ -354,7 +354,7 @@ class Classifier:
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, **options) -> "Classifier":
         """Load a run directory written by ``workbench train`` (imports Keras)."""
-        from workbench.training import load_run
+        from workbench.learning.training import load_run
 
         return cls(load_run(run_dir), **options)
 
@@ -400,7 +400,7 @@ class Classifier:
         """Decode and resize an image file or image bytes to the run's ``(size, size, 3)`` uint8 input."""
         load = self._load_image
         if load is None:
-            from workbench.images import load_image as load
+            from workbench.data.images import load_image as load
         image = load(source, size=int(self.run.image_size), max_bytes=self.max_bytes, max_pixels=self.max_pixels)
         image = np.asarray(image)
         size = int(self.run.image_size)
@@ -526,5 +526,5 @@ class Classifier:
     def classify_bytes(
         self, content: bytes, name: str, *, top: int | None = None, threshold: float | None = None
     ) -> ClassificationResult:
-        """Classify one uploaded file (the callable :class:`workbench.widgets.ClassifyApp` takes)."""
+        """Classify one uploaded file (the callable :class:`workbench.apps.widgets.ClassifyApp` takes)."""
         return self.classify([content], top=top, threshold=threshold, names=[name])[0]

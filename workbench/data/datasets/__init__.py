@@ -2,12 +2,12 @@
 
 A :class:`MultiLabelDataset` holds image references (paths relative to a root
 folder, or images in memory) with one label set per image and the
-:class:`~workbench.labels.Vocabulary`. :func:`load_dataset` detects the format of a
+:class:`~workbench.data.labels.Vocabulary`. :func:`load_dataset` detects the format of a
 path and calls its reader (multi-hot CSV, list CSV, emoji scenes, COCO, YOLO, VOC).
 """
 
-from workbench.datasets._container import MultiLabelDataset
-from workbench.datasets._formats import (
+from workbench.data.datasets._container import MultiLabelDataset
+from workbench.data.datasets._formats import (
     FORMATS,
     IMAGE_EXTENSIONS,
     detect_format,

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.labels import Vocabulary
+from workbench.data.labels import Vocabulary
 
 __all__ = [
     "DEFAULT_EMOJI_TEST_PATH",
@@ -98,7 +98,7 @@ class EmojiCatalog:
 
     @property
     def vocabulary(self) -> Vocabulary:
-        """The catalogue as a :class:`~workbench.labels.Vocabulary` (names, groups, subgroups)."""
+        """The catalogue as a :class:`~workbench.data.labels.Vocabulary` (names, groups, subgroups)."""
         return Vocabulary(self.names, self.groups, self.subgroups)
 
     def subset(self, positions: Sequence[int]) -> EmojiCatalog:

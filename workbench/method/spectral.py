@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.labels import Vocabulary
+from workbench.data.labels import Vocabulary
 
 __all__ = [
     "LabelEmbedding",
@@ -297,7 +297,7 @@ def _as_symmetric_matrix(pmi):
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
         raise ValueError(f"The PMI matrix must be square and non-empty; got shape {matrix.shape}.")
     if not np.all(np.isfinite(values)):
-        raise ValueError("The PMI matrix has NaN or infinite entries; build it with workbench.pmi.pmi_matrix.")
+        raise ValueError("The PMI matrix has NaN or infinite entries; build it with workbench.method.pmi.pmi_matrix.")
     scale = max(float(np.abs(values).max()) if values.size else 0.0, 1.0)
     if _asymmetry(matrix) > 1e-8 * scale:
         raise ValueError(f"The PMI matrix is not symmetric (largest |M - Mᵀ| = {_asymmetry(matrix):.3g}); symmetrise it first.")
@@ -809,7 +809,7 @@ def embed_labels(
     tolerance: float = 1e-2,
     progress: bool = False,
 ) -> LabelEmbedding:
-    """Counts → PMI (:func:`workbench.pmi.pmi_matrix`) → :func:`spectral_embedding`.
+    """Counts → PMI (:func:`workbench.method.pmi.pmi_matrix`) → :func:`spectral_embedding`.
 
     Parameters are those of the two steps. Labels that never occur are dropped
     (with a warning), so the embedding's vocabulary is the kept labels.
@@ -821,7 +821,7 @@ def embed_labels(
         (solver details, requested and achieved ``dim``), ``data`` (counts summary) and
         ``diagnostics`` (``energy_kept``, ``reconstruction_error``, ``pmi_frobenius_norm``).
     """
-    from workbench.pmi import pmi_matrix
+    from workbench.method.pmi import pmi_matrix
 
     began = time.perf_counter()
     pmi = pmi_matrix(

@@ -75,7 +75,7 @@ def label_scores(outputs: np.ndarray, *, vectors: np.ndarray | None = None) -> n
     vectors : ndarray of shape (C, k), optional
         The label embedding of an embedding head. When given, the score of label
         ``c`` is the cosine between the output and ``vectors[c]``
-        (:func:`workbench.spectral.cosine_similarities`: 0 for zero vectors); when
+        (:func:`workbench.method.spectral.cosine_similarities`: 0 for zero vectors); when
         ``None`` the outputs already are per-label scores and are returned as they are.
 
     Returns
@@ -84,7 +84,7 @@ def label_scores(outputs: np.ndarray, *, vectors: np.ndarray | None = None) -> n
     """
     if vectors is None:
         return np.asarray(outputs, dtype=np.float32)
-    from workbench.spectral import cosine_similarities
+    from workbench.method.spectral import cosine_similarities
 
     return cosine_similarities(outputs, vectors)
 

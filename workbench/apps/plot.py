@@ -61,7 +61,7 @@ def plot_map_curves(results: dict, *, metric: str = "map_at_100", spread: str = 
     ----------
     results : dict
         ``{"runs": [{"head", "seed", "history": [{"epoch", metric, …}, …]}, …]}`` as
-        written by :func:`workbench.training.compare` (``results.json``).
+        written by :func:`workbench.learning.training.compare` (``results.json``).
     metric : str, default="map_at_100"
         A key of the history records.
     spread : {"std", "range", "none"}, default="std"
@@ -250,7 +250,7 @@ def plot_label_map(
     Parameters
     ----------
     coordinates : array-like of shape (C, 2)
-        From :func:`workbench.labelmap.label_coordinates`.
+        From :func:`workbench.apps.labelmap.label_coordinates`.
     labels : sequence of str, optional
         Names; needed to annotate ``chosen`` and ``highlight``.
     groups : sequence of str, optional

@@ -1,7 +1,7 @@
 """The training data pipeline: batches of uint8 images and their targets.
 
 :class:`ImageSource` gives images by position, either from a data set's in-memory
-array or by decoding its image files with :func:`workbench.images.load_image` (one
+array or by decoding its image files with :func:`workbench.data.images.load_image` (one
 batch at a time: nothing is loaded up front; each decoded image is kept in a cache
 when the whole set fits ``cache_bytes``, so later epochs read memory).
 :class:`LabelBatches` is a
@@ -12,7 +12,7 @@ lets Keras prefetch batches on ``workers`` threads while the model trains (Pillo
 releases the GIL while decoding, so threads overlap decoding with training).
 
 Batches hold ``uint8`` images: normalisation and augmentation happen inside the model
-(:mod:`workbench.models`), on the accelerator when there is one, so the pipeline only
+(:mod:`workbench.learning.models`), on the accelerator when there is one, so the pipeline only
 gathers bytes. Targets are float32: the sum of the label vectors of each image for
 embedding heads, the multi-hot row for the sigmoid head.
 """
@@ -41,7 +41,7 @@ class ImageSource:
         Uses ``dataset.images`` when present, else decodes ``dataset.path_of(i)``.
     image_size : int
         Side of the square images returned; in-memory images of another size are
-        resized with the same filter as :func:`workbench.images.load_image`.
+        resized with the same filter as :func:`workbench.data.images.load_image`.
     cache_bytes : int, optional
         For a data set on disk: keep every decoded image in memory (decoded once, in
         the first epoch) when all of them take at most this many bytes; 0 never
@@ -68,7 +68,7 @@ class ImageSource:
             if images.ndim != 4 or images.shape[-1] != 3 or images.dtype != np.uint8:
                 raise ValueError(
                     f"In-memory images must be (N, H, W, 3) uint8; got {images.dtype} {images.shape}. "
-                    "Convert them with workbench.images.load_images."
+                    "Convert them with workbench.data.images.load_images."
                 )
 
     def __len__(self) -> int:
@@ -92,7 +92,7 @@ class ImageSource:
             if batch.shape[1:3] != (size, size):
                 batch = np.stack([_resize(image, size) for image in batch]) if len(batch) else batch[:, :size, :size]
             return np.ascontiguousarray(batch)
-        from workbench.images import load_image
+        from workbench.data.images import load_image
 
         out = np.empty((len(positions), size, size, 3), dtype=np.uint8)
         for slot, position in enumerate(positions):

@@ -1,7 +1,7 @@
 """Emoji scenes: the workbench's built-in multi-label data with hundreds to thousands of labels.
 
 Labels are Unicode emoji named by their CLDR short names, with their Unicode group
-and subgroup (see :mod:`workbench.emoji`). A scene is a *topic*, a seeded mixture of
+and subgroup (see :mod:`workbench.data.emoji`). A scene is a *topic*, a seeded mixture of
 related subgroups (hand-named themes such as a kitchen or a farm, plus one generated
 mixture anchored on every subgroup). Each image picks a topic, then draws
 ``min_labels``…``max_labels`` distinct labels from it (fewer labels are likelier)
@@ -36,15 +36,15 @@ from pathlib import Path
 import numpy as np
 
 from workbench._io import atomic_path, atomic_write_bytes, atomic_write_json, read_json
-from workbench.datasets import MultiLabelDataset
-from workbench.emoji import (
+from workbench.data.datasets import MultiLabelDataset
+from workbench.data.emoji import (
     EmojiCatalog,
     emoji_catalog,
     glyph_coverage,
     render_glyphs,
     resolve_font_path,
 )
-from workbench.labels import Vocabulary
+from workbench.data.labels import Vocabulary
 
 __all__ = ["SceneConfig", "SceneGenerator", "emoji_catalog", "generate_scenes", "write_scenes"]
 
@@ -95,7 +95,7 @@ class SceneConfig:
     unrelated_rate : float in [0, 1], default=0.05
         Chance that a label is drawn from the whole vocabulary instead of the topic.
     groups : {"objects", "all"} or tuple of str, default="objects"
-        Unicode groups of the vocabulary (see :func:`workbench.emoji.emoji_catalog`).
+        Unicode groups of the vocabulary (see :func:`workbench.data.emoji.emoji_catalog`).
     random_state : int, default=0
         Seed; the same seed gives bit-identical images and labels.
     """

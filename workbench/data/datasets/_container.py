@@ -9,7 +9,7 @@ from typing import Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.labels import Vocabulary, label_matrix
+from workbench.data.labels import Vocabulary, label_matrix
 
 __all__ = ["MultiLabelDataset"]
 
@@ -120,7 +120,7 @@ class MultiLabelDataset:
         )
 
     def summary(self) -> dict:
-        """Image and label counts (see :func:`workbench.labels.summarize_label_sets`)."""
-        from workbench.labels import summarize_label_sets
+        """Image and label counts (see :func:`workbench.data.labels.summarize_label_sets`)."""
+        from workbench.data.labels import summarize_label_sets
 
         return {"name": self.name, "format": self.format, **summarize_label_sets(self.labels)}

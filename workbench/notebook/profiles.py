@@ -35,16 +35,16 @@ PROFILE_NAMES = ("ci", "workshop", "full")
 class Profile:
     """Every size parameter of the notebooks.
 
-    Data (emoji scenes, :func:`workbench.scenes.generate_scenes`)
+    Data (emoji scenes, :func:`workbench.data.scenes.generate_scenes`)
         ``num_images``, ``num_labels``, ``image_size`` (pixels per side),
         ``max_labels`` (glyphs per image), ``missing_rate`` and ``spurious_rate``
         (label noise), ``validation_fraction`` (images held out of counting and
         training; the PMI embedding never sees them).
     PMI and embedding
-        ``pmi_policy`` and ``pmi_diagonal`` (:func:`workbench.pmi.pmi_matrix`),
+        ``pmi_policy`` and ``pmi_diagonal`` (:func:`workbench.method.pmi.pmi_matrix`),
         ``embedding_dim`` (``k``), ``map_method`` (``"umap"`` or ``"pca"``, the 2-D
         label map).
-    Training (:mod:`workbench.training`)
+    Training (:mod:`workbench.learning.training`)
         ``epochs``, ``batch_size``, ``trunk_width`` (channels of the first block),
         ``trunk_depth`` (blocks), ``batchnorm_momentum`` (lower for runs of few
         steps, so that validation sees settled batch-norm statistics),

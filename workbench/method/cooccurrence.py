@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.labels import Vocabulary
+from workbench.data.labels import Vocabulary
 
 __all__ = [
     "CooccurrenceCounts",
@@ -178,7 +178,7 @@ def _validated(n_images, vocabulary, label_counts, pair_counts) -> tuple[np.ndar
     if isinstance(n_images, bool) or not isinstance(n_images, (int, np.integer)) or n_images < 0:
         raise ValueError(f"'n_images' must be a non-negative integer; got {n_images!r}.")
     if not isinstance(vocabulary, Vocabulary):
-        raise ValueError(f"vocabulary must be a workbench.labels.Vocabulary; got {type(vocabulary).__name__}.")
+        raise ValueError(f"vocabulary must be a workbench.data.labels.Vocabulary; got {type(vocabulary).__name__}.")
     num_labels = len(vocabulary)
     label_counts = np.asarray(label_counts)
     if label_counts.shape != (num_labels,):
@@ -343,7 +343,7 @@ def count_cooccurrence(
     Parameters
     ----------
     label_matrix : sparse matrix or array of shape (N, C)
-        Multi-hot labels (:func:`workbench.labels.label_matrix`); non-zeros count as 1.
+        Multi-hot labels (:func:`workbench.data.labels.label_matrix`); non-zeros count as 1.
     vocabulary : Vocabulary
         The ``C`` labels of the columns.
     chunk_size : int, default=1_000_000
@@ -414,14 +414,14 @@ def read_label_shard(path: str | Path, *, vocabulary: Vocabulary | None = None) 
       (:func:`write_label_shards`); needs ``vocabulary`` (its columns);
     * ``.csv`` — list-CSV, the layout of a data set's ``labels.csv`` (``image,labels``,
       the labels of an image joined by ``|``; read by
-      :func:`workbench.datasets.read_list_csv`). Without ``vocabulary`` the shard's own
+      :func:`workbench.data.datasets.read_list_csv`). Without ``vocabulary`` the shard's own
       labels, sorted, are used.
 
     Returns
     -------
     (Vocabulary, scipy.sparse.csr_matrix of shape (n_shard, C), dtype uint8)
     """
-    from workbench.labels import label_matrix
+    from workbench.data.labels import label_matrix
 
     path = Path(path)
     if not path.is_file():
@@ -437,7 +437,7 @@ def read_label_shard(path: str | Path, *, vocabulary: Vocabulary | None = None) 
             raise ValueError(f"{path}: {matrix.shape[1]} columns but the vocabulary has {len(vocabulary)} labels; use the shards' vocabulary.")
         return vocabulary, matrix
     if path.suffix == ".csv":
-        from workbench.datasets import read_list_csv
+        from workbench.data.datasets import read_list_csv
 
         # image_root: the shard's images are never opened (and not looked up on disk)
         dataset = read_list_csv(path, image_root=path.parent)

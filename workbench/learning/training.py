@@ -9,7 +9,7 @@ A run directory (``RUN_DIR``) holds everything needed to use or continue a run:
 ``vocabulary.csv``
     The ``C`` labels (every head, the sigmoid head included).
 ``embedding/``
-    The :class:`~workbench.spectral.LabelEmbedding` the targets were built from
+    The :class:`~workbench.method.spectral.LabelEmbedding` the targets were built from
     (pmi, random and identity heads; rows in ``vocabulary.csv`` order). Absent for
     the sigmoid head.
 ``checkpoints/``
@@ -17,7 +17,7 @@ A run directory (``RUN_DIR``) holds everything needed to use or continue a run:
     ``state.json`` (the last complete epoch and the history up to it), written
     after every epoch, model first, then ``state.json`` (the commit point).
 ``history.json``
-    One record per epoch (see :class:`workbench.metrics.EvaluationCallback`).
+    One record per epoch (see :class:`workbench.learning.metrics.EvaluationCallback`).
 ``model.keras``
     The final model, written when the last epoch is done.
 
@@ -44,11 +44,11 @@ import keras
 import numpy as np
 
 from workbench._io import atomic_path, atomic_write_json, read_json
-from workbench.comparison import comparison_table, summarize_comparison
-from workbench.feeding import ImageSource, LabelBatches
-from workbench.labels import Vocabulary
-from workbench.metrics import label_scores as _label_scores
-from workbench.models import EMBEDDING_HEADS, HEADS, OPTIMIZERS, ModelConfig, build_model, compile_model
+from workbench.learning.comparison import comparison_table, summarize_comparison
+from workbench.learning.feeding import ImageSource, LabelBatches
+from workbench.data.labels import Vocabulary
+from workbench.learning.metrics import label_scores as _label_scores
+from workbench.learning.models import EMBEDDING_HEADS, HEADS, OPTIMIZERS, ModelConfig, build_model, compile_model
 
 __all__ = [
     "DEFAULT_LEARNING_RATES",
@@ -222,10 +222,10 @@ def _aligned_embedding(embedding, vocabulary: Vocabulary, *, label_counts=None):
     Labels of the embedding that the data set lacks are dropped. Data-set labels the
     embedding lacks get a zero vector (cosine score 0, no part in any target) when
     they never occur in the training images (``label_counts`` 0, as
-    :func:`workbench.spectral.embed_labels` drops never-seen labels); a missing label
+    :func:`workbench.method.spectral.embed_labels` drops never-seen labels); a missing label
     that does occur raises ``ValueError``: the embedding belongs to other data.
     """
-    from workbench.spectral import LabelEmbedding
+    from workbench.method.spectral import LabelEmbedding
 
     names = tuple(embedding.vocabulary.names)
     if names == tuple(vocabulary.names):
@@ -289,7 +289,7 @@ def label_vectors(
         pmi: ``embedding`` with rows in ``vocabulary`` order (see above); random: i.i.d. standard
         Gaussian vectors ``(C, k)``; identity: the ``C × C`` identity; sigmoid: ``None``.
     """
-    from workbench.spectral import LabelEmbedding
+    from workbench.method.spectral import LabelEmbedding
 
     num_labels = len(vocabulary)
     if head == "sigmoid":
@@ -361,7 +361,7 @@ class TrainedRun:
         if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.dtype != np.uint8:
             raise ValueError(
                 f"Expected uint8 images of shape (N, {size}, {size}, 3); got {images.dtype} {images.shape}. "
-                f"Load them with workbench.images.load_image(source, size={size})."
+                f"Load them with workbench.data.images.load_image(source, size={size})."
             )
         return images
 
@@ -415,7 +415,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     Uses ``RUN_DIR/model.keras``, or the last checkpoint of a run that has not
     finished.
     """
-    from workbench.spectral import LabelEmbedding
+    from workbench.method.spectral import LabelEmbedding
 
     run_dir = Path(run_dir)
     config_path = run_dir / "config.json"
@@ -606,7 +606,7 @@ def train(
         previous = read_json(run_dir / "config.json")
         _check_resumable(previous, meta, run_dir)
     if state is not None and config.head in EMBEDDING_HEADS and (run_dir / "embedding").is_dir():
-        from workbench.spectral import LabelEmbedding
+        from workbench.method.spectral import LabelEmbedding
 
         saved = LabelEmbedding.load(run_dir / "embedding")
         if saved.vectors.shape != head_embedding.vectors.shape or not np.allclose(saved.vectors, head_embedding.vectors, atol=1e-6):
@@ -644,7 +644,7 @@ def train(
         # no decode cache: validation is loaded whole once when it fits its budget, and a split too
         # large for that budget is streamed rather than held in memory a second way
         validation_source = ImageSource(validation_set, image_size=config.model.image_size, cache_bytes=0)
-        from workbench.metrics import EvaluationCallback
+        from workbench.learning.metrics import EvaluationCallback
 
         evaluation = EvaluationCallback(
             inputs=_validation_inputs(validation_source, batch_size=config.batch_size, workers=config.workers),
@@ -729,8 +729,8 @@ def compare(
 
     One train/validation split (``split_random_state``) serves every run. The PMI
     embedding is computed from the training split only
-    (:func:`workbench.cooccurrence.count_cooccurrence`, then
-    :func:`workbench.spectral.embed_labels` with ``dim=embedding_dim`` and
+    (:func:`workbench.method.cooccurrence.count_cooccurrence`, then
+    :func:`workbench.method.spectral.embed_labels` with ``dim=embedding_dim`` and
     ``embed_options``) and saved in ``DIR/embedding``. Every head uses the same trunk
     (``model``), epochs and batch size; learning rates default to
     :data:`DEFAULT_LEARNING_RATES`. Runs go to ``DIR/runs/<head>-seed<seed>`` and
@@ -787,8 +787,8 @@ def compare(
 
     embedding = None
     if "pmi" in heads:
-        from workbench.cooccurrence import count_cooccurrence
-        from workbench.spectral import embed_labels
+        from workbench.method.cooccurrence import count_cooccurrence
+        from workbench.method.spectral import embed_labels
 
         counts = count_cooccurrence(train_set.labels, train_set.vocabulary)
         embedding = embed_labels(counts, dim=int(embedding_dim), **(embed_options or {}))

@@ -44,8 +44,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.cooccurrence import CooccurrenceCounts
-from workbench.labels import Vocabulary
+from workbench.method.cooccurrence import CooccurrenceCounts
+from workbench.data.labels import Vocabulary
 
 __all__ = ["PMIResult", "pmi_matrix", "POLICIES", "DIAGONALS"]
 

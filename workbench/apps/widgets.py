@@ -68,12 +68,12 @@ def _png_of_pixels(pixels) -> bytes | None:
 def image_thumbnail(content: bytes, *, size: int = 256) -> bytes:
     """A PNG thumbnail (longest side ``size``, aspect kept) of image bytes, decoded safely.
 
-    Decoding goes through :func:`workbench.images.load_image` (size, pixel and format
+    Decoding goes through :func:`workbench.data.images.load_image` (size, pixel and format
     limits), so a hostile upload is refused here as it is by the classifier.
     """
     from PIL import Image
 
-    from workbench.images import load_image
+    from workbench.data.images import load_image
 
     picture = Image.fromarray(load_image(content, size=None))
     picture.thumbnail((size, size), Image.Resampling.LANCZOS)
@@ -132,12 +132,12 @@ class ClassifyApp(widgets.VBox):
         ``classify(content: bytes, name: str, *, top=None, threshold=None)`` returning
         a result with ``labels`` (``(name, similarity)`` pairs, best first), ``error``
         (None or a sentence) and optionally ``pixels`` (the decoded image, for the
-        preview) — a :class:`workbench.classify.ClassificationResult`, as from
-        :meth:`workbench.classify.Classifier.classify_bytes`. Exceptions it raises are
+        preview) — a :class:`workbench.apps.classify.ClassificationResult`, as from
+        :meth:`workbench.apps.classify.Classifier.classify_bytes`. Exceptions it raises are
         shown for that file.
     store : callable, optional
         ``store(results: list) -> object`` saving classification results (for example
-        :meth:`workbench.store.ResultStore.add_classifications` with a run id). Without
+        :meth:`workbench.apps.store.ResultStore.add_classifications` with a run id). Without
         it there is no store button.
     thumbnail : callable, optional
         ``thumbnail(content: bytes) -> PNG bytes`` for the preview of a classified
@@ -185,7 +185,7 @@ class ClassifyApp(widgets.VBox):
         if not low < high or not low <= float(threshold) <= high:
             raise ValueError(f"threshold {threshold!r} must lie inside threshold_range {threshold_range!r} (low < high).")
         if max_upload_bytes is None:
-            from workbench.images import DEFAULT_MAX_BYTES
+            from workbench.data.images import DEFAULT_MAX_BYTES
 
             max_upload_bytes = DEFAULT_MAX_BYTES
         self._classify = classify
@@ -247,12 +247,12 @@ class ClassifyApp(widgets.VBox):
         **options
             Passed to :class:`ClassifyApp`.
         """
-        from workbench.classify import Classifier
+        from workbench.apps.classify import Classifier
 
         classifier = Classifier.from_run_dir(run_dir)
         store_results = None
         if use_store:
-            from workbench.store import ResultStore, default_store_path
+            from workbench.apps.store import ResultStore, default_store_path
 
             result_store = ResultStore(store_path if store_path is not None else default_store_path(run_dir))
             store_results = lambda results: result_store.add_classifications(  # noqa: E731
@@ -446,7 +446,7 @@ class LabelExplorer(widgets.VBox):
     pmi : array-like or sparse matrix of shape (C, C), optional
         PMI of each pair, shown beside each neighbour.
     coordinates : array-like of shape (C, 2), optional
-        Map coordinates; computed with :func:`workbench.labelmap.label_coordinates`
+        Map coordinates; computed with :func:`workbench.apps.labelmap.label_coordinates`
         when omitted.
     map_method : {"umap", "pca"}
         Layout computed when ``coordinates`` is None (UMAP takes seconds, PCA is instant).
@@ -498,7 +498,7 @@ class LabelExplorer(widgets.VBox):
                 raise ValueError(f"pmi must be ({num_labels}, {num_labels}), one row and column per label; got {pmi.shape}.")
         self.pmi = pmi
         if coordinates is None:
-            from workbench.labelmap import label_coordinates
+            from workbench.apps.labelmap import label_coordinates
 
             coordinates = label_coordinates(embedding.vectors, method=map_method, random_state=random_state)
         coordinates = np.asarray(coordinates, dtype=np.float64)
@@ -570,8 +570,8 @@ class LabelExplorer(widgets.VBox):
         self.chooser.value = label
 
     def export_csv(self, path: str | Path) -> Path:
-        """Write the map's ``label,group,x,y`` CSV atomically (see :func:`workbench.labelmap.write_coordinates_csv`)."""
-        from workbench.labelmap import write_coordinates_csv
+        """Write the map's ``label,group,x,y`` CSV atomically (see :func:`workbench.apps.labelmap.write_coordinates_csv`)."""
+        from workbench.apps.labelmap import write_coordinates_csv
 
         return write_coordinates_csv(path, vocabulary=self.vocabulary, coordinates=self.coordinates)
 
@@ -629,7 +629,7 @@ class LabelExplorer(widgets.VBox):
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
 
-        from workbench.plot import plot_label_map
+        from workbench.apps.plot import plot_label_map
 
         names = list(self.vocabulary.names)
         chosen = self.vocabulary.index(self.label)
