@@ -46,7 +46,7 @@ def timed(function, *, repeats: int):
 
 
 def bench_decoding(*, num_points: int, num_labels: int, dim: int, top: int, repeats: int) -> bool:
-    from workbench.apps.classify import decode_predictions
+    from workbench.method.decoding import decode_predictions
 
     rng = np.random.default_rng(0)
     points = rng.normal(size=(num_points, dim)).astype(np.float32)
@@ -85,11 +85,12 @@ def _fresh_run(num_labels: int, dim: int):
     """A TrainedRun around an untrained default model (latency does not depend on the weights)."""
     from workbench.data.labels import Vocabulary
     from workbench.learning.models import build_model
-    from workbench.method.spectral import LabelEmbedding
-    from workbench.learning.training import TrainConfig, TrainedRun
+    from workbench.method.embedding import LabelEmbedding
+    from workbench.learning.config import TrainConfig
+    from workbench.learning.runs import TrainedRun
 
     config = TrainConfig(head="pmi")
-    model = build_model(config.model, head="pmi", output_dim=dim, random_state=0)
+    model = build_model(config.model, head="pmi", embedding_dim=dim, random_state=0)
     vocabulary = Vocabulary(tuple(f"label {i}" for i in range(num_labels)))
     embedding = LabelEmbedding(
         vocabulary=vocabulary,
@@ -107,7 +108,7 @@ def bench_upload(*, run_dir: str | None, num_labels: int, dim: int, top: int, re
 
     start = time.perf_counter()
     if run_dir:
-        from workbench.learning.training import load_run
+        from workbench.learning.runs import load_run
 
         run = load_run(run_dir)
     else:

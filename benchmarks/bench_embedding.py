@@ -117,7 +117,7 @@ def timed(function, *args, **kwargs):
 
 def neighbour_overlap(fast: np.ndarray, exact: np.ndarray, *, sample: int, top: int = 10, random_state: int = 0) -> dict:
     """Mean share of each sampled label's top-``top`` cosine neighbours that both embeddings agree on."""
-    from workbench.method.spectral import cosine_similarities
+    from workbench.method.embedding import cosine_similarities
 
     rng = np.random.default_rng(random_state)
     labels = rng.choice(fast.shape[0], size=min(sample, fast.shape[0]), replace=False)
@@ -175,7 +175,7 @@ def run_pipeline(matrix, args, dims, *, label: str) -> tuple:
     from workbench.method.cooccurrence import count_cooccurrence
     from workbench.data.labels import Vocabulary
     from workbench.method.pmi import pmi_matrix
-    from workbench.method.spectral import energy_kept, spectral_embedding
+    from workbench.method.embed import energy_kept, spectral_embedding
 
     vocabulary = Vocabulary(tuple(f"label{i:05d}" for i in range(matrix.shape[1])))
     counts, count_seconds, count_cpu = timed(count_cooccurrence, matrix, vocabulary)
@@ -193,7 +193,7 @@ def run_pipeline(matrix, args, dims, *, label: str) -> tuple:
     for name, dim, options in runs:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            result, seconds, cpu = timed(spectral_embedding, pmi, dim=dim, tolerance=args.tolerance,
+            result, seconds, cpu = timed(spectral_embedding, pmi, embedding_dim=dim, tolerance=args.tolerance,
                                          random_state=args.seed, **options)
         results[name] = result
         info = {key: value for key, value in result.info.items() if key != "checks"}

@@ -104,7 +104,7 @@ def bare_throughput(train_set, *, config, embedding) -> tuple[float, float]:
 
     images = train_set.images
     targets = batch_targets(train_set.labels, np.arange(len(train_set)), vectors=embedding.vectors)
-    model = build_model(config.model, head="pmi", output_dim=embedding.embedding_dim, random_state=config.random_state)
+    model = build_model(config.model, head="pmi", embedding_dim=embedding.embedding_dim, random_state=config.random_state)
     compile_model(model, head="pmi", optimizer=config.optimizer, learning_rate=config.resolved_learning_rate)
     timer = EpochTimer().callback
     model.fit(images, targets, batch_size=config.batch_size, epochs=config.epochs, shuffle=True, callbacks=[timer], verbose=0)
@@ -134,8 +134,9 @@ def main(argv=None) -> int:
 
     import workbench.learning.feeding
     from workbench.learning.models import ModelConfig
-    from workbench.method.spectral import LabelEmbedding
-    from workbench.learning.training import TrainConfig, describe_device
+    from workbench.method.embedding import LabelEmbedding
+    from workbench.learning.config import TrainConfig
+    from workbench.learning.devices import describe_device
 
     num_train = args.images - args.images % args.batch_size or args.batch_size
     dataset = synthetic_dataset(num_train + args.validation_images, num_labels=args.labels, image_size=args.image_size)

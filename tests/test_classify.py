@@ -19,7 +19,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from workbench.apps.classify import ClassificationResult, Classifier, decode_predictions, rank_labels, setting_name
+from workbench.apps.classify import ClassificationResult, Classifier
+from workbench.method.decoding import LabelScorer, decode_predictions, rank_labels, setting_name
 from workbench.data.labels import Vocabulary
 
 COLOURS = {
@@ -71,16 +72,17 @@ def colour_dataset(num_images: int, *, size: int = 16, seed: int = 0):
 def pmi_embedding(dataset, *, dim: int = 4):
     """The workbench's spectral PMI embedding (smoothed PMI, |eigenvalues|) of a data set."""
     from workbench.method.cooccurrence import count_cooccurrence
-    from workbench.method.spectral import embed_labels
+    from workbench.method.embed import embed_labels
 
     counts = count_cooccurrence(dataset.labels, dataset.vocabulary)
-    return embed_labels(counts, dim=dim, policy="smooth", negative="abs", random_state=0)
+    return embed_labels(counts, embedding_dim=dim, policy="smooth", negative="abs", random_state=0)
 
 
 def train_tiny_run(out_dir: Path, *, epochs: int = 6, num_images: int = 192) -> Path:
     """Train a real PMI-head run on colour bands (16×16, two conv blocks); return its folder."""
     from workbench.learning.models import ModelConfig
-    from workbench.learning.training import TrainConfig, train
+    from workbench.learning.config import TrainConfig
+    from workbench.learning.training import train
 
     dataset = colour_dataset(num_images)
     config = TrainConfig(
@@ -186,7 +188,7 @@ def test_setting_name():
 # decode_predictions
 # ---------------------------------------------------------------------------------
 def test_decode_predictions_matches_cosine_reference_across_batches():
-    from workbench.method.spectral import cosine_similarities
+    from workbench.method.embedding import cosine_similarities
 
     rng = np.random.default_rng(1)
     points = rng.normal(size=(23, 8)).astype(np.float32)
@@ -362,7 +364,7 @@ def sample_images(tmp_path_factory):
 
 def test_classifier_with_a_trained_run_matches_label_scores(tiny_run, sample_images):
     from workbench.data.images import load_image
-    from workbench.learning.training import load_run
+    from workbench.learning.runs import load_run
 
     run = load_run(tiny_run)
     classifier = Classifier(run)
@@ -467,3 +469,23 @@ def test_cli_no_store_writes_nothing(tiny_run, sample_images, tmp_path, capsys):
 def test_classification_result_error_form():
     result = ClassificationResult(image="x.png", error="Not an image.")
     assert not result.ok and result.to_dict() == {"image": "x.png", "error": "Not an image."}
+
+
+def test_label_scorer_gives_cosines_and_passes_probabilities_through():
+    rng = np.random.default_rng(0)
+    points = rng.standard_normal((5, 3)).astype(np.float32)
+    vectors = rng.standard_normal((4, 3)).astype(np.float32)
+    vectors[2] = 0.0
+    scores = LabelScorer(vectors)(points)
+    assert scores.shape == (5, 4) and scores.dtype == np.float32
+    for n in range(5):
+        for c in (0, 1, 3):
+            expected = points[n] @ vectors[c] / np.linalg.norm(points[n]) / np.linalg.norm(vectors[c])
+            assert scores[n, c] == pytest.approx(expected, abs=1e-6)
+    assert np.all(scores[:, 2] == 0)
+    probabilities = rng.random((5, 4))
+    np.testing.assert_array_equal(LabelScorer()(probabilities), probabilities.astype(np.float32))
+    with pytest.raises(ValueError, match="dimensions"):
+        LabelScorer(np.zeros((4, 2)))(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        LabelScorer(vectors)(np.full((1, 3), np.nan))

@@ -9,7 +9,7 @@ import pytest
 from workbench.cli import main
 from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
 from workbench.data.labels import Vocabulary, label_matrix
-from workbench.method.spectral import LabelEmbedding, embed_labels
+from workbench.method.embedding import LabelEmbedding; from workbench.method.embed import embed_labels
 
 LABEL_SETS = [
     ("cat", "sofa"), ("cat", "sofa", "tv"), ("dog", "sofa"), ("dog", "ball"), ("ball", "grass", "dog"),
@@ -42,7 +42,7 @@ def test_embed_from_counts_writes_the_artefact(counts_file, tmp_path, capsys):
     assert "embedded 9 labels (0 dropped) from 18 images in 3 dimensions" in printed
     assert "energy kept" in printed and "solver exact" in printed
     embedding = LabelEmbedding.load(out)
-    expected = embed_labels(counts, dim=3)
+    expected = embed_labels(counts, embedding_dim=3)
     np.testing.assert_array_equal(embedding.vectors, expected.vectors)
     assert embedding.settings["pmi"]["policy"] == "zero" and embedding.settings["spectral"]["dim"] == 3
     metadata = (out / "projector" / "metadata.tsv").read_text().splitlines()
@@ -100,7 +100,7 @@ def test_neighbours_text_and_json(counts_file, tmp_path, capsys):
 )
 def test_user_errors_are_one_line_with_exit_status_2(counts_file, tmp_path, capsys, argv, message):
     path, counts = counts_file
-    embedding_dir = embed_labels(counts, dim=2).save(tmp_path / "emb")
+    embedding_dir = embed_labels(counts, embedding_dim=2).save(tmp_path / "emb")
     replace = {"COUNTS": str(path), "DATA": str(tmp_path), "X": str(tmp_path / "out"), "EMB": str(embedding_dir),
                "MISSING": str(tmp_path / "missing")}
     assert main([replace.get(item, item) for item in argv]) == 2
@@ -114,7 +114,7 @@ def test_dimension_warning_goes_to_stderr(counts_file, tmp_path, capsys):
     path, _ = counts_file
     assert main(["embed", "--counts", str(path), "--dim", "50", "--out", str(tmp_path / "e")]) == 0
     captured = capsys.readouterr()
-    assert "workbench embed: warning: Asked for dim=50" in captured.err
+    assert "workbench embed: warning: Asked for embedding_dim=50" in captured.err
     assert LabelEmbedding.load(tmp_path / "e").embedding_dim <= 9
 
 

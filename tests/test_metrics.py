@@ -115,22 +115,6 @@ def test_precision_and_recall_at_k_brute_force(k):
     assert metrics.recall_at_k(scores, labels, k=k) == pytest.approx(np.mean(recalls))
 
 
-def test_cosine_label_scores():
-    rng = np.random.default_rng(0)
-    points = rng.standard_normal((5, 3)).astype(np.float32)
-    vectors = rng.standard_normal((4, 3)).astype(np.float32)
-    vectors[2] = 0.0
-    scores = metrics.label_scores(points, vectors=vectors)
-    assert scores.shape == (5, 4) and scores.dtype == np.float32
-    for n in range(5):
-        for c in (0, 1, 3):
-            expected = points[n] @ vectors[c] / np.linalg.norm(points[n]) / np.linalg.norm(vectors[c])
-            assert scores[n, c] == pytest.approx(expected, abs=1e-6)
-    assert np.all(scores[:, 2] == 0)
-    probabilities = rng.random((5, 4))
-    np.testing.assert_array_equal(metrics.label_scores(probabilities), probabilities.astype(np.float32))
-
-
 def test_bad_inputs_raise_one_line_value_errors():
     scores, labels = _random_problem(0)
     with pytest.raises(ValueError, match="shape"):
@@ -141,8 +125,6 @@ def test_bad_inputs_raise_one_line_value_errors():
         metrics.macro_average_precision(bad, labels)
     with pytest.raises(ValueError, match="positive integer"):
         metrics.precision_at_k(scores, labels, k=0)
-    with pytest.raises(ValueError, match="dimensions"):
-        metrics.label_scores(np.zeros((2, 3)), vectors=np.zeros((4, 2)))
 
 
 def test_all_empty_gives_nan():

@@ -66,11 +66,12 @@ def test_cosine_loss_gradient_is_finite_with_zero_targets():
 
 @pytest.mark.parametrize("head", HEADS)
 def test_heads_output_shapes_and_ranges(head):
-    output_dim = 3 if head in ("pmi", "random") else 7
-    model = build_model(TINY, head=head, output_dim=output_dim, random_state=0)
+    width = 3 if head in ("pmi", "random") else 7
+    sizes = {"num_labels": width} if head == "sigmoid" else {"embedding_dim": width}
+    model = build_model(TINY, head=head, random_state=0, **sizes)
     images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
     outputs = model.predict(images, verbose=0)
-    assert outputs.shape == (4, output_dim) and outputs.dtype == np.float32
+    assert outputs.shape == (4, width) and outputs.dtype == np.float32
     if head == "sigmoid":
         assert np.all((outputs >= 0) & (outputs <= 1))
     # Augmentation and dropout act only in training: prediction is deterministic.
@@ -81,15 +82,15 @@ def test_heads_output_shapes_and_ranges(head):
 
 def test_seeded_build_is_reproducible_and_seeds_differ():
     images = np.random.default_rng(0).integers(0, 256, (2, 16, 16, 3), dtype=np.uint8)
-    first = build_model(TINY, head="pmi", output_dim=3, random_state=5).predict(images, verbose=0)
-    again = build_model(TINY, head="pmi", output_dim=3, random_state=5).predict(images, verbose=0)
-    other = build_model(TINY, head="pmi", output_dim=3, random_state=6).predict(images, verbose=0)
+    first = build_model(TINY, head="pmi", embedding_dim=3, random_state=5).predict(images, verbose=0)
+    again = build_model(TINY, head="pmi", embedding_dim=3, random_state=5).predict(images, verbose=0)
+    other = build_model(TINY, head="pmi", embedding_dim=3, random_state=6).predict(images, verbose=0)
     np.testing.assert_allclose(first, again, atol=1e-6)
     assert np.abs(first - other).max() > 1e-3
 
 
 def test_saved_model_loads_in_safe_mode_with_its_loss(tmp_path):
-    model = compile_model(build_model(TINY, head="pmi", output_dim=3), head="pmi", learning_rate=1e-3)
+    model = compile_model(build_model(TINY, head="pmi", embedding_dim=3), head="pmi", learning_rate=1e-3)
     images = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3), dtype=np.uint8)
     targets = np.random.default_rng(1).standard_normal((8, 3)).astype(np.float32)
     model.fit(images, targets, batch_size=4, epochs=1, verbose=0)
@@ -106,9 +107,13 @@ def test_bad_settings_raise_value_errors():
     with pytest.raises(ValueError, match="too small"):
         ModelConfig(image_size=8, depth=4)
     with pytest.raises(ValueError, match="Unknown head"):
-        build_model(TINY, head="softmax", output_dim=3)
-    with pytest.raises(ValueError, match="output_dim"):
-        build_model(TINY, head="pmi", output_dim=0)
+        build_model(TINY, head="softmax", embedding_dim=3)
+    with pytest.raises(ValueError, match="embedding_dim must be a positive integer"):
+        build_model(TINY, head="pmi", embedding_dim=0)
+    with pytest.raises(ValueError, match="The pmi head needs embedding_dim"):
+        build_model(TINY, head="pmi", num_labels=5)
+    with pytest.raises(ValueError, match="The sigmoid head needs num_labels"):
+        build_model(TINY, head="sigmoid", embedding_dim=5)
     with pytest.raises(ValueError, match="Unknown optimizer"):
         make_optimizer("adagrad", learning_rate=0.1)
     with pytest.raises(ValueError, match="Unknown model settings"):
@@ -130,7 +135,7 @@ _BACKEND_SCRIPT = textwrap.dedent(
 
     labels = sp.csr_matrix(np.eye(8, 5, dtype=np.uint8))
     vectors = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
-    model = build_model(ModelConfig(image_size=16, width=4, depth=2), head="pmi", output_dim=3)
+    model = build_model(ModelConfig(image_size=16, width=4, depth=2), head="pmi", embedding_dim=3)
     compile_model(model, head="pmi", learning_rate=1e-3)
     batches = LabelBatches(ImageSource(Data(), image_size=16), labels, vectors=vectors, batch_size=8, shuffle=True)
     history = model.fit(batches, epochs=1, steps_per_epoch=1, verbose=0, shuffle=False)

@@ -52,7 +52,7 @@ def test_command_line_offers_every_documented_subcommand():
 
 @pytest.mark.parametrize(
     "module",
-    ["workbench.data.labels", "workbench.data.datasets", "workbench.method.pmi", "workbench.method.spectral", "workbench.method.cooccurrence",
+    ["workbench.data.labels", "workbench.data.datasets", "workbench.method.pmi", "workbench.method.embed", "workbench.method.embedding", "workbench.method.eigensolvers", "workbench.method.cooccurrence",
      "workbench.learning.comparison", "workbench.notebook.pipeline"],
 )
 def test_pmi_side_never_imports_keras(module):

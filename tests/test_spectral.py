@@ -11,16 +11,7 @@ from sklearn.metrics.pairwise import cosine_similarity as sklearn_cosine
 from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
 from workbench.data.labels import Vocabulary, label_matrix
 from workbench.method.pmi import pmi_matrix
-from workbench.method.spectral import (
-    LabelEmbedding,
-    cosine_similarities,
-    embed_labels,
-    energy_kept,
-    nearest_labels,
-    reconstruction_error,
-    spectral_embedding,
-    spectrum,
-)
+from workbench.method.embedding import LabelEmbedding, cosine_similarities, nearest_labels; from workbench.method.embed import embed_labels, energy_kept, reconstruction_error, spectral_embedding, spectrum
 
 
 def symmetric_matrix(size, *, seed=0, positive=None):
@@ -62,7 +53,7 @@ def topic_counts(*, num_labels, num_images, seed=0, labels_per_topic=10):
 # -- solvers ---------------------------------------------------------------------------------
 def test_drop_gives_the_psd_projection_when_k_is_the_number_of_positive_eigenvalues():
     matrix = symmetric_matrix(40, positive=15)
-    result = spectral_embedding(matrix, dim=15, solver="exact")
+    result = spectral_embedding(matrix, embedding_dim=15, solver="exact")
     values, vectors = np.linalg.eigh(matrix)
     psd = (vectors * np.maximum(values, 0)) @ vectors.T
     reconstruction = result.vectors.astype(np.float64) @ result.vectors.T
@@ -73,15 +64,15 @@ def test_drop_gives_the_psd_projection_when_k_is_the_number_of_positive_eigenval
 
 def test_drop_warns_and_returns_the_achievable_dimension():
     matrix = symmetric_matrix(30, positive=6)
-    with pytest.warns(UserWarning, match=r"dim=10 but the 30-label PMI matrix has only 6 usable positive"):
-        result = spectral_embedding(matrix, dim=10, solver="exact")
+    with pytest.warns(UserWarning, match=r"embedding_dim=10 but the 30-label PMI matrix has only 6 usable positive"):
+        result = spectral_embedding(matrix, embedding_dim=10, solver="exact")
     assert result.vectors.shape == (30, 6) and np.all(result.eigenvalues > 0)
     assert result.info["dim_requested"] == 10 and result.info["dim"] == 6
 
 
 def test_abs_equals_the_svd_embedding():
     matrix = symmetric_matrix(36, positive=10, seed=3)
-    result = spectral_embedding(matrix, dim=12, negative="abs", solver="exact")
+    result = spectral_embedding(matrix, embedding_dim=12, negative="abs", solver="exact")
     u, singular, _ = np.linalg.svd(matrix)
     np.testing.assert_allclose(np.abs(result.eigenvalues), singular[:12], rtol=1e-10)
     svd_embedding = u[:, :12] * np.sqrt(singular[:12])
@@ -93,12 +84,12 @@ def test_abs_equals_the_svd_embedding():
 
 def test_signs_are_deterministic():
     matrix = decaying_matrix(200, seed=4)
-    first = spectral_embedding(matrix, dim=8, solver="exact")
-    second = spectral_embedding(-(-matrix), dim=8, solver="exact", random_state=123)
+    first = spectral_embedding(matrix, embedding_dim=8, solver="exact")
+    second = spectral_embedding(-(-matrix), embedding_dim=8, solver="exact", random_state=123)
     np.testing.assert_array_equal(first.vectors, second.vectors)
     rows = np.argmax(np.abs(first.vectors), axis=0)
     assert np.all(first.vectors[rows, np.arange(8)] > 0)
-    randomized = [spectral_embedding(matrix, dim=8, solver="randomized", random_state=seed) for seed in (0, 1)]
+    randomized = [spectral_embedding(matrix, embedding_dim=8, solver="randomized", random_state=seed) for seed in (0, 1)]
     for result in randomized:
         rows = np.argmax(np.abs(result.vectors), axis=0)
         assert np.all(result.vectors[rows, np.arange(8)] > 0)
@@ -108,16 +99,16 @@ def test_signs_are_deterministic():
 def test_sparse_and_dense_inputs_agree():
     counts = topic_counts(num_labels=60, num_images=800)
     pmi = pmi_matrix(counts)
-    from_sparse = spectral_embedding(pmi, dim=6, solver="exact")
-    from_dense = spectral_embedding(pmi.toarray(), dim=6, solver="exact")
+    from_sparse = spectral_embedding(pmi, embedding_dim=6, solver="exact")
+    from_dense = spectral_embedding(pmi.toarray(), embedding_dim=6, solver="exact")
     np.testing.assert_allclose(from_sparse.vectors, from_dense.vectors, atol=1e-6)
 
 
 def test_randomized_matches_exact_on_a_mid_size_pmi():
     counts = topic_counts(num_labels=500, num_images=8000, seed=7)
     pmi = pmi_matrix(counts)
-    exact = spectral_embedding(pmi, dim=24, solver="exact")
-    fast = spectral_embedding(pmi, dim=24, solver="randomized", tolerance=1e-3)
+    exact = spectral_embedding(pmi, embedding_dim=24, solver="exact")
+    fast = spectral_embedding(pmi, embedding_dim=24, solver="randomized", tolerance=1e-3)
     # every eigenvalue, the tail included, within 0.1%
     np.testing.assert_allclose(fast.eigenvalues, exact.eigenvalues, rtol=1e-3)
     assert fast.info["solver"] == "randomized" and fast.info["estimated_max_relative_error"] <= 1e-3 / 2
@@ -132,16 +123,16 @@ def test_randomized_matches_exact_on_a_mid_size_pmi():
 
 def test_randomized_abs_matches_exact():
     matrix = decaying_matrix(300, seed=9)
-    exact = spectral_embedding(matrix, dim=20, negative="abs", solver="exact")
+    exact = spectral_embedding(matrix, embedding_dim=20, negative="abs", solver="exact")
     assert np.sum(exact.eigenvalues < 0) >= 5
-    fast = spectral_embedding(matrix, dim=20, negative="abs", solver="randomized")
+    fast = spectral_embedding(matrix, embedding_dim=20, negative="abs", solver="randomized")
     np.testing.assert_allclose(fast.eigenvalues, exact.eigenvalues, rtol=1e-3)
 
 
 @pytest.mark.parametrize("num_threads", [1, 3])
 @pytest.mark.parametrize("use_kernel", [True, False])
 def test_sparse_operator_equals_scipys_product(num_threads, use_kernel):
-    from workbench.method.spectral import _Operator
+    from workbench.method.eigensolvers import _Operator
 
     rng = np.random.default_rng(4)
     matrix = sp.random(300, 300, density=0.05, format="csr", dtype=np.float32, random_state=4)
@@ -166,12 +157,12 @@ def test_randomized_survives_an_invariant_subspace():
     factor = rng.standard_normal((200, 4))
     matrix = factor @ factor.T
     with pytest.warns(UserWarning, match="only 4 usable positive"):
-        result = spectral_embedding(matrix, dim=6, solver="randomized", block_size=8)
+        result = spectral_embedding(matrix, embedding_dim=6, solver="randomized", block_size=8)
     np.testing.assert_allclose(result.eigenvalues, np.linalg.eigvalsh(matrix)[::-1][:4], rtol=1e-4)
 
 
 def test_auto_picks_exact_for_small_matrices():
-    assert spectral_embedding(symmetric_matrix(20), dim=3).info["solver"] == "exact"
+    assert spectral_embedding(symmetric_matrix(20), embedding_dim=3).info["solver"] == "exact"
 
 
 @pytest.mark.parametrize(
@@ -180,14 +171,14 @@ def test_auto_picks_exact_for_small_matrices():
         (np.triu(np.ones((4, 4))), {}, "not symmetric"),
         (np.full((3, 3), np.nan), {}, "NaN or infinite"),
         (np.ones((3, 4)), {}, "square"),
-        (np.eye(3), {"dim": 0}, "dim must be a positive integer"),
+        (np.eye(3), {"embedding_dim": 0}, "embedding_dim must be a positive integer"),
         (np.eye(3), {"solver": "lanczos"}, "Unknown solver 'lanczos'"),
-        (np.eye(3), {"negative": "keep"}, "Unknown negative='keep'"),
+        (np.eye(3), {"negative": "keep"}, "Unknown negative 'keep'"),
     ],
 )
 def test_bad_inputs(matrix, options, message):
     with pytest.raises(ValueError, match=message):
-        spectral_embedding(matrix, **{"dim": 2, **options})
+        spectral_embedding(matrix, **{"embedding_dim": 2, **options})
 
 
 # -- diagnostics ------------------------------------------------------------------------------
@@ -195,7 +186,7 @@ def test_spectrum_energy_and_reconstruction_error_follow_their_definitions():
     matrix = symmetric_matrix(30, positive=12, seed=5)
     values = spectrum(matrix)
     np.testing.assert_allclose(values, np.sort(np.linalg.eigvalsh(matrix))[::-1], atol=1e-10)
-    result = spectral_embedding(matrix, dim=5, solver="exact")
+    result = spectral_embedding(matrix, embedding_dim=5, solver="exact")
     direct = np.linalg.norm(result.vectors.astype(np.float64) @ result.vectors.T - matrix) / np.linalg.norm(matrix)
     assert reconstruction_error(result.vectors, matrix) == pytest.approx(direct, rel=1e-6)
     assert reconstruction_error(result.vectors, sp.csr_matrix(matrix)) == pytest.approx(direct, rel=1e-6)
@@ -297,7 +288,7 @@ def test_embed_labels_records_every_choice(tmp_path):
     counts = topic_counts(num_labels=40, num_images=500)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        embedding = embed_labels(counts, dim=4, policy="clip", clip_value=-1.0, shift=2.0, context_exponent=0.75, negative="abs")
+        embedding = embed_labels(counts, embedding_dim=4, policy="clip", clip_value=-1.0, shift=2.0, context_exponent=0.75, negative="abs")
     settings = embedding.settings
     assert settings["pmi"]["policy"] == "clip" and settings["pmi"]["clip_value"] == -1.0
     assert settings["pmi"]["shift"] == 2.0 and settings["pmi"]["context_exponent"] == 0.75
@@ -312,7 +303,7 @@ def test_embed_labels_drops_labels_that_never_occur():
     vocabulary = Vocabulary(("a", "b", "c", "ghost"))
     counts = count_cooccurrence(label_matrix([("a", "b"), ("b", "c"), ("a", "c"), ("a",)], vocabulary), vocabulary)
     with pytest.warns(UserWarning, match="'ghost'"):
-        embedding = embed_labels(counts, dim=2)
+        embedding = embed_labels(counts, embedding_dim=2)
     assert "ghost" not in embedding.vocabulary
 
 
@@ -324,14 +315,14 @@ def _names(neighbours):
 @pytest.mark.shared_data
 def test_coco_neighbours_make_sense(shared_data):
     counts = CooccurrenceCounts.load_json(shared_data / "cooccurrence" / "coco2014_train.json")
-    embedding = embed_labels(counts, dim=32)
+    embedding = embed_labels(counts, embedding_dim=32)
     assert set(_names(embedding.nearest("fork", top=3))) >= {"knife", "spoon"}
     assert _names(embedding.nearest("keyboard", top=1)) == ["mouse"]
     assert "laptop" in _names(embedding.nearest("keyboard", top=3))
     assert _names(embedding.nearest("skis", top=1)) == ["snowboard"]
     assert _names(embedding.nearest("tennis racket", top=1)) == ["sports ball"]
     assert set(_names(embedding.nearest("toothbrush", top=3))) == {"hair drier", "toilet", "sink"}
-    ppmi = embed_labels(counts, dim=32, policy="ppmi")
+    ppmi = embed_labels(counts, embedding_dim=32, policy="ppmi")
     assert set(_names(ppmi.nearest("fork", top=4))) >= {"knife", "spoon"}
     assert _names(ppmi.nearest("keyboard", top=1)) == ["mouse"]
 
@@ -339,10 +330,10 @@ def test_coco_neighbours_make_sense(shared_data):
 @pytest.mark.shared_data
 def test_voc_neighbours_make_sense(shared_data):
     counts = CooccurrenceCounts.load_json(shared_data / "cooccurrence" / "voc2007_trainval.json")
-    embedding = embed_labels(counts, dim=8)
+    embedding = embed_labels(counts, embedding_dim=8)
     assert _names(embedding.nearest("sofa", top=1)) == ["tvmonitor"]
     assert set(_names(embedding.nearest("chair", top=3))) >= {"pottedplant", "sofa"}
     assert set(_names(embedding.nearest("diningtable", top=2))) == {"bottle", "chair"}
-    ppmi = embed_labels(counts, dim=8, policy="ppmi")
+    ppmi = embed_labels(counts, embedding_dim=8, policy="ppmi")
     assert _names(ppmi.nearest("bus", top=1)) == ["car"]
     assert _names(ppmi.nearest("bicycle", top=1))[0] in {"motorbike", "horse"}  # tied at similarity ~1.0

@@ -18,7 +18,7 @@ import pytest
 
 from workbench.apps.classify import ClassificationResult
 from workbench.data.labels import Vocabulary
-from workbench.method.spectral import LabelEmbedding
+from workbench.method.embedding import LabelEmbedding
 from workbench.apps.store import SCHEMA_VERSION, ResultStore, default_store_path
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]

@@ -13,16 +13,15 @@ from workbench.data.datasets import MultiLabelDataset  # noqa: E402
 from workbench.learning.feeding import ImageSource, LabelBatches, batch_targets  # noqa: E402
 from workbench.data.labels import Vocabulary  # noqa: E402
 from workbench.learning.models import ModelConfig, build_model  # noqa: E402
-from workbench.method.spectral import LabelEmbedding  # noqa: E402
-from workbench.learning.training import (  # noqa: E402
-    TrainConfig,
-    comparison_table,
-    describe_device,
-    label_vectors,
-    load_run,
-    summarize_comparison,
-    train,
-)
+from workbench.method.embedding import LabelEmbedding  # noqa: E402
+from workbench.learning.config import TrainConfig  # noqa: E402
+from workbench.learning.comparison import comparison_table, summarize_comparison  # noqa: E402
+from workbench.learning.devices import describe_device  # noqa: E402
+from workbench.learning.targets import label_vectors  # noqa: E402
+from workbench.learning.runs import load_run  # noqa: E402
+from workbench.learning.training import train  # noqa: E402
+from workbench.learning.evaluation import EvaluationCallback  # noqa: E402
+from workbench.method.decoding import LabelScorer  # noqa: E402
 
 COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255]], np.uint8)
 NAMES = ("red", "green", "blue", "yellow", "cyan", "magenta")
@@ -221,9 +220,9 @@ def test_training_learns_the_easy_task(tmp_path):
     embedding = embedding_for(dataset.vocabulary, dim=6, seed=2)
     settings = config(epochs=12, batch_size=16, learning_rate=3e-3)
     run = train(train_set, validation=validation, config=settings, out_dir=tmp_path / "run", embedding=embedding, verbose=0)
-    fresh = build_model(settings.model, head="pmi", output_dim=6, random_state=settings.random_state)
+    fresh = build_model(settings.model, head="pmi", embedding_dim=6, random_state=settings.random_state)
     untrained = metrics.mean_average_precision(
-        metrics.label_scores(fresh.predict(validation.images, verbose=0), vectors=embedding.vectors), validation.labels
+        LabelScorer(embedding.vectors)(fresh.predict(validation.images, verbose=0)), validation.labels
     )
     trained = run.history[-1]["map_at_100"]
     chance = np.mean(
@@ -277,9 +276,9 @@ def test_pmi_head_needs_a_matching_embedding(tmp_path):
 
 def test_evaluation_callback_records_metrics_of_the_model():
     dataset = coloured_squares(24)
-    model = build_model(ModelConfig(**TINY), head="sigmoid", output_dim=6)
+    model = build_model(ModelConfig(**TINY), head="sigmoid", num_labels=6)
     model.compile(optimizer="rmsprop", loss="binary_crossentropy")
-    callback = metrics.EvaluationCallback(inputs=dataset.images, labels=dataset.labels, verbose=0)
+    callback = EvaluationCallback(inputs=dataset.images, labels=dataset.labels, verbose=0)
     targets = dataset.labels.toarray().astype(np.float32)
     model.fit(dataset.images, targets, epochs=2, batch_size=8, callbacks=[callback], verbose=0)
     assert [record["epoch"] for record in callback.history] == [1, 2]
@@ -288,7 +287,7 @@ def test_evaluation_callback_records_metrics_of_the_model():
         assert callback.history[-1][key] == pytest.approx(value, abs=1e-6)
     assert callback.history[-1]["seconds"] > 0
     # Undefined metrics (no validation image has a label) are recorded as None, valid JSON.
-    empty = metrics.EvaluationCallback(inputs=dataset.images, labels=sp.csr_matrix(targets.shape), print_function=lambda line: None)
+    empty = EvaluationCallback(inputs=dataset.images, labels=sp.csr_matrix(targets.shape), print_function=lambda line: None)
     model.fit(dataset.images, targets, epochs=1, batch_size=8, callbacks=[empty], verbose=0)
     assert empty.history[0]["map_at_100"] is None and empty.history[0]["macro_ap"] is None
     json.dumps(empty.history, allow_nan=False)

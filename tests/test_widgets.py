@@ -16,7 +16,7 @@ from workbench.apps.classify import ClassificationResult, Classifier
 from workbench.method.cooccurrence import CooccurrenceCounts
 from workbench.apps.labelmap import label_coordinates, read_coordinates_csv, write_coordinates_csv
 from workbench.data.labels import Vocabulary
-from workbench.method.spectral import LabelEmbedding
+from workbench.method.embedding import LabelEmbedding
 from workbench.apps.widgets import ClassifyApp, LabelExplorer, similarity_bars_html
 
 PALETTE = {"red": (220, 30, 30), "green": (30, 180, 40), "blue": (30, 60, 220), "white": (245, 245, 245)}

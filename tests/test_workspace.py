@@ -9,8 +9,6 @@ from workbench.notebook.profiles import PROFILE_NAMES, Profile, get_profile
 from workbench.notebook import workspace
 from workbench.notebook.workspace import (
     SETTINGS_FILE,
-    counts_fingerprint,
-    dataset_fingerprint,
     ensure_counts,
     ensure_scenes,
     example_labels,
@@ -69,7 +67,7 @@ def test_ensure_scenes_generates_then_reads_back_the_same_data(tmp_path):
     assert read.label_sets == generated.label_sets
     assert read.vocabulary == generated.vocabulary  # names, groups and subgroups
     assert read.image_paths == generated.image_paths
-    assert dataset_fingerprint(read) == dataset_fingerprint(generated)
+    assert read.fingerprint() == generated.fingerprint()
 
 
 def test_ensure_scenes_reads_instead_of_generating(tmp_path, monkeypatch, capsys):
@@ -87,7 +85,7 @@ def test_ensure_scenes_reads_instead_of_generating(tmp_path, monkeypatch, capsys
 def test_ensure_scenes_regenerates_when_settings_change(tmp_path):
     first = ensure_scenes(tmp_path, random_state=0, verbose=False, **TINY)
     other_seed = ensure_scenes(tmp_path, random_state=1, verbose=False, **TINY)
-    assert dataset_fingerprint(other_seed) != dataset_fingerprint(first)
+    assert other_seed.fingerprint() != first.fingerprint()
     fewer = ensure_scenes(tmp_path, random_state=1, verbose=False, **{**TINY, "num_images": 30})
     assert len(fewer) == 30
     assert len(list((tmp_path / "data" / "images").iterdir())) == 30  # stale images removed
@@ -140,7 +138,7 @@ def test_ensure_counts_reads_back_and_recounts_when_the_split_changes(tmp_path, 
 
     monkeypatch.setattr("workbench.method.cooccurrence.count_cooccurrence", refuse)
     again = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
-    assert counts_fingerprint(again) == counts_fingerprint(first)
+    assert again.fingerprint() == first.fingerprint()
     assert again.vocabulary == tiny_dataset.vocabulary
     monkeypatch.undo()
     other = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.5, verbose=False)
@@ -172,25 +170,44 @@ def test_folders_the_workspace_did_not_write_are_refused(tmp_path, tiny_dataset)
 # embedding, run and comparison
 # ---------------------------------------------------------------------------------
 def test_ensure_embedding_computes_once_and_recomputes_for_other_settings(tmp_path, tiny_dataset, monkeypatch):
-    spectral = pytest.importorskip("workbench.method.spectral")
+    from workbench.method import embed
+
     counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
     calls = []
-    real = spectral.embed_labels
+    real = embed.embed_labels
 
     def counting(*args, **kwargs):
         calls.append(kwargs)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(spectral, "embed_labels", counting)
-    first = workspace.ensure_embedding(tmp_path, counts, dim=4, policy="zero", diagonal="self", verbose=False)
-    again = workspace.ensure_embedding(tmp_path, counts, dim=4, policy="zero", diagonal="self", verbose=False)
+    monkeypatch.setattr(embed, "embed_labels", counting)
+    options = embed.EmbeddingOptions(embedding_dim=4, policy="zero", diagonal="self")
+    first = workspace.ensure_embedding(tmp_path, counts, options=options, verbose=False)
+    again = workspace.ensure_embedding(tmp_path, counts, options=options, verbose=False)
     assert len(calls) == 1
     np.testing.assert_array_equal(again.vectors, first.vectors)
     used = int(np.count_nonzero(counts.label_counts))  # labels absent from the training split are dropped
     assert first.vectors.shape == (used, 4)
-    np.testing.assert_allclose(first.vectors, real(counts, dim=4, policy="zero", diagonal="self").vectors)
-    other = workspace.ensure_embedding(tmp_path, counts, dim=3, policy="ppmi", diagonal="zero", verbose=False)
+    np.testing.assert_allclose(first.vectors, real(counts, embedding_dim=4, policy="zero", diagonal="self").vectors)
+    other = workspace.ensure_embedding(tmp_path, counts, options=embed.EmbeddingOptions(embedding_dim=3, policy="ppmi", diagonal="zero"),
+                                       verbose=False)
     assert len(calls) == 2 and other.vectors.shape == (used, 3)
+
+
+def test_a_later_notebook_follows_the_embedding_settings_recorded_by_an_earlier_one(tmp_path, tiny_dataset, capsys):
+    from workbench.method.embed import EmbeddingOptions
+
+    profile_default = EmbeddingOptions(embedding_dim=6)
+    assert workspace.recorded_embedding_options(tmp_path, default=profile_default) == profile_default
+    assert "No label embedding recorded" in capsys.readouterr().out
+    counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
+    chosen = EmbeddingOptions(embedding_dim=3, policy="ppmi")  # what a learner typed into notebook 02
+    workspace.ensure_embedding(tmp_path, counts, options=chosen, verbose=False)
+    assert workspace.recorded_embedding_options(tmp_path, default=profile_default) == chosen
+    said = capsys.readouterr().out
+    assert "k = 3" in said and "'ppmi'" in said and "embedding_dim = 6" in said  # says what the profile would give
+    with pytest.raises(ValueError, match="options must be EmbeddingOptions"):
+        workspace.ensure_embedding(tmp_path, counts, options={"embedding_dim": 3}, verbose=False)
 
 
 @pytest.mark.slow
@@ -199,9 +216,12 @@ def test_the_trained_run_is_loaded_again_and_reused_by_the_comparison(tmp_path, 
     from workbench.learning import training
     from workbench.learning.models import ModelConfig
 
+    from workbench.learning import experiments
+    from workbench.method import embed
+
     counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
-    options = {"policy": "zero", "diagonal": "self"}
-    embedding = workspace.ensure_embedding(tmp_path, counts, dim=4, verbose=False, **options)
+    embedding = workspace.ensure_embedding(tmp_path, counts, options=embed.EmbeddingOptions(embedding_dim=4), verbose=False)
+    monkeypatch.setattr(embed, "embed_labels", lambda *a, **k: pytest.fail("the comparison must use the given embedding"))
     model = ModelConfig(image_size=16, width=4, depth=2, augment=False)
     config = workspace.pmi_train_config(epochs=1, batch_size=16, model=model, validation_fraction=0.25)
     run = workspace.ensure_run(tmp_path, tiny_dataset, embedding, config=config, verbose=0)
@@ -220,18 +240,19 @@ def test_the_trained_run_is_loaded_again_and_reused_by_the_comparison(tmp_path, 
     assert trained == [] and again.history == run.history
 
     results = workspace.ensure_comparison(
-        tmp_path, tiny_dataset, heads=("pmi", "sigmoid"), seeds=(0,), epochs=1, batch_size=16, model=model,
-        embedding_dim=4, validation_fraction=0.25, embed_options=options, verbose=0,
+        tmp_path, tiny_dataset, embedding, heads=("pmi", "sigmoid"), seeds=(0,), epochs=1, batch_size=16, model=model,
+        validation_fraction=0.25, verbose=0,
     )
     by_head = {entry["head"]: entry for entry in results["runs"]}
     assert set(by_head) == {"pmi", "sigmoid"}
     # the pmi run was adopted, not trained again: its history (timings included) is the run's
     assert by_head["pmi"]["history"][0]["seconds"] == run.history[0]["seconds"]
     assert (tmp_path / "comparison" / "runs" / "pmi-seed0" / "model.keras").is_file()
-    monkeypatch.setattr(training, "compare", lambda *a, **k: pytest.fail("should have read results.json"))
+    assert results["config"]["embedding_from"] == "training split only"
+    monkeypatch.setattr(experiments, "compare", lambda *a, **k: pytest.fail("should have read results.json"))
     assert workspace.ensure_comparison(
-        tmp_path, tiny_dataset, heads=("pmi", "sigmoid"), seeds=(0,), epochs=1, batch_size=16, model=model,
-        embedding_dim=4, validation_fraction=0.25, embed_options=options, verbose=0,
+        tmp_path, tiny_dataset, embedding, heads=("pmi", "sigmoid"), seeds=(0,), epochs=1, batch_size=16, model=model,
+        validation_fraction=0.25, verbose=0,
     ) == json.loads((tmp_path / "comparison" / "results.json").read_text())
 
 

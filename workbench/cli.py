@@ -15,6 +15,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from workbench.learning.config import HEADS, OPTIMIZERS
+from workbench.learning.experiments import DEFAULT_HEADS
+from workbench.method.embed import DEFAULT_EMBEDDING_DIM
+from workbench.notebook.profiles import PROFILE_NAMES
+
 __all__ = ["main", "build_parser"]
 
 
@@ -62,12 +67,49 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, required: bool = True
         metavar="DATASET",
         help="a data set: a folder written by 'workbench scenes', or a file/folder in any loader format",
     )
-    parser.add_argument(
-        "--format",
-        default="auto",
-        choices=["auto", "scenes", "list-csv", "multihot-csv", "coco", "yolo", "voc"],
-        help="format of --data (default: detected)",
-    )
+    from workbench.data.datasets import FORMATS
+
+    parser.add_argument("--format", default="auto", choices=["auto", *FORMATS], help="format of --data (default: detected)")
+
+
+def add_embedding_arguments(parser: argparse.ArgumentParser, *, seed_flag: str = "--seed") -> None:
+    """Every PMI and spectral choice (:class:`workbench.method.embed.EmbeddingOptions`), for commands that embed.
+
+    Names, defaults, choices and help all come from the package, so ``embed`` and
+    ``compare`` offer the same options with the same defaults. ``seed_flag`` names the
+    solver's seed (``--seed`` for ``embed``; ``--solver-seed`` where ``--seeds`` means training seeds).
+    """
+    from workbench.method.eigensolvers import NEGATIVE_POLICIES, SOLVERS
+    from workbench.method.embed import OPTION_HELP, EmbeddingOptions
+    from workbench.method.pmi import DIAGONALS, POLICIES
+
+    defaults = EmbeddingOptions()
+    group = parser.add_argument_group("label embedding (PMI and eigen-decomposition)")
+    add = group.add_argument
+    add("--dim", dest="embedding_dim", type=int, default=defaults.embedding_dim, metavar="K",
+        help=f"{OPTION_HELP['embedding_dim']} (default: {defaults.embedding_dim})")
+    add("--pmi", dest="policy", default=defaults.policy, choices=POLICIES, help=f"{OPTION_HELP['policy']} (default: {defaults.policy})")
+    add("--diagonal", default=defaults.diagonal, choices=DIAGONALS, help=f"{OPTION_HELP['diagonal']} (default: {defaults.diagonal})")
+    add("--clip-value", type=float, default=None, metavar="V", help=OPTION_HELP["clip_value"])
+    add("--smoothing", type=float, default=None, metavar="A", help=OPTION_HELP["smoothing"])
+    add("--context-exponent", type=float, default=defaults.context_exponent, metavar="E",
+        help=f"{OPTION_HELP['context_exponent']} (default: {defaults.context_exponent:g})")
+    add("--shift", type=float, default=defaults.shift, metavar="S", help=f"{OPTION_HELP['shift']} (default: {defaults.shift:g})")
+    add("--negative", default=defaults.negative, choices=NEGATIVE_POLICIES, help=f"{OPTION_HELP['negative']} (default: {defaults.negative})")
+    add("--solver", default=defaults.solver, choices=SOLVERS, help=f"{OPTION_HELP['solver']} (default: {defaults.solver})")
+    add(seed_flag, dest="random_state", type=int, default=defaults.random_state, metavar="S",
+        help=f"{OPTION_HELP['random_state']} (default: {defaults.random_state})")
+    add("--tolerance", type=float, default=defaults.tolerance, metavar="T",
+        help=f"{OPTION_HELP['tolerance']} (default: {defaults.tolerance:g})")
+
+
+def embedding_options(args):
+    """The :class:`~workbench.method.embed.EmbeddingOptions` of parsed :func:`add_embedding_arguments` flags."""
+    from dataclasses import fields
+
+    from workbench.method.embed import EmbeddingOptions
+
+    return EmbeddingOptions(**{field.name: getattr(args, field.name) for field in fields(EmbeddingOptions)})
 
 
 # ---------------------------------------------------------------------------------
@@ -147,16 +189,7 @@ def _add_embed(subparsers) -> None:
     )
     add_data_arguments(parser, required=False)
     parser.add_argument("--counts", metavar="COUNTS.json", help="co-occurrence counts JSON instead of --data")
-    parser.add_argument("--dim", type=int, required=True, metavar="K", help="embedding dimension")
-    parser.add_argument("--pmi", default="zero", choices=["zero", "ppmi", "clip", "smooth"], help="PMI policy (default: zero)")
-    parser.add_argument("--clip-value", type=float, default=None, metavar="V", help="floor of --pmi clip")
-    parser.add_argument("--smoothing", type=float, default=None, metavar="A", help="add-A pair smoothing of --pmi smooth (default 1)")
-    parser.add_argument("--context-exponent", type=float, default=1.0, metavar="E", help="context-distribution smoothing (default: 1)")
-    parser.add_argument("--shift", type=float, default=1.0, metavar="S", help="shifted PMI: PMI - log S (default: 1)")
-    parser.add_argument("--diagonal", default="self", choices=["self", "zero"], help="PMI diagonal (default: self-information)")
-    parser.add_argument("--negative", default="drop", choices=["drop", "abs"], help="negative eigenvalues (default: drop)")
-    parser.add_argument("--solver", default="auto", choices=["auto", "exact", "randomized"], help="eigen-solver (default: auto)")
-    parser.add_argument("--seed", type=int, default=0, metavar="S", help="random seed of the randomized solver (default: 0)")
+    add_embedding_arguments(parser)
     parser.add_argument("--projector", action="store_true", help="also write DIR/projector/{vectors,metadata}.tsv")
     parser.add_argument("--save-counts", action="store_true", help="also write the counts as DIR/counts.json")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
@@ -171,10 +204,11 @@ def _run_embed(args) -> int:
     from tqdm.auto import tqdm
 
     from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
-    from workbench.method.spectral import embed_labels
+    from workbench.method.embed import embed_labels
 
     if (args.data is None) == (args.counts is None):
         raise UserError("give exactly one of --data DATASET or --counts COUNTS.json.")
+    options = embedding_options(args)  # every bad option fails here, before any work
     began = time.perf_counter()
     out = Path(args.out)
     if out.exists() and not out.is_dir():
@@ -196,11 +230,7 @@ def _run_embed(args) -> int:
         steps.set_description("PMI + eigen-decomposition")
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            embedding = embed_labels(
-                counts, dim=args.dim, policy=args.pmi, diagonal=args.diagonal, clip_value=args.clip_value,
-                smoothing=args.smoothing, context_exponent=args.context_exponent, shift=args.shift,
-                negative=args.negative, solver=args.solver, random_state=args.seed, progress=interactive,
-            )
+            embedding = embed_labels(counts, options=options, progress=interactive)
         steps.update(2)
         steps.set_description("writing")
         embedding.save(out)
@@ -240,7 +270,7 @@ def _add_neighbours(subparsers) -> None:
 def _run_neighbours(args) -> int:
     import json
 
-    from workbench.method.spectral import LabelEmbedding
+    from workbench.method.embedding import LabelEmbedding
 
     embedding = LabelEmbedding.load(args.embedding)
     neighbours = embedding.nearest(args.label, top=args.top)
@@ -303,10 +333,13 @@ def _add_train(subparsers) -> None:
     )
     add_data_arguments(parser)
     parser.add_argument("--embedding", metavar="DIR", help="label embedding written by 'workbench embed' (needed by --head pmi)")
-    parser.add_argument("--head", default="pmi", choices=["pmi", "sigmoid", "random", "identity"], help="head (default: pmi)")
+    parser.add_argument("--head", default="pmi", choices=HEADS, help="head (default: pmi)")
     parser.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="default: the head's tuned rate")
-    parser.add_argument("--optimizer", default="rmsprop", choices=["rmsprop", "adam", "sgd"], help="default: rmsprop")
-    parser.add_argument("--dim", type=int, default=None, metavar="K", help="k of the random head (default: that of --embedding)")
+    parser.add_argument("--optimizer", default=OPTIMIZERS[0], choices=OPTIMIZERS, help=f"default: {OPTIMIZERS[0]}")
+    parser.add_argument(
+        "--dim", dest="embedding_dim", type=int, default=None, metavar="K",
+        help=f"k of the random head (default: that of --embedding, else {DEFAULT_EMBEDDING_DIM})",
+    )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of initialisation and batch order (default: 0)")
     _train_model_arguments(parser)
     parser.add_argument("--progress", action="store_true", help="also show Keras' per-batch progress bar")
@@ -315,7 +348,8 @@ def _add_train(subparsers) -> None:
 
 
 def _run_train(args) -> int:
-    from workbench.learning.training import TrainConfig, train
+    from workbench.learning.config import TrainConfig
+    from workbench.learning.training import train
 
     config = TrainConfig(
         head=args.head,
@@ -323,7 +357,7 @@ def _run_train(args) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         optimizer=args.optimizer,
-        embedding_dim=args.dim,
+        embedding_dim=args.embedding_dim,
         validation_fraction=args.validation_fraction,
         random_state=args.seed,
         workers=args.workers,
@@ -331,11 +365,13 @@ def _run_train(args) -> int:
     )
     embedding = None
     if args.embedding:
-        from workbench.method.spectral import LabelEmbedding
+        from workbench.method.embedding import LabelEmbedding
 
         embedding = LabelEmbedding.load(args.embedding)
     elif args.head == "pmi":
         raise UserError("the pmi head needs --embedding DIR (run 'workbench embed' first).")
+    elif args.head == "random" and config.embedding_dim is None:
+        config.embedding_dim = DEFAULT_EMBEDDING_DIM
     dataset = _load_data(args)
     run = train(dataset, config=config, out_dir=args.out, embedding=embedding, verbose=2 if args.progress else 1)
     last = run.history[-1] if run.history else {}
@@ -354,8 +390,15 @@ def _add_compare(subparsers) -> None:
         "sigmoid head's final MAP@100.",
     )
     add_data_arguments(parser)
-    parser.add_argument("--dim", type=int, default=64, metavar="K", help="embedding dimension k (default: 64)")
-    parser.add_argument("--heads", default="pmi,sigmoid,random", metavar="H,H", help="comma-separated heads (default: pmi,sigmoid,random)")
+    parser.add_argument(
+        "--embedding", metavar="DIR",
+        help="use this label embedding (from 'workbench embed') instead of computing one from the training split",
+    )
+    add_embedding_arguments(parser, seed_flag="--solver-seed")
+    parser.add_argument(
+        "--heads", default=",".join(DEFAULT_HEADS), metavar="H,H",
+        help=f"comma-separated heads, some of {', '.join(HEADS)} (default: {','.join(DEFAULT_HEADS)})",
+    )
     parser.add_argument("--seeds", type=int, default=3, metavar="S", help="number of seeds, 0..S-1 (default: 3)")
     parser.add_argument(
         "--learning-rates", default=None, metavar="HEAD=LR,…", help="per-head overrides of the tuned learning rates"
@@ -380,17 +423,26 @@ def _run_compare(args) -> int:
     from pathlib import Path
 
     from workbench.apps.plot import plot_map_curves, save_figure
-    from workbench.learning.training import compare, comparison_table
+    from workbench.learning.experiments import compare
+    from workbench.learning.comparison import comparison_table
 
     heads = [head.strip() for head in args.heads.split(",") if head.strip()]
     if args.seeds < 1:
         raise UserError(f"--seeds must be at least 1; got {args.seeds}.")
+    embedding = embedding_options(args)
+    if args.embedding:
+        from workbench.method.embed import EmbeddingOptions
+        from workbench.method.embedding import LabelEmbedding
+
+        if embedding != EmbeddingOptions():
+            raise UserError("--embedding DIR brings its own PMI and spectral settings; drop --dim, --pmi and the like, or drop --embedding.")
+        embedding = LabelEmbedding.load(args.embedding)
     dataset = _load_data(args)
     results = compare(
         dataset,
         out_dir=args.out,
+        embedding=embedding,
         heads=heads,
-        embedding_dim=args.dim,
         epochs=args.epochs,
         seeds=range(args.seeds),
         batch_size=args.batch_size,
@@ -440,7 +492,7 @@ def _run_classify(args) -> int:
     import json
     from pathlib import Path
 
-    from workbench.apps.classify import setting_name
+    from workbench.method.decoding import setting_name
 
     if args.store and args.no_store:
         raise UserError("give --store PATH or --no-store, not both.")
@@ -492,7 +544,7 @@ def _add_run(subparsers) -> None:
         description="Execute the numbered notebooks in order (fresh kernel each), write executed copies and "
         "HTML under the results folder, and print a summary with the MAP table of the comparison.",
     )
-    parser.add_argument("--profile", default=None, choices=["ci", "workshop", "full"],
+    parser.add_argument("--profile", default=None, choices=PROFILE_NAMES,
                         help="size of the run (default: $WORKBENCH_PROFILE or 'workshop')")
     parser.add_argument("--notebooks", default="notebooks", help="folder of numbered notebooks (default: notebooks)")
     parser.add_argument("--out", default=None, help="results folder (default: results/PROFILE)")

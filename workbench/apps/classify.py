@@ -1,17 +1,12 @@
-"""Classifying new images: predictions decoded into ranked labels.
+"""Classifying image files and uploads with a trained run: read, hash, decode, score, rank.
 
-A trained run maps an image to a score per label: the cosine similarity of the
-network's output to each label vector (embedding heads) or a probability (sigmoid
-head). This module turns those ``(N, C)`` scores into ranked label lists, either the
-``top`` best labels or every label scoring at least ``threshold``:
-
-* :func:`rank_labels` ranks a score matrix (vectorised: ``np.argpartition`` picks the
-  top labels of every row, only those are sorted);
-* :func:`decode_predictions` ranks network outputs against label vectors in batches
-  (one matrix product per batch, so memory stays bounded for 17,000 labels);
-* :class:`Classifier` runs the whole path for image files or uploaded bytes
-  (read, hash, decode, resize, predict, rank). A file that cannot be classified gives
-  a result with an ``error`` sentence; the other images of the batch are classified.
+:class:`Classifier` runs the whole path for image files or uploaded bytes: read
+(with a size limit), SHA-256, decode and resize (:func:`workbench.data.images.load_image`),
+score through the run's one scoring path (``run.label_scores``, see
+:class:`workbench.method.decoding.LabelScorer`) and rank
+(:func:`workbench.method.decoding.rank_labels`, the top ``N`` labels or every label
+above a threshold). A file that cannot be classified gives a result with an
+``error`` sentence; the other images of the batch are classified.
 
 Keras is never imported here: the model lives in the run object passed in.
 """
@@ -19,7 +14,6 @@ Keras is never imported here: the model lives in the run object passed in.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,219 +21,11 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
+from workbench import _checks
 from workbench.data.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from workbench.method.decoding import rank_labels, setting_name
 
-__all__ = [
-    "ClassificationResult",
-    "Classifier",
-    "rank_labels",
-    "decode_predictions",
-    "setting_name",
-    "DEFAULT_MAX_BYTES",
-    "DEFAULT_MAX_PIXELS",
-]
-
-
-#: Rows of scores ranked at a time by :func:`decode_predictions` (bounds the ``(batch, C)`` buffer).
-DEFAULT_DECODE_BATCH = 1024
-
-
-# ---------------------------------------------------------------------------------
-# ranking
-# ---------------------------------------------------------------------------------
-def _check_setting(top, threshold) -> tuple[int | None, float | None]:
-    """Validated ``(top, threshold)``; at least one must be given."""
-    if top is None and threshold is None:
-        raise ValueError("Give top=N (the N best labels) or threshold=T (every label scoring at least T), or both.")
-    if top is not None:
-        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-            raise ValueError(f"top must be a positive integer; got {top!r}.")
-        top = int(top)
-    if threshold is not None:
-        if isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.integer, np.floating)):
-            raise ValueError(f"threshold must be a number; got {threshold!r}.")
-        threshold = float(threshold)
-        if not math.isfinite(threshold):
-            raise ValueError(f"threshold must be a finite number; got {threshold!r}.")
-    return top, threshold
-
-
-def setting_name(*, top: int | None = None, threshold: float | None = None) -> str:
-    """The setting as stored with a classification: ``"top:5"``, ``"threshold:0.3"`` or both joined by ``,``."""
-    top, threshold = _check_setting(top, threshold)
-    parts = []
-    if top is not None:
-        parts.append(f"top:{top}")
-    if threshold is not None:
-        parts.append(f"threshold:{threshold:g}")
-    return ",".join(parts)
-
-
-def rank_labels(scores, *, top: int | None = None, threshold: float | None = None) -> list[list[tuple[int, float]]]:
-    """Ranked labels of every row of a score matrix.
-
-    Parameters
-    ----------
-    scores : array-like of shape (N, C)
-        One score per image and label (cosine similarity or probability); higher is
-        better. NaN or infinite scores are refused.
-    top : int, optional
-        Keep the ``top`` best labels of each row (all ``C`` when ``top >= C``).
-    threshold : float, optional
-        Keep every label scoring at least ``threshold``. With ``top`` too, keep the
-        ``top`` best of those.
-
-    Returns
-    -------
-    list of N lists of (int, float)
-        ``(label_index, score)`` pairs, best first; equal scores in label order
-        (so ties at the ``top`` cut-off keep the lower label index).
-
-    Notes
-    -----
-    Vectorised over rows, never a full sort: the columns are cut into blocks and the
-    maximum of every block is taken (one pass over the matrix). For ``top``,
-    ``np.partition`` finds the ``top``-th largest block maximum of every row, a lower
-    bound of the row's ``top``-th score; for a threshold the bound is the threshold.
-    Only blocks whose maximum reaches the bound are compared with it, and only the
-    scores that pass are sorted (one ``np.lexsort`` for the whole matrix). A full
-    argsort is ``O(C log C)`` per row; this is ``O(C)`` plus the survivors.
-    """
-    top, threshold = _check_setting(top, threshold)
-    scores = np.asarray(scores)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be a (num_images, num_labels) matrix; got shape {scores.shape}.")
-    if not (np.issubdtype(scores.dtype, np.floating) or np.issubdtype(scores.dtype, np.integer)) or scores.dtype == bool:
-        raise ValueError(f"scores must be numbers; got dtype {scores.dtype}.")
-    if not np.issubdtype(scores.dtype, np.floating):
-        scores = scores.astype(np.float64)
-    if not np.all(np.isfinite(scores)):
-        raise ValueError("scores contain NaN or infinite values; check the model outputs.")
-    return _rank(scores, top=top, threshold=threshold)
-
-
-def _rank(
-    scores: np.ndarray, *, top: int | None, threshold: float | None, clip: bool = False
-) -> list[list[tuple[int, float]]]:
-    """:func:`rank_labels` on a validated, finite ``(N, C)`` matrix (``clip``: kept scores clipped to [-1, 1])."""
-    num_rows, num_labels = scores.shape
-    if num_rows == 0:
-        return []
-    if num_labels == 0:
-        return [[] for _ in range(num_rows)]
-    if top is not None and top >= num_labels:
-        top = None
-    if top is None and threshold is None:
-        row_index, columns = np.divmod(np.arange(scores.size), num_labels)
-        return _ranked_rows(row_index, columns, scores[row_index, columns], num_rows=num_rows, top=None, clip=clip)
-
-    # Exact candidate filter. Columns are cut into blocks and only blocks whose maximum
-    # reaches a row's bound are compared and sorted. For ``top`` the bound is the
-    # ``top``-th largest block maximum, a lower bound of the row's ``top``-th score
-    # (the ``top`` best blocks hold ``top`` distinct scores at least that large); a
-    # threshold raises it.
-    block = int(min(256, max(1, num_labels // (8 * (top or 1)))))
-    num_blocks = num_labels // block
-    full = num_blocks * block
-    blocks = scores[:, :full].reshape(num_rows, num_blocks, block)
-    block_max = blocks.max(axis=2)
-    tail = scores[:, full:]
-    if top is None:
-        bound = np.full(num_rows, threshold, dtype=scores.dtype)
-    else:
-        maxima = np.concatenate([block_max, tail.max(axis=1, keepdims=True)], axis=1) if tail.shape[1] else block_max
-        if maxima.shape[1] > top:
-            bound = np.partition(maxima, maxima.shape[1] - top, axis=1)[:, maxima.shape[1] - top]
-        else:
-            bound = maxima.min(axis=1)
-        if threshold is not None:
-            bound = np.maximum(bound, np.asarray(threshold, dtype=bound.dtype))
-    bound = bound[:, None]
-    block_rows, block_index = np.nonzero(block_max >= bound)
-    hit, offset = np.nonzero(blocks[block_rows, block_index] >= bound[block_rows])
-    row_index = block_rows[hit]
-    columns = block_index[hit] * block + offset
-    if tail.shape[1]:
-        tail_rows, tail_columns = np.nonzero(tail >= bound)
-        row_index = np.concatenate([row_index, tail_rows])
-        columns = np.concatenate([columns, tail_columns + full])
-    return _ranked_rows(row_index, columns, scores[row_index, columns], num_rows=num_rows, top=top, clip=clip)
-
-
-def _ranked_rows(
-    row_index, columns, values, *, num_rows: int, top: int | None, clip: bool = False
-) -> list[list[tuple[int, float]]]:
-    """Group ``(row, column, value)`` triples by row, best value first (ties by column); keep ``top`` per row."""
-    order = np.lexsort((columns, -values, row_index))
-    row_index, columns, values = row_index[order], columns[order], values[order]
-    bounds = np.concatenate([[0], np.cumsum(np.bincount(row_index, minlength=num_rows))])
-    if top is not None:
-        keep = np.arange(len(row_index)) - bounds[row_index] < top
-        row_index, columns, values = row_index[keep], columns[keep], values[keep]
-        bounds = np.concatenate([[0], np.cumsum(np.bincount(row_index, minlength=num_rows))])
-    if clip:  # rounding can put a cosine a hair outside [-1, 1]; clipping keeps the order
-        values = np.clip(values, -1.0, 1.0)
-    columns = columns.tolist()
-    values = values.tolist()
-    bounds = bounds.tolist()
-    return [list(zip(columns[bounds[r] : bounds[r + 1]], values[bounds[r] : bounds[r + 1]])) for r in range(num_rows)]
-
-
-def decode_predictions(
-    points,
-    vectors,
-    *,
-    top: int | None = None,
-    threshold: float | None = None,
-    batch_size: int = DEFAULT_DECODE_BATCH,
-) -> list[list[tuple[int, float]]]:
-    """Rank label vectors by cosine similarity to each predicted point.
-
-    Parameters
-    ----------
-    points : array-like of shape (N, k)
-        Network outputs (points in the label-embedding space).
-    vectors : array-like of shape (C, k)
-        Label vectors (``LabelEmbedding.vectors``).
-    top, threshold
-        As in :func:`rank_labels`.
-    batch_size : int
-        Points scored per matrix product; bounds the temporary ``(batch_size, C)``
-        float32 similarity matrix.
-
-    Returns
-    -------
-    list of N lists of (int, float)
-        ``(label_index, cosine_similarity)`` pairs, best first.
-    """
-    top, threshold = _check_setting(top, threshold)
-    points = np.asarray(points, dtype=np.float32)
-    vectors = np.asarray(vectors, dtype=np.float32)
-    if points.ndim != 2 or vectors.ndim != 2:
-        raise ValueError(f"decode_predictions expects points (N, k) and vectors (C, k); got {points.shape} and {vectors.shape}.")
-    if points.shape[1] != vectors.shape[1]:
-        raise ValueError(
-            f"Points have {points.shape[1]} dimensions but label vectors have {vectors.shape[1]}; "
-            "use points from a model trained against this embedding."
-        )
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
-    if not (np.all(np.isfinite(points)) and np.all(np.isfinite(vectors))):
-        raise ValueError("decode_predictions got NaN or infinite values; check the model outputs.")
-    # float32 throughout and the label vectors normalised once (``cosine_similarities``
-    # of workbench.method.spectral works in float64 per call, three times slower here).
-    unit_vectors_t = np.ascontiguousarray(_unit_rows(vectors).T)
-    ranked: list[list[tuple[int, float]]] = []
-    for start in range(0, len(points), int(batch_size)):
-        similarities = _unit_rows(points[start : start + batch_size]) @ unit_vectors_t
-        ranked.extend(_rank(similarities, top=top, threshold=threshold, clip=True))
-    return ranked
-
-
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """float32 rows scaled to unit norm; zero rows stay zero (similarity 0, never NaN)."""
-    norms = np.sqrt(np.einsum("ij,ij->i", matrix, matrix, dtype=np.float64)).astype(np.float32)[:, None]
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
+__all__ = ["ClassificationResult", "Classifier", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS"]
 
 
 # ---------------------------------------------------------------------------------
@@ -315,7 +101,7 @@ class Classifier:
     run : TrainedRun-like
         Needs ``vocabulary`` (a :class:`~workbench.data.labels.Vocabulary`), ``image_size``
         (int) and ``label_scores(images)`` mapping ``(N, size, size, 3)`` uint8 images
-        to ``(N, C)`` float32 scores (see :func:`workbench.learning.training.load_run`).
+        to ``(N, C)`` float32 scores (see :func:`workbench.learning.runs.load_run`).
     load_image : callable, optional
         ``load_image(source: path | bytes, *, size, max_bytes, max_pixels) -> (size,
         size, 3) uint8``, raising ``ValueError`` for anything that is not a usable
@@ -337,24 +123,16 @@ class Classifier:
         max_pixels: int = DEFAULT_MAX_PIXELS,
         batch_size: int = 64,
     ):
-        for name, value in (("max_bytes", max_bytes), ("max_pixels", max_pixels)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
         self.run = run
-        self.max_bytes = int(max_bytes)
-        self.max_pixels = int(max_pixels)
-        self.batch_size = int(batch_size)
-        #: Score with ``model.predict_on_batch`` and cached unit label vectors (False: ``run.label_scores``).
-        self.use_model_directly = True
-        self._unit_vectors_t = None
+        self.max_bytes = _checks.integer(max_bytes, "max_bytes")
+        self.max_pixels = _checks.integer(max_pixels, "max_pixels")
+        self.batch_size = _checks.integer(batch_size, "batch_size")
         self._load_image = load_image
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, **options) -> "Classifier":
         """Load a run directory written by ``workbench train`` (imports Keras)."""
-        from workbench.learning.training import load_run
+        from workbench.learning.runs import load_run
 
         return cls(load_run(run_dir), **options)
 
@@ -409,41 +187,18 @@ class Classifier:
         return image
 
     def scores(self, images: np.ndarray) -> np.ndarray:
-        """``(N, C)`` float32 scores of ``(N, size, size, 3)`` uint8 images, in batches of ``batch_size``.
+        """``(N, C)`` float32 scores of ``(N, size, size, 3)`` uint8 images, ``batch_size`` at a time.
 
-        The same scores as ``run.label_scores`` (cosine similarity to each label
-        vector, or the sigmoid head's probabilities), computed faster for the small
-        batches of uploads: the model runs through ``model.predict_on_batch`` (a
-        compiled inference step; ``model.predict`` sets up a data pipeline per call,
-        some 200 ms) and the label vectors are normalised once, not per call. With
-        :attr:`use_model_directly` False, or a run without ``model``, it calls
-        ``run.label_scores``.
+        The run's own ``label_scores`` (for a :class:`~workbench.learning.runs.TrainedRun`:
+        the model's outputs through its :class:`~workbench.method.decoding.LabelScorer`),
+        so classification scores exactly as evaluation does.
         """
         images = np.asarray(images)
         if len(images) == 0:
             return np.zeros((0, len(self.label_names)), dtype=np.float32)
-        model = getattr(self.run, "model", None)
-        direct = self.use_model_directly and model is not None
-        parts = []
-        for start in range(0, len(images), self.batch_size):
-            batch = images[start : start + self.batch_size]
-            if not direct:
-                parts.append(np.asarray(self.run.label_scores(batch), dtype=np.float32))
-                continue
-            outputs = np.asarray(model.predict_on_batch(batch), dtype=np.float32)
-            unit_vectors_t = self._unit_label_vectors_t()
-            parts.append(outputs if unit_vectors_t is None else _unit_rows(outputs) @ unit_vectors_t)
+        parts = [np.asarray(self.run.label_scores(images[start : start + self.batch_size]), dtype=np.float32)
+                 for start in range(0, len(images), self.batch_size)]
         return np.concatenate(parts, axis=0)
-
-    def _unit_label_vectors_t(self) -> np.ndarray | None:
-        """The run's label vectors, unit-normalised and transposed ``(k, C)``, computed once (None for sigmoid)."""
-        embedding = getattr(self.run, "embedding", None)
-        if embedding is None:
-            return None
-        if self._unit_vectors_t is None:
-            vectors = np.asarray(embedding.vectors, dtype=np.float32)
-            self._unit_vectors_t = np.ascontiguousarray(_unit_rows(vectors).T)
-        return self._unit_vectors_t
 
     # -- the whole path ---------------------------------------------------------------
     def classify(

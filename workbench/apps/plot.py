@@ -61,7 +61,7 @@ def plot_map_curves(results: dict, *, metric: str = "map_at_100", spread: str = 
     ----------
     results : dict
         ``{"runs": [{"head", "seed", "history": [{"epoch", metric, …}, …]}, …]}`` as
-        written by :func:`workbench.learning.training.compare` (``results.json``).
+        written by :func:`workbench.learning.experiments.compare` (``results.json``).
     metric : str, default="map_at_100"
         A key of the history records.
     spread : {"std", "range", "none"}, default="std"

@@ -276,7 +276,7 @@ class ResultStore:
         return int(run_id)
 
     def add_trained_run(self, run, *, path: str | Path | None = None) -> int:
-        """Register a :class:`workbench.learning.training.TrainedRun` (its folder, head, image size, embedding or vocabulary).
+        """Register a :class:`workbench.learning.runs.TrainedRun` (its folder, head, image size, embedding or vocabulary).
 
         ``path`` defaults to ``run.run_dir``.
         """

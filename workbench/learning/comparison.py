@@ -1,6 +1,6 @@
 """Reading a head comparison: final metric per head over seeds, and epochs to reach a reference.
 
-Pure functions of the ``results`` dict that :func:`workbench.learning.training.compare` returns
+Pure functions of the ``results`` dict that :func:`workbench.learning.experiments.compare` returns
 and writes as ``results.json``. Kept apart from :mod:`workbench.learning.training` so that the
 main job's summary, plots and notebooks can read a comparison without importing Keras.
 """

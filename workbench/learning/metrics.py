@@ -33,20 +33,19 @@ P@k and R@k
 
 Images without labels have no relevant label to rank: they are left out of MAP, P@k
 and R@k (not counted as zero). Labels without positive images are left out of macro
-AP. This module imports only numpy and scipy; :class:`EvaluationCallback` (a Keras
-callback) is built on first access, so importing the module never loads Keras.
+AP. This module imports only numpy and scipy (the per-epoch Keras callback that uses
+these metrics is :class:`workbench.learning.evaluation.EvaluationCallback`).
 """
 
 from __future__ import annotations
 
-import time
-from typing import Callable
 
 import numpy as np
 import scipy.sparse as sp
 
+from workbench import _checks
+
 __all__ = [
-    "label_scores",
     "average_precision_at_k",
     "mean_average_precision",
     "per_label_average_precision",
@@ -54,39 +53,10 @@ __all__ = [
     "precision_at_k",
     "recall_at_k",
     "evaluate_scores",
-    "EvaluationCallback",  # noqa: F822  (built lazily by __getattr__, so importing never loads Keras)
 ]
 
 #: Rows (images) ranked at once; bounds the memory of the dense blocks to a few MB.
 _ROW_CHUNK = 2048
-
-
-# ---------------------------------------------------------------------------------
-# scores
-# ---------------------------------------------------------------------------------
-def label_scores(outputs: np.ndarray, *, vectors: np.ndarray | None = None) -> np.ndarray:
-    """Scores for all ``C`` labels per image from a model's outputs.
-
-    Parameters
-    ----------
-    outputs : ndarray of shape (N, k) or (N, C)
-        Model outputs: points in a label-embedding space (pmi, random, identity
-        heads), or per-label probabilities (sigmoid head).
-    vectors : ndarray of shape (C, k), optional
-        The label embedding of an embedding head. When given, the score of label
-        ``c`` is the cosine between the output and ``vectors[c]``
-        (:func:`workbench.method.spectral.cosine_similarities`: 0 for zero vectors); when
-        ``None`` the outputs already are per-label scores and are returned as they are.
-
-    Returns
-    -------
-    ndarray of shape (N, C), dtype float32
-    """
-    if vectors is None:
-        return np.asarray(outputs, dtype=np.float32)
-    from workbench.method.spectral import cosine_similarities
-
-    return cosine_similarities(outputs, vectors)
 
 
 # ---------------------------------------------------------------------------------
@@ -115,10 +85,9 @@ def _check(scores, labels) -> tuple[np.ndarray, sp.csr_matrix]:
     return scores, labels
 
 
-def _check_k(k) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
-        raise ValueError(f"k must be a positive integer; got {k!r}.")
-    return int(k)
+def check_k(k) -> int:
+    """``k`` of a metric@k, checked to be a positive integer."""
+    return _checks.integer(k, "k")
 
 
 def _ranked_relevance(scores: np.ndarray, labels: sp.csr_matrix, *, k: int):
@@ -154,7 +123,7 @@ def average_precision_at_k(scores, labels, *, k: int = 100) -> np.ndarray:
         AP@k per image, in [0, 1]; NaN for images without labels.
     """
     scores, labels = _check(scores, labels)
-    k = _check_k(k)
+    k = check_k(k)
     num_relevant = np.diff(labels.indptr)
     result = np.full(scores.shape[0], np.nan)
     for rows, relevance in _ranked_relevance(scores, labels, k=k):
@@ -190,7 +159,7 @@ def mean_average_precision(scores, labels, *, k: int = 100) -> float:
 
 def _hits_at_k(scores, labels, k):
     scores, labels = _check(scores, labels)
-    k = _check_k(k)
+    k = check_k(k)
     num_relevant = np.diff(labels.indptr)
     hits = np.zeros(scores.shape[0], dtype=np.int64)
     for rows, relevance in _ranked_relevance(scores, labels, k=k):
@@ -313,123 +282,7 @@ def evaluate_scores(scores, labels, *, map_k: int = 100, precision_k: int = 5) -
     }
 
 
-# ---------------------------------------------------------------------------------
-# the Keras callback (built lazily: importing this module never loads Keras)
-# ---------------------------------------------------------------------------------
-_CALLBACK_CLASS = None
-
-
-def _evaluation_callback_class():
-    global _CALLBACK_CLASS
-    if _CALLBACK_CLASS is not None:
-        return _CALLBACK_CLASS
-    import keras
-
-    class EvaluationCallback(keras.callbacks.Callback):
-        """Evaluate on a validation split after every epoch and record the curves.
-
-        Parameters
-        ----------
-        inputs : ndarray of shape (N, H, W, 3), dtype uint8, or keras.utils.PyDataset
-            Validation images (or batches of them, images only), in the order of
-            ``labels``' rows.
-        labels : scipy sparse matrix of shape (N, C)
-            Their multi-hot labels.
-        vectors : ndarray of shape (C, k), optional
-            The label embedding of an embedding head (scores are cosines); ``None``
-            for the sigmoid head (scores are the outputs).
-        batch_size : int, default=256
-            Prediction batch size when ``inputs`` is an array.
-        map_k, precision_k : int
-            The ``k`` of MAP@k and of P@k/R@k.
-        history : list of dict, optional
-            Records of earlier epochs (when resuming); new records are appended.
-        verbose : int, default=1
-            Print one line per epoch when positive.
-        print_function : callable, default=print
-
-        Attributes
-        ----------
-        history : list of dict
-            One record per epoch: ``epoch`` (1-based), ``loss``, ``map_at_{map_k}``,
-            ``macro_ap``, ``precision_at_{precision_k}``, ``recall_at_{precision_k}``,
-            ``seconds`` (wall time of the epoch's training) and ``eval_seconds``;
-            undefined values (NaN) are stored as ``None`` so records are valid JSON.
-            The record is also merged into the epoch's ``logs`` for later callbacks.
-        """
-
-        def __init__(
-            self,
-            *,
-            inputs,
-            labels,
-            vectors=None,
-            batch_size: int = 256,
-            map_k: int = 100,
-            precision_k: int = 5,
-            history: list | None = None,
-            verbose: int = 1,
-            print_function: Callable[[str], None] = print,
-        ):
-            super().__init__()
-            self.inputs = inputs
-            self.labels = sp.csr_matrix(labels)
-            self.vectors = None if vectors is None else np.asarray(vectors, dtype=np.float32)
-            self.batch_size = int(batch_size)
-            self.map_k = _check_k(map_k)
-            self.precision_k = _check_k(precision_k)
-            self.history = list(history or [])
-            self.verbose = verbose
-            self.print_function = print_function
-            self._epoch_start = None
-
-        def on_epoch_begin(self, epoch, logs=None):
-            self._epoch_start = time.perf_counter()
-
-        def evaluate_model(self) -> dict:
-            """The metrics of the current model on the validation split."""
-            if isinstance(self.inputs, np.ndarray):
-                outputs = self.model.predict(self.inputs, batch_size=self.batch_size, verbose=0)
-            else:
-                outputs = self.model.predict(self.inputs, verbose=0)
-            scores = label_scores(np.asarray(outputs), vectors=self.vectors)
-            return evaluate_scores(scores, self.labels, map_k=self.map_k, precision_k=self.precision_k)
-
-        def on_epoch_end(self, epoch, logs=None):
-            seconds = time.perf_counter() - (self._epoch_start or time.perf_counter())
-            start = time.perf_counter()
-            metrics = self.evaluate_model()
-            record = {"epoch": int(epoch) + 1}
-            if logs and "loss" in logs:
-                record["loss"] = _json_number(logs["loss"])
-            record.update({key: _json_number(value) for key, value in metrics.items()})
-            record["seconds"] = round(seconds, 3)
-            record["eval_seconds"] = round(time.perf_counter() - start, 3)
-            self.history.append(record)
-            if logs is not None:
-                logs.update({key: value for key, value in record.items() if key != "epoch" and value is not None})
-            if self.verbose:
-                loss = f"loss {float(logs['loss']):.4f}  " if logs and "loss" in logs else ""
-                self.print_function(
-                    f"epoch {record['epoch']}: {loss}MAP@{self.map_k} {metrics[f'map_at_{self.map_k}']:.4f}  "
-                    f"macro AP {metrics['macro_ap']:.4f}  P@{self.precision_k} "
-                    f"{metrics[f'precision_at_{self.precision_k}']:.4f}  R@{self.precision_k} "
-                    f"{metrics[f'recall_at_{self.precision_k}']:.4f}  ({seconds:.1f} s train, "
-                    f"{record['eval_seconds']:.1f} s eval)"
-                )
-
-    EvaluationCallback.__module__ = __name__
-    _CALLBACK_CLASS = EvaluationCallback
-    return EvaluationCallback
-
-
-def _json_number(value):
+def json_number(value):
     """A float, or ``None`` for NaN and infinities (JSON has neither)."""
     value = float(value)
     return value if np.isfinite(value) else None
-
-
-def __getattr__(name):
-    if name == "EvaluationCallback":
-        return _evaluation_callback_class()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -31,11 +31,12 @@ so saved models load in Keras' safe mode; the model uses no ``Lambda`` layer.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
-
 import keras
 import numpy as np
 from keras import ops
+
+from workbench import _checks
+from workbench.learning.config import EMBEDDING_HEADS, HEADS, OPTIMIZERS, ModelConfig
 
 __all__ = [
     "HEADS",
@@ -46,86 +47,8 @@ __all__ = [
     "build_model",
     "compile_model",
     "make_optimizer",
+    "output_width",
 ]
-
-#: Every head name.
-HEADS = ("pmi", "sigmoid", "random", "identity")
-#: Heads that predict a point in a label-embedding space (scored by cosine).
-EMBEDDING_HEADS = ("pmi", "random", "identity")
-OPTIMIZERS = ("rmsprop", "adam", "sgd")
-
-
-@dataclass
-class ModelConfig:
-    """Hyper-parameters of the network (the trunk; the head is chosen by ``build_model``).
-
-    Parameters
-    ----------
-    image_size : int, default=64
-        Input images are ``(image_size, image_size, 3)`` uint8.
-    width : int, default=16
-        Channels of the first convolution block; each later block doubles them.
-    depth : int, default=4
-        Number of blocks; each is ``convs_per_block`` × (3×3 convolution, batch-norm,
-        ReLU) followed by 2×2 max-pooling.
-    convs_per_block : int, default=1
-    dropout : float, default=0.2
-        Dropout rate before the head.
-    batchnorm_momentum : float, default=0.99
-        Momentum of the batch-norm moving statistics used at inference (lower it
-        for runs of few steps, so validation sees settled statistics).
-    augment : bool, default=True
-        Random horizontal flips and shifts in training.
-    max_shift : float, default=0.1
-        Largest shift, as a fraction of the image size.
-    flip : bool, default=True
-        Random horizontal flips when ``augment`` (turn off for left/right-sensitive labels).
-    """
-
-    image_size: int = 64
-    width: int = 16
-    depth: int = 4
-    convs_per_block: int = 1
-    dropout: float = 0.2
-    batchnorm_momentum: float = 0.99
-    augment: bool = True
-    max_shift: float = 0.1
-    flip: bool = True
-
-    def __post_init__(self):
-        for name in ("image_size", "width", "depth", "convs_per_block"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"ModelConfig.{name} must be a positive integer; got {value!r}.")
-            setattr(self, name, int(value))
-        if self.image_size < 2**self.depth:
-            raise ValueError(
-                f"image_size {self.image_size} is too small for depth {self.depth} (each block halves it); "
-                f"use image_size ≥ {2 ** self.depth} or a smaller depth."
-            )
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"ModelConfig.dropout must be in [0, 1); got {self.dropout!r}.")
-        if not 0.0 < float(self.batchnorm_momentum) < 1.0:
-            raise ValueError(f"ModelConfig.batchnorm_momentum must be in (0, 1); got {self.batchnorm_momentum!r}.")
-        if not 0.0 <= float(self.max_shift) < 0.5:
-            raise ValueError(f"ModelConfig.max_shift must be in [0, 0.5); got {self.max_shift!r}.")
-        self.dropout = float(self.dropout)
-        self.max_shift = float(self.max_shift)
-        self.batchnorm_momentum = float(self.batchnorm_momentum)
-        self.augment = bool(self.augment)
-        self.flip = bool(self.flip)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"Unknown model settings {sorted(unknown)}; expected some of {sorted(known)}.")
-        return cls(**data)
-
 
 # ---------------------------------------------------------------------------------
 # the loss
@@ -190,34 +113,47 @@ class CosineDistance(keras.losses.Loss):
 # the network
 # ---------------------------------------------------------------------------------
 def _check_head(head: str) -> str:
-    if head not in HEADS:
-        raise ValueError(f"Unknown head {head!r}; use one of {', '.join(HEADS)}.")
-    return head
+    return _checks.choice(head, "head", HEADS)
 
 
-def build_model(config: ModelConfig, *, head: str, output_dim: int, random_state: int = 0) -> keras.Model:
+def output_width(head: str, *, embedding_dim: int | None = None, num_labels: int | None = None) -> int:
+    """The width of the last ``Dense`` layer: ``embedding_dim`` for an embedding head, ``num_labels`` for sigmoid."""
+    _check_head(head)
+    if head in EMBEDDING_HEADS:
+        if embedding_dim is None:
+            raise ValueError(f"The {head} head needs embedding_dim (k, the length of its label vectors).")
+        return _checks.integer(embedding_dim, "embedding_dim")
+    if num_labels is None:
+        raise ValueError("The sigmoid head needs num_labels (one output per label).")
+    return _checks.integer(num_labels, "num_labels")
+
+
+def build_model(
+    config: ModelConfig, *, head: str, embedding_dim: int | None = None, num_labels: int | None = None, random_state: int = 0
+) -> keras.Model:
     """The trunk of ``config`` with one head, uncompiled.
 
     Parameters
     ----------
     config : ModelConfig
     head : {"pmi", "sigmoid", "random", "identity"}
-        ``"sigmoid"`` ends in ``Dense(output_dim, sigmoid)``; the others in a linear
-        ``Dense(output_dim)``.
-    output_dim : int
-        ``k`` (the embedding dimension) for pmi/random, ``C`` (number of labels) for
-        sigmoid/identity.
+        ``"sigmoid"`` ends in ``Dense(num_labels, sigmoid)``; the embedding heads in a
+        linear ``Dense(embedding_dim)``.
+    embedding_dim : int
+        ``k``, the length of the label vectors (pmi, random; ``C`` for identity).
+        Required by the embedding heads.
+    num_labels : int
+        ``C``. Required by the sigmoid head.
     random_state : int, default=0
         Seeds the weight initialisers, dropout and augmentation (no global seeding).
 
     Returns
     -------
     keras.Model
-        Input ``(image_size, image_size, 3)`` uint8; output ``(output_dim,)`` float32.
+        Input ``(image_size, image_size, 3)`` uint8; output ``(embedding_dim,)`` or
+        ``(num_labels,)`` float32.
     """
-    _check_head(head)
-    if isinstance(output_dim, bool) or not isinstance(output_dim, (int, np.integer)) or output_dim < 1:
-        raise ValueError(f"output_dim must be a positive integer; got {output_dim!r}.")
+    width = output_width(head, embedding_dim=embedding_dim, num_labels=num_labels)
     seeds = iter(np.random.default_rng(random_state).integers(0, 2**31 - 1, size=1000).tolist())
     size = config.image_size
     inputs = keras.Input(shape=(size, size, 3), dtype="uint8", name="image")
@@ -248,7 +184,7 @@ def build_model(config: ModelConfig, *, head: str, output_dim: int, random_state
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, seed=next(seeds), name="dropout")(x)
     outputs = keras.layers.Dense(
-        int(output_dim),
+        width,
         activation="sigmoid" if head == "sigmoid" else None,
         kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
         dtype="float32",
@@ -259,8 +195,7 @@ def build_model(config: ModelConfig, *, head: str, output_dim: int, random_state
 
 def make_optimizer(name: str, *, learning_rate: float) -> keras.optimizers.Optimizer:
     """``"rmsprop"`` (the default of every head), ``"adam"`` or ``"sgd"`` (momentum 0.9)."""
-    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
-        raise ValueError(f"learning_rate must be a positive number; got {learning_rate!r}.")
+    learning_rate = _checks.number(learning_rate, "learning_rate", positive=True)
     if name == "rmsprop":
         return keras.optimizers.RMSprop(learning_rate=learning_rate)
     if name == "adam":

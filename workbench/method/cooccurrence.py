@@ -80,6 +80,18 @@ class CooccurrenceCounts:
         """Number of labels ``C``."""
         return len(self.vocabulary)
 
+    def fingerprint(self) -> str:
+        """A short hash (16 hex digits) of ``N``, the label names, and the label and pair counts."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        pairs = self.pair_counts
+        digest.update(np.int64(self.n_images).tobytes())
+        digest.update("\n".join(self.vocabulary.names).encode("utf-8"))
+        for array in (self.label_counts, pairs.indptr, pairs.indices, pairs.data):
+            digest.update(np.asarray(array, dtype=np.int64).tobytes())
+        return digest.hexdigest()[:16]
+
     def summary(self) -> dict:
         """Numbers worth printing: images, labels, co-occurring pairs, unused labels."""
         num_labels = self.num_labels

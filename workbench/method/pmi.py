@@ -44,10 +44,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from workbench import _checks
 from workbench.method.cooccurrence import CooccurrenceCounts
 from workbench.data.labels import Vocabulary
 
-__all__ = ["PMIResult", "pmi_matrix", "POLICIES", "DIAGONALS"]
+__all__ = ["PMIResult", "pmi_matrix", "check_pmi_options", "POLICIES", "DIAGONALS"]
 
 POLICIES = ("zero", "ppmi", "clip", "smooth")
 DIAGONALS = ("self", "zero")
@@ -98,20 +99,17 @@ class PMIResult:
 def _positive_finite(value, name: str, *, allow_none: bool = False):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or not math.isfinite(value) or value <= 0:
-        raise ValueError(f"{name} must be a positive finite number; got {value!r}.")
-    return float(value)
+    return _checks.number(value, name, positive=True)
 
 
-def _check_options(policy, diagonal, clip_value, smoothing, context_exponent, shift):
-    if policy not in POLICIES:
-        raise ValueError(f"Unknown PMI policy {policy!r}; choose one of {', '.join(POLICIES)}.")
-    if diagonal not in DIAGONALS:
-        raise ValueError(f"Unknown diagonal {diagonal!r}; choose one of {', '.join(DIAGONALS)}.")
+def check_pmi_options(policy, diagonal, clip_value, smoothing, context_exponent, shift):
+    _checks.choice(policy, "PMI policy", POLICIES)
+    _checks.choice(diagonal, "diagonal", DIAGONALS)
     if policy == "clip":
-        if clip_value is None or isinstance(clip_value, bool) or not isinstance(clip_value, (int, float, np.integer, np.floating)) or not math.isfinite(clip_value):
-            raise ValueError(f"policy='clip' needs a finite clip_value (for example -2.0); got {clip_value!r}.")
-        clip_value = float(clip_value)
+        try:
+            clip_value = _checks.number(clip_value, "clip_value")
+        except ValueError:
+            raise ValueError(f"policy='clip' needs a finite clip_value (for example -2.0); got {clip_value!r}.") from None
     elif clip_value is not None:
         raise ValueError(f"clip_value only applies to policy='clip' (the policy is {policy!r}); drop it or use policy='clip'.")
     if policy == "smooth":
@@ -174,7 +172,7 @@ def pmi_matrix(
     """
     if not isinstance(counts, CooccurrenceCounts):
         raise ValueError(f"pmi_matrix needs CooccurrenceCounts; got {type(counts).__name__} (use count_cooccurrence first).")
-    clip_value, smoothing, context_exponent, shift = _check_options(policy, diagonal, clip_value, smoothing, context_exponent, shift)
+    clip_value, smoothing, context_exponent, shift = check_pmi_options(policy, diagonal, clip_value, smoothing, context_exponent, shift)
     kept = np.flatnonzero(counts.label_counts > 0).astype(np.int64)
     dropped = [counts.vocabulary[int(i)] for i in np.flatnonzero(counts.label_counts == 0)]
     if not len(kept):

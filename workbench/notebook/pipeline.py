@@ -25,10 +25,9 @@ from pathlib import Path
 
 from workbench._io import atomic_write_text, read_json
 
-__all__ = ["PROFILES", "NotebookRun", "JobResult", "find_notebooks", "run_notebooks", "format_summary"]
+from workbench.notebook.profiles import PROFILE_NAMES
 
-#: The profiles a notebook understands (read from ``WORKBENCH_PROFILE``).
-PROFILES = ("ci", "workshop", "full")
+__all__ = ["NotebookRun", "JobResult", "find_notebooks", "run_notebooks", "format_summary"]
 
 
 @dataclass
@@ -108,8 +107,8 @@ def run_notebooks(
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
 
-    if profile not in PROFILES:
-        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILES)}.")
+    if profile not in PROFILE_NAMES:
+        raise ValueError(f"Unknown profile {profile!r}; choose one of {', '.join(PROFILE_NAMES)}.")
     stream = stream or sys.stderr
     notebook_dir = Path(notebook_dir).resolve()
     notebooks = find_notebooks(notebook_dir)

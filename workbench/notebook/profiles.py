@@ -27,9 +27,6 @@ from dataclasses import asdict, dataclass
 
 __all__ = ["Profile", "PROFILE_NAMES", "get_profile"]
 
-#: The profile names, smallest first.
-PROFILE_NAMES = ("ci", "workshop", "full")
-
 
 @dataclass(frozen=True)
 class Profile:
@@ -74,6 +71,12 @@ class Profile:
     comparison_seeds: tuple[int, ...]
     num_demo_images: int
     top_n: int
+
+    def embedding_options(self):
+        """The :class:`~workbench.method.embed.EmbeddingOptions` of this profile (``embedding_dim``, PMI policy, diagonal)."""
+        from workbench.method.embed import EmbeddingOptions
+
+        return EmbeddingOptions(embedding_dim=self.embedding_dim, policy=self.pmi_policy, diagonal=self.pmi_diagonal)
 
     def to_dict(self) -> dict:
         """The profile as a JSON-serialisable dict."""
@@ -154,6 +157,10 @@ _PROFILES = {
         top_n=5,
     ),
 }
+
+
+#: The profile names, smallest first.
+PROFILE_NAMES = tuple(_PROFILES)
 
 
 def get_profile(name: str) -> Profile:

@@ -19,7 +19,7 @@ Layout of ``RESULTS`` (one folder per artefact, each with the settings that made
     ``pmi-seed<seed>/``, the run directory of the pmi head
     (:func:`workbench.learning.training.train`), and ``workspace.json``.
 ``comparison/``
-    :func:`workbench.learning.training.compare` output (``results.json``, ``runs/`` …) and
+    :func:`workbench.learning.experiments.compare` output (``results.json``, ``runs/`` …) and
     ``workspace.json``.
 
 Compatibility is equality of settings. ``workspace.json`` is written *before* an
@@ -31,7 +31,6 @@ whose settings differ is deleted and rebuilt; a folder that holds something else
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from dataclasses import asdict
@@ -43,11 +42,10 @@ from workbench._io import atomic_write_json, read_json
 
 __all__ = [
     "SETTINGS_FILE",
-    "dataset_fingerprint",
-    "counts_fingerprint",
     "ensure_scenes",
     "ensure_counts",
     "ensure_embedding",
+    "recorded_embedding_options",
     "ensure_run",
     "ensure_comparison",
     "pmi_train_config",
@@ -121,48 +119,6 @@ def _write_settings(folder: Path, artefact: str, settings: dict, *, complete: bo
 def _say(verbose: bool, message: str) -> None:
     if verbose:
         print(message)
-
-
-# ---------------------------------------------------------------------------------
-# fingerprints
-# ---------------------------------------------------------------------------------
-def dataset_fingerprint(dataset) -> str:
-    """A short hash of a data set's image references, labels, vocabulary and (when in memory) pixels.
-
-    Parameters
-    ----------
-    dataset : MultiLabelDataset
-
-    Returns
-    -------
-    str
-        16 hex digits; equal for data sets that would train the same model.
-    """
-    digest = hashlib.sha256()
-    labels = dataset.labels
-    digest.update(np.asarray(labels.shape, dtype=np.int64).tobytes())
-    digest.update(np.asarray(labels.indptr, dtype=np.int64).tobytes())
-    digest.update(np.asarray(labels.indices, dtype=np.int64).tobytes())
-    digest.update("\n".join(dataset.image_paths).encode("utf-8"))
-    digest.update("\n".join(dataset.vocabulary.names).encode("utf-8"))
-    if dataset.images is not None:
-        digest.update(np.ascontiguousarray(dataset.images).tobytes())
-    return digest.hexdigest()[:16]
-
-
-def counts_fingerprint(counts) -> str:
-    """A short hash of co-occurrence counts (``N``, label names, label and pair counts)."""
-    digest = hashlib.sha256()
-    pairs = counts.pair_counts
-    digest.update(np.int64(counts.n_images).tobytes())
-    digest.update("\n".join(counts.vocabulary.names).encode("utf-8"))
-    for array in (counts.label_counts, pairs.indptr, pairs.indices, pairs.data):
-        digest.update(np.asarray(array, dtype=np.int64).tobytes())
-    return digest.hexdigest()[:16]
-
-
-def _vectors_fingerprint(vectors) -> str:
-    return hashlib.sha256(np.ascontiguousarray(vectors, dtype=np.float32).tobytes()).hexdigest()[:16]
 
 
 # ---------------------------------------------------------------------------------
@@ -243,7 +199,7 @@ def ensure_counts(results_dir, dataset, *, validation_fraction: float, split_ran
     Only the training split is counted, so the label embedding never sees the labels
     of the validation images that measure the trained models (the split is
     :meth:`MultiLabelDataset.split` with these settings, as in
-    :func:`workbench.learning.training.compare`).
+    :func:`workbench.learning.experiments.compare`).
 
     Returns
     -------
@@ -254,7 +210,7 @@ def ensure_counts(results_dir, dataset, *, validation_fraction: float, split_ran
 
     folder = Path(results_dir) / "counts"
     settings = {
-        "data": dataset_fingerprint(dataset),
+        "data": dataset.fingerprint(),
         "validation_fraction": float(validation_fraction),
         "split_random_state": int(split_random_state),
         "counted": "training split",
@@ -279,38 +235,79 @@ def ensure_counts(results_dir, dataset, *, validation_fraction: float, split_ran
     return counts
 
 
-def ensure_embedding(results_dir, counts, *, dim: int, verbose: bool = True, **embed_options):
+def ensure_embedding(results_dir, counts, *, options, verbose: bool = True):
     """The spectral label embedding of ``counts``, from ``RESULTS/embedding`` when it matches.
 
     Parameters
     ----------
     counts : CooccurrenceCounts
-    dim : int
-        Embedding dimension ``k``.
-    **embed_options
-        Keyword arguments of :func:`workbench.method.spectral.embed_labels` (PMI policy,
-        diagonal …); give :func:`ensure_comparison` the same ``embed_options`` so that
-        the comparison's pmi head uses this very embedding.
+    options : EmbeddingOptions
+        Every PMI and spectral choice (``embedding_dim``, ``policy``, ``diagonal`` …).
+        They are recorded in ``RESULTS/embedding/workspace.json``, where
+        :func:`recorded_embedding_options` finds them for the notebooks that follow.
 
     Returns
     -------
     LabelEmbedding
     """
-    from workbench.method.spectral import LabelEmbedding, embed_labels
+    from workbench.method.embed import EmbeddingOptions, embed_labels
+    from workbench.method.embedding import LabelEmbedding
 
+    if not isinstance(options, EmbeddingOptions):
+        raise ValueError(f"options must be EmbeddingOptions; got {type(options).__name__}.")
     folder = Path(results_dir) / "embedding"
-    settings = {"counts": counts_fingerprint(counts), "dim": int(dim), "embed_options": dict(embed_options)}
+    settings = {"counts": counts.fingerprint(), "options": options.to_dict()}
     status = _status(folder, "embedding", settings)
     if status == "complete":
         embedding = LabelEmbedding.load(folder)
         _say(verbose, f"Read the {embedding.num_labels} × {embedding.embedding_dim} label embedding from {folder}.")
         return embedding
     _begin(folder, "embedding", settings, "stale" if status != "absent" else status)
-    embedding = embed_labels(counts, dim=int(dim), **embed_options)
+    embedding = embed_labels(counts, options=options)
     embedding.save(folder)
     _write_settings(folder, "embedding", settings, complete=True)
     _say(verbose, f"Computed the {embedding.num_labels} × {embedding.embedding_dim} label embedding into {folder}.")
     return embedding
+
+
+def recorded_embedding_options(results_dir, *, default, verbose: bool = True):
+    """The embedding options recorded in ``RESULTS/embedding`` (by notebook 02), else ``default``.
+
+    So a setting changed in notebook 02 (``EMBEDDING_DIM``, ``PMI_POLICY`` …) reaches the
+    notebooks after it instead of being silently replaced by the profile's value.
+
+    Parameters
+    ----------
+    default : EmbeddingOptions
+        Used when no finished embedding is recorded (notebook 02 has not run).
+    verbose : bool
+        Print one line saying where the options came from and what they are.
+
+    Returns
+    -------
+    EmbeddingOptions
+    """
+    from workbench.method.embed import EmbeddingOptions
+
+    folder = Path(results_dir) / "embedding"
+    saved = _read_settings(folder)
+    recorded = None
+    if saved is not None and saved.get("artefact") == "embedding" and saved.get("complete"):
+        try:
+            recorded = EmbeddingOptions.from_dict(saved.get("settings", {}).get("options", {}))
+        except (TypeError, ValueError):
+            recorded = None
+    options = recorded or default
+    if verbose:
+        described = (f"k = {options.embedding_dim}, PMI policy {options.policy!r}, diagonal {options.diagonal!r}, "
+                     f"negative eigenvalues {options.negative!r}")
+        if recorded is None:
+            print(f"No label embedding recorded in {folder} yet (notebook 02 makes it); using the profile's settings: {described}.")
+        else:
+            differs = default.differences(recorded)
+            note = ("; the profile would give " + ", ".join(f"{name} = {old!r}" for name, (old, _) in differs.items())) if differs else ""
+            print(f"Using the label embedding settings recorded in {folder}: {described}{note}.")
+    return options
 
 
 # ---------------------------------------------------------------------------------
@@ -319,32 +316,24 @@ def ensure_embedding(results_dir, counts, *, dim: int, verbose: bool = True, **e
 def pmi_train_config(
     *, epochs: int, batch_size: int, model, validation_fraction: float, split_random_state: int = 0, random_state: int = 0, workers: int = 2
 ):
-    """The :class:`~workbench.learning.training.TrainConfig` that :func:`workbench.learning.training.compare` gives its pmi head.
+    """The :class:`~workbench.learning.config.TrainConfig` that :func:`workbench.learning.experiments.compare` gives its pmi head.
 
     Same head, epochs, batch size, explicit default learning rate, split and seed, so a
     run trained with it is the comparison's ``pmi-seed<random_state>`` run.
     """
-    from dataclasses import replace
+    from workbench.learning.experiments import head_config
 
-    from workbench.learning.training import DEFAULT_LEARNING_RATES, TrainConfig
-
-    return TrainConfig(
-        head="pmi",
-        epochs=int(epochs),
-        batch_size=int(batch_size),
-        learning_rate=DEFAULT_LEARNING_RATES["pmi"],
-        embedding_dim=None,
-        validation_fraction=float(validation_fraction),
-        split_random_state=int(split_random_state),
-        random_state=int(random_state),
-        workers=int(workers),
-        model=replace(model),
+    return head_config(
+        "pmi", seed=random_state, epochs=epochs, batch_size=batch_size, model=model,
+        validation_fraction=validation_fraction, split_random_state=split_random_state, workers=workers,
     )
 
 
 def _run_settings(dataset, embedding, config) -> dict:
+    from workbench.learning.experiments import embedding_fingerprint
+
     train = {k: v for k, v in config.to_dict().items() if k not in ("workers", "verbose")}
-    return {"data": dataset_fingerprint(dataset), "embedding": _vectors_fingerprint(embedding.vectors), "train": train}
+    return {"data": dataset.fingerprint(), "embedding": embedding_fingerprint(embedding), "train": train}
 
 
 def ensure_run(results_dir, dataset, embedding, *, config, callbacks=(), verbose: int = 1):
@@ -367,7 +356,8 @@ def ensure_run(results_dir, dataset, embedding, *, config, callbacks=(), verbose
     -------
     TrainedRun
     """
-    from workbench.learning.training import load_run, train
+    from workbench.learning.runs import load_run
+    from workbench.learning.training import train
 
     if config.head != "pmi":
         raise ValueError(f"ensure_run trains the pmi head; got head={config.head!r} (use workbench.learning.training.train).")
@@ -393,39 +383,46 @@ def ensure_run(results_dir, dataset, embedding, *, config, callbacks=(), verbose
     return run
 
 
-def _comparison_settings(dataset, *, heads, seeds, epochs, batch_size, model, embedding_dim, validation_fraction,
-                         split_random_state, embed_options) -> dict:
+def _comparison_settings(dataset, embedding, *, heads, seeds, epochs, batch_size, model, validation_fraction,
+                         split_random_state) -> dict:
+    from workbench.learning.experiments import embedding_fingerprint
+
     return {
-        "data": dataset_fingerprint(dataset),
+        "data": dataset.fingerprint(),
+        "embedding": embedding_fingerprint(embedding),
         "heads": [str(h) for h in heads],
         "seeds": [int(s) for s in seeds],
         "epochs": int(epochs),
         "batch_size": int(batch_size),
         "model": model.to_dict(),
-        "embedding_dim": int(embedding_dim),
         "validation_fraction": float(validation_fraction),
         "split_random_state": int(split_random_state),
-        "embed_options": dict(embed_options or {}),
     }
 
 
 def ensure_comparison(
     results_dir,
     dataset,
+    embedding,
     *,
     heads,
     seeds,
     epochs: int,
     batch_size: int,
     model,
-    embedding_dim: int,
     validation_fraction: float,
     split_random_state: int = 0,
-    embed_options: dict | None = None,
     workers: int = 2,
     verbose: int = 1,
 ):
-    """The head comparison of ``RESULTS/comparison`` (:func:`workbench.learning.training.compare`), run when absent or different.
+    """The head comparison of ``RESULTS/comparison`` (:func:`workbench.learning.experiments.compare`), run when absent or different.
+
+    Parameters
+    ----------
+    embedding : LabelEmbedding
+        The label embedding of the pmi head (usually :func:`ensure_embedding`'s); the
+        random head takes its ``k``. It is handed to ``compare``, which never computes
+        another.
 
     When ``RESULTS/run`` holds a finished pmi run with exactly the settings the
     comparison gives its pmi head for one of ``seeds`` (see :func:`pmi_train_config`)
@@ -438,46 +435,41 @@ def ensure_comparison(
         The contents of ``RESULTS/comparison/results.json``:
         ``{"config": {...}, "runs": [{"head", "seed", "history"}, …]}``.
     """
-    from workbench.learning.training import compare
+    from workbench.learning.experiments import compare
 
     folder = Path(results_dir) / "comparison"
     settings = _comparison_settings(
-        dataset, heads=heads, seeds=seeds, epochs=epochs, batch_size=batch_size, model=model,
-        embedding_dim=embedding_dim, validation_fraction=validation_fraction,
-        split_random_state=split_random_state, embed_options=embed_options,
+        dataset, embedding, heads=heads, seeds=seeds, epochs=epochs, batch_size=batch_size, model=model,
+        validation_fraction=validation_fraction, split_random_state=split_random_state,
     )
     status = _status(folder, "comparison", settings)
     if status == "complete" and (folder / "results.json").is_file():
         if verbose:
             print(f"Read the comparison of {folder} ({len(settings['heads'])} heads × {len(settings['seeds'])} seeds).")
         return read_json(folder / "results.json")
-    _begin(folder, "comparison", settings, "stale" if status == "complete" else status)
+    # a partial comparison with these settings resumes; one with other settings is cleared first
+    _begin(folder, "comparison", settings, "stale" if status in ("complete", "stale") else status)
     if "pmi" in settings["heads"]:
         _adopt_pmi_run(
-            Path(results_dir) / "run", folder, dataset, seeds=settings["seeds"], epochs=epochs, batch_size=batch_size,
-            model=model, embedding_dim=embedding_dim, validation_fraction=validation_fraction,
-            split_random_state=split_random_state, embed_options=embed_options or {}, verbose=verbose,
+            Path(results_dir) / "run", folder, dataset, embedding, seeds=settings["seeds"], epochs=epochs,
+            batch_size=batch_size, model=model, validation_fraction=validation_fraction,
+            split_random_state=split_random_state, verbose=verbose,
         )
     results = compare(
-        dataset, out_dir=folder, heads=settings["heads"], embedding_dim=embedding_dim, epochs=epochs,
-        seeds=settings["seeds"], batch_size=batch_size, model=model, validation_fraction=validation_fraction,
-        split_random_state=split_random_state, embed_options=embed_options, workers=workers, verbose=verbose,
+        dataset, out_dir=folder, embedding=embedding, heads=settings["heads"], epochs=epochs, seeds=settings["seeds"],
+        batch_size=batch_size, model=model, validation_fraction=validation_fraction,
+        split_random_state=split_random_state, workers=workers, verbose=verbose,
     )
     _write_settings(folder, "comparison", settings, complete=True)
     return results
 
 
-def _adopt_pmi_run(run_folder: Path, folder: Path, dataset, *, seeds, epochs, batch_size, model, embedding_dim,
-                   validation_fraction, split_random_state, embed_options, verbose) -> None:
+def _adopt_pmi_run(run_folder: Path, folder: Path, dataset, embedding, *, seeds, epochs, batch_size, model,
+                   validation_fraction, split_random_state, verbose) -> None:
     """Copy ``RESULTS/run/pmi-seed<s>`` in as ``runs/pmi-seed<s>`` when it is exactly that run, finished."""
     saved = _read_settings(run_folder)
     if saved is None or not saved.get("complete"):
         return
-    from workbench.method.cooccurrence import count_cooccurrence
-    from workbench.method.spectral import embed_labels
-
-    train_set, _ = dataset.split(validation_fraction=validation_fraction, random_state=split_random_state)
-    embedding = embed_labels(count_cooccurrence(train_set.labels, train_set.vocabulary), dim=int(embedding_dim), **embed_options)
     for seed in seeds:
         target = folder / "runs" / f"pmi-seed{seed}"
         if target.exists():
@@ -500,7 +492,7 @@ def _adopt_pmi_run(run_folder: Path, folder: Path, dataset, *, seeds, epochs, ba
 def live_history(*, metrics=("loss", "map_at_100"), title: str | None = None):
     """A Keras callback that redraws the training curves in the notebook after every epoch.
 
-    It reads the records that :class:`workbench.learning.metrics.EvaluationCallback` merges
+    It reads the records that :class:`workbench.learning.evaluation.EvaluationCallback` merges
     into each epoch's logs (``loss``, ``map_at_100``, ``macro_ap`` …) and draws one
     panel per metric with :func:`workbench.apps.plot.plot_history`, replacing the previous
     drawing (one figure in the notebook's output, updated in place).

@@ -119,6 +119,30 @@ class MultiLabelDataset:
             self.subset(np.sort(order[:num_validation]), name=f"{self.name} (validation)"),
         )
 
+    def fingerprint(self) -> str:
+        """A short hash of the image references, labels, vocabulary and (when in memory) pixels.
+
+        Equal for data sets that would train the same model; used by trained runs and the
+        notebook workspace to tell whether an artefact was made from this data.
+
+        Returns
+        -------
+        str
+            16 hex digits.
+        """
+        import hashlib
+
+        digest = hashlib.sha256()
+        labels = self.labels
+        digest.update(np.asarray(labels.shape, dtype=np.int64).tobytes())
+        digest.update(np.asarray(labels.indptr, dtype=np.int64).tobytes())
+        digest.update(np.asarray(labels.indices, dtype=np.int64).tobytes())
+        digest.update("\n".join(self.image_paths).encode("utf-8"))
+        digest.update("\n".join(self.vocabulary.names).encode("utf-8"))
+        if self.images is not None:
+            digest.update(np.ascontiguousarray(self.images).tobytes())
+        return digest.hexdigest()[:16]
+
     def summary(self) -> dict:
         """Image and label counts (see :func:`workbench.data.labels.summarize_label_sets`)."""
         from workbench.data.labels import summarize_label_sets

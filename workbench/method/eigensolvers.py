@@ -1,263 +1,46 @@
-"""Spectral label embeddings: eigen-solvers, :class:`LabelEmbedding`, Projector export.
+"""Eigenpairs of a symmetric matrix: a dense LAPACK solver and a randomized block Krylov solver.
 
-A symmetric PMI matrix ``M`` (``C × C``) is factorised as ``M = U Λ Uᵀ``; the label
-embedding keeps the ``k`` most significant eigenpairs, ``E = U_k |Λ_k|^½`` (float32,
-rows in vocabulary order), so that ``E Eᵀ`` approximates ``M``. Cosine similarity
-between rows of ``E`` is what the rest of the workbench compares labels with.
+This module knows nothing about labels: it takes a symmetric ``n × n`` matrix (dense
+or sparse) and returns its most significant eigenpairs. :func:`eigenpairs` is the one
+entry point; ``solver="auto"`` picks the dense solver for small matrices or when the
+Krylov basis would be about as large as the matrix. Eigenvector signs are
+deterministic (each vector's largest-magnitude entry is positive, as scikit-learn's
+``svd_flip``).
+
+The block Krylov solver (block Lanczos with full reorthogonalisation) runs its sparse
+products in a numba kernel that releases the GIL (row blocks on threads); its
+products and basis are float32, its projection float64. See
+:func:`_block_krylov_eigenpairs` for how it decides it has converged.
+
+This module is longer than the house's few hundred lines because the block Krylov
+solver's pieces (operator, orthonormalisation, banded projection, Ritz checks) only
+make sense together; splitting them would spread one algorithm over several files.
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import math
 import time
 import warnings
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.data.labels import Vocabulary
+from workbench import _checks
 
 __all__ = [
-    "LabelEmbedding",
-    "SpectralResult",
-    "cosine_similarities",
-    "spectral_embedding",
-    "embed_labels",
-    "spectrum",
-    "energy_kept",
-    "reconstruction_error",
-    "pmi_frobenius_norm",
-    "nearest_labels",
+    "SOLVERS",
+    "NEGATIVE_POLICIES",
+    "EXACT_MAX_LABELS",
+    "EXACT_FLOAT64_MAX_LABELS",
+    "eigenpairs",
+    "all_eigenvalues",
+    "frobenius_norm",
+    "symmetric_matrix",
+    "flip_signs",
 ]
 
-_FORMAT = "workbench-label-embedding"
-_FORMAT_VERSION = 1
-
-
-def cosine_similarities(points, vectors) -> np.ndarray:
-    """Cosine similarity of every point to every vector.
-
-    Parameters
-    ----------
-    points : array-like of shape (N, k) or (k,)
-        Query points (for example network outputs).
-    vectors : array-like of shape (C, k)
-        Label vectors.
-
-    Returns
-    -------
-    ndarray of shape (N, C), dtype float32
-        Values in ``[-1, 1]``. A zero-norm point or vector has similarity 0 to
-        everything (never NaN).
-    """
-    points = np.asarray(points, dtype=np.float64)
-    vectors = np.asarray(vectors, dtype=np.float64)
-    if points.ndim == 1:
-        points = points[None, :]
-    if points.ndim != 2 or vectors.ndim != 2:
-        raise ValueError(
-            f"cosine_similarities expects points (N, k) and vectors (C, k); got shapes {points.shape} and {vectors.shape}."
-        )
-    if points.shape[1] != vectors.shape[1]:
-        raise ValueError(
-            f"Points have {points.shape[1]} dimensions but label vectors have {vectors.shape[1]}; "
-            "use points from a model trained against this embedding."
-        )
-    if not (np.all(np.isfinite(points)) and np.all(np.isfinite(vectors))):
-        raise ValueError("cosine_similarities got NaN or infinite values; check the inputs for overflow or missing data.")
-    return (_unit_rows(points).astype(np.float32) @ _unit_rows(vectors).astype(np.float32).T).clip(-1.0, 1.0)
-
-
-def _unit_rows(matrix: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit norm; zero rows stay zero."""
-    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
-    return np.divide(matrix, norms, out=np.zeros_like(matrix), where=norms > 0)
-
-
-class LabelEmbedding:
-    """Label vectors with their vocabulary, eigenvalues and the settings that made them.
-
-    Parameters
-    ----------
-    vocabulary : Vocabulary
-        The ``C`` labels; row ``i`` of ``vectors`` belongs to ``vocabulary[i]``.
-    vectors : array-like of shape (C, k)
-        Label vectors, stored as float32.
-    eigenvalues : array-like of shape (k,)
-        The eigenvalue behind each column (float64), most significant first.
-    label_counts : array-like of shape (C,), optional
-        Number of images carrying each label (int64).
-    settings : dict
-        JSON-serialisable record of how the embedding was made (PMI policy,
-        solver, data summary …).
-    """
-
-    def __init__(self, *, vocabulary: Vocabulary, vectors, eigenvalues, label_counts=None, settings: dict):
-        vectors = np.asarray(vectors)
-        if vectors.ndim != 2:
-            raise ValueError(f"Label vectors must be a (num_labels, embedding_dim) matrix; got shape {vectors.shape}.")
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-        if vectors.shape[0] != len(vocabulary):
-            raise ValueError(
-                f"{vectors.shape[0]} label vectors for a vocabulary of {len(vocabulary)} labels; give one row per label."
-            )
-        if not np.all(np.isfinite(vectors)):
-            raise ValueError("Label vectors contain NaN or infinite values; recompute the embedding.")
-        eigenvalues = np.asarray(eigenvalues, dtype=np.float64).reshape(-1)
-        if eigenvalues.shape != (vectors.shape[1],):
-            raise ValueError(
-                f"{eigenvalues.shape[0]} eigenvalues for {vectors.shape[1]} embedding dimensions; give one per column."
-            )
-        if label_counts is not None:
-            label_counts = np.asarray(label_counts)
-            if label_counts.shape != (vectors.shape[0],) or not np.issubdtype(label_counts.dtype, np.integer):
-                raise ValueError(
-                    f"label_counts must be {vectors.shape[0]} integers (one per label); got {label_counts.dtype} {label_counts.shape}."
-                )
-            label_counts = label_counts.astype(np.int64)
-        if not isinstance(settings, dict):
-            raise ValueError(f"settings must be a dict; got {type(settings).__name__}.")
-        self.vocabulary = vocabulary
-        self.vectors = vectors
-        self.eigenvalues = eigenvalues
-        self.label_counts = label_counts
-        self.settings = dict(settings)
-
-    def __repr__(self) -> str:
-        return f"LabelEmbedding(num_labels={self.num_labels}, embedding_dim={self.embedding_dim})"
-
-    @property
-    def num_labels(self) -> int:
-        """Number of labels ``C``."""
-        return int(self.vectors.shape[0])
-
-    @property
-    def embedding_dim(self) -> int:
-        """Embedding dimension ``k``."""
-        return int(self.vectors.shape[1])
-
-    # -- persistence ----------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
-        """Write ``embedding.npz`` and ``embedding.json`` into ``directory`` (each atomically).
-
-        The JSON records ``num_labels`` and ``embedding_dim`` so :meth:`load` detects
-        an npz and a JSON that do not belong together.
-        """
-        from workbench._io import atomic_save_npz, atomic_write_json
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        arrays = {"vectors": self.vectors, "eigenvalues": self.eigenvalues}
-        if self.label_counts is not None:
-            arrays["label_counts"] = self.label_counts
-        atomic_save_npz(directory / "embedding.npz", **arrays)
-        atomic_write_json(
-            directory / "embedding.json",
-            {
-                "format": _FORMAT,
-                "format_version": _FORMAT_VERSION,
-                "num_labels": self.num_labels,
-                "embedding_dim": self.embedding_dim,
-                "vocabulary": self.vocabulary.to_dict(),
-                "settings": self.settings,
-            },
-        )
-        return directory
-
-    @classmethod
-    def load(cls, directory: str | Path) -> "LabelEmbedding":
-        """Read an embedding directory written by :meth:`save`."""
-        from workbench._io import read_json
-
-        directory = Path(directory)
-        if not directory.is_dir():
-            raise FileNotFoundError(f"{directory}: no such embedding directory; run 'workbench embed --out DIR' first.")
-        for name in ("embedding.json", "embedding.npz"):
-            if not (directory / name).is_file():
-                raise FileNotFoundError(f"{directory}: missing {name}; this is not an embedding written by 'workbench embed'.")
-        meta = read_json(directory / "embedding.json")
-        if not isinstance(meta, dict) or meta.get("format") != _FORMAT or "vocabulary" not in meta:
-            raise ValueError(f"{directory / 'embedding.json'}: not a label-embedding description; re-run 'workbench embed'.")
-        with np.load(directory / "embedding.npz", allow_pickle=False) as archive:
-            missing = {"vectors", "eigenvalues"} - set(archive.files)
-            if missing:
-                raise ValueError(f"{directory / 'embedding.npz'}: missing array(s) {sorted(missing)}; re-run 'workbench embed'.")
-            vectors = archive["vectors"]
-            eigenvalues = archive["eigenvalues"]
-            label_counts = archive["label_counts"] if "label_counts" in archive.files else None
-        if vectors.shape != (meta.get("num_labels"), meta.get("embedding_dim")):
-            raise ValueError(
-                f"{directory}: embedding.npz holds vectors {vectors.shape} but embedding.json describes "
-                f"({meta.get('num_labels')}, {meta.get('embedding_dim')}); the two files do not belong together, re-run 'workbench embed'."
-            )
-        return cls(
-            vocabulary=Vocabulary.from_dict(meta["vocabulary"]),
-            vectors=vectors,
-            eigenvalues=eigenvalues,
-            label_counts=label_counts,
-            settings=meta.get("settings", {}),
-        )
-
-    # -- queries ----------------------------------------------------------------------
-    def similarities(self, points) -> np.ndarray:
-        """Cosine similarity of points to every label vector.
-
-        Parameters
-        ----------
-        points : array-like of shape (N, k) or (k,)
-
-        Returns
-        -------
-        ndarray of shape (N, C), dtype float32
-        """
-        return cosine_similarities(points, self.vectors)
-
-    def nearest(self, label: str, *, top: int = 10) -> list[tuple[str, float]]:
-        """The ``top`` labels closest to ``label`` by cosine similarity (itself excluded).
-
-        Returns
-        -------
-        list of (str, float)
-            Label names with their similarity, most similar first (ties in vocabulary order).
-        """
-        if isinstance(top, bool) or not isinstance(top, (int, np.integer)) or top < 1:
-            raise ValueError(f"top must be a positive integer; got {top!r}.")
-        position = self.vocabulary.index(label)
-        similarity = self.similarities(self.vectors[position])[0]
-        similarity[position] = -np.inf
-        order = np.argsort(-similarity, kind="stable")[: min(int(top), self.num_labels - 1)]
-        return [(self.vocabulary[int(i)], float(similarity[i])) for i in order]
-
-    def export_projector(self, directory: str | Path) -> Path:
-        """Write ``vectors.tsv`` and ``metadata.tsv`` for the TensorFlow Embedding Projector.
-
-        ``metadata.tsv`` has a header row ``label\\tgroup\\tcount`` and one row per
-        label, in the order of ``vectors.tsv``. Tabs and newlines inside names are
-        replaced by spaces; the count is empty when unknown.
-        """
-        from workbench._io import atomic_write_text
-
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        clean = lambda text: " ".join(str(text).replace("\t", " ").splitlines())  # noqa: E731
-        buffer = io.StringIO()
-        np.savetxt(buffer, self.vectors, fmt="%.9g", delimiter="\t")  # 9 digits round-trip float32
-        atomic_write_text(directory / "vectors.tsv", buffer.getvalue())
-        meta = ["label\tgroup\tcount"]
-        for position, name in enumerate(self.vocabulary.names):
-            count = "" if self.label_counts is None else str(int(self.label_counts[position]))
-            meta.append(f"{clean(name)}\t{clean(self.vocabulary.group_of(position))}\t{count}")
-        atomic_write_text(directory / "metadata.tsv", "\n".join(meta) + "\n")
-        return directory
-
-
-# =====================================================================================
-# Eigen-solvers
-# =====================================================================================
 SOLVERS = ("auto", "exact", "randomized")
 NEGATIVE_POLICIES = ("drop", "abs")
 #: ``solver="auto"`` uses the exact dense solver up to this many labels.
@@ -266,28 +49,17 @@ EXACT_MAX_LABELS = 2_500
 EXACT_FLOAT64_MAX_LABELS = 8_000
 
 
-@dataclass(frozen=True, eq=False)
-class SpectralResult:
-    """The kept eigenpairs of a PMI matrix as label vectors.
+def symmetric_matrix(matrix):
+    """``matrix`` as float64 CSR or ndarray, checked square, non-empty, finite and symmetric.
 
-    Attributes
+    Parameters
     ----------
-    vectors : ndarray of shape (C, k), dtype float32
-        ``E = U_k |Λ_k|^½`` with deterministic column signs.
-    eigenvalues : ndarray of shape (k,), dtype float64
-        The signed eigenvalues, most significant first.
-    info : dict
-        Solver details: ``solver`` used, ``dim_requested``, ``num_usable`` …
+    matrix : scipy sparse matrix or array-like of shape (n, n)
+
+    Returns
+    -------
+    scipy.sparse.csr_matrix or ndarray of shape (n, n), dtype float64
     """
-
-    vectors: np.ndarray
-    eigenvalues: np.ndarray
-    info: dict
-
-
-def _as_symmetric_matrix(pmi):
-    """The matrix of a PMIResult / sparse / dense input, checked square, finite, symmetric."""
-    matrix = getattr(pmi, "matrix", pmi)
     if sp.issparse(matrix):
         matrix = sp.csr_matrix(matrix, dtype=np.float64)
         values = matrix.data
@@ -295,12 +67,12 @@ def _as_symmetric_matrix(pmi):
         matrix = np.asarray(matrix, dtype=np.float64)
         values = matrix
     if matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1] or matrix.shape[0] == 0:
-        raise ValueError(f"The PMI matrix must be square and non-empty; got shape {matrix.shape}.")
+        raise ValueError(f"The matrix must be square and non-empty; got shape {matrix.shape}.")
     if not np.all(np.isfinite(values)):
-        raise ValueError("The PMI matrix has NaN or infinite entries; build it with workbench.method.pmi.pmi_matrix.")
+        raise ValueError("The matrix has NaN or infinite entries; build a PMI matrix with workbench.method.pmi.pmi_matrix.")
     scale = max(float(np.abs(values).max()) if values.size else 0.0, 1.0)
     if _asymmetry(matrix) > 1e-8 * scale:
-        raise ValueError(f"The PMI matrix is not symmetric (largest |M - Mᵀ| = {_asymmetry(matrix):.3g}); symmetrise it first.")
+        raise ValueError(f"The matrix is not symmetric (largest |M - Mᵀ| = {_asymmetry(matrix):.3g}); symmetrise it first.")
     return matrix
 
 
@@ -321,7 +93,7 @@ def _asymmetry(matrix) -> float:
     return largest
 
 
-def _flip_signs(vectors: np.ndarray) -> np.ndarray:
+def flip_signs(vectors: np.ndarray) -> np.ndarray:
     """Make the largest-magnitude entry of every column positive (as sklearn's ``svd_flip``)."""
     if vectors.size == 0:
         return vectors
@@ -696,10 +468,10 @@ def _block_krylov_eigenpairs(
     return ritz[chosen], eigenvectors, math.sqrt(size) * np.finfo(dtype).eps * scale, info
 
 
-def spectral_embedding(
-    pmi,
+def eigenpairs(
+    matrix,
     *,
-    dim: int,
+    num_pairs: int,
     negative: str = "drop",
     solver: str = "auto",
     random_state: int = 0,
@@ -707,205 +479,82 @@ def spectral_embedding(
     block_size: int | None = None,
     max_basis: int | None = None,
     progress: bool = False,
-) -> SpectralResult:
-    """Label vectors from the eigendecomposition ``PMI = U Λ Uᵀ``.
+):
+    """The ``num_pairs`` most significant eigenpairs of a symmetric matrix.
 
     Parameters
     ----------
-    pmi : PMIResult, scipy sparse matrix or ndarray of shape (C, C)
-        A symmetric, finite PMI matrix.
-    dim : int
-        Embedding dimension ``k``.
+    matrix : scipy sparse matrix or array-like of shape (n, n)
+        Symmetric and finite.
+    num_pairs : int
+        How many eigenpairs to return (at most ``n``; fewer when fewer are usable).
     negative : {"drop", "abs"}, default="drop"
-        ``"drop"``: the ``k`` largest *positive* eigenvalues, so ``E Eᵀ`` is the best
-        positive semi-definite rank-``k`` approximation of the PMI. ``"abs"``: the ``k``
-        largest in magnitude, with ``|λ|`` (what an SVD of the PMI gives).
+        ``"drop"``: the largest *positive* eigenvalues; ``"abs"``: the largest in magnitude.
     solver : {"auto", "exact", "randomized"}, default="auto"
-        ``"exact"``: dense ``scipy.linalg.eigh`` (``O(C³)``). ``"randomized"``: block
-        Krylov iteration from a random start (float32 products) until the estimated
-        relative error of every wanted eigenvalue is ≤ ``tolerance``. ``"auto"``: exact up to
-        ``EXACT_MAX_LABELS`` labels or when ``6k ≥ C`` (the Krylov basis would be
-        about as large as the matrix).
+        ``"exact"``: dense ``scipy.linalg.eigh`` (``O(n³)``). ``"randomized"``: block
+        Krylov iteration from a random start until the estimated relative error of every
+        wanted eigenvalue is ≤ ``tolerance``. ``"auto"``: exact up to
+        ``EXACT_MAX_LABELS`` rows or when ``6·num_pairs ≥ n``.
     random_state : int, default=0
         Seed of the randomized solver's start block.
     tolerance : float, default=1e-2
-        Randomized solver: target relative eigenvalue error (estimated from how the
-        Ritz values converge; ``info["max_relative_residual"]`` is the rigorous bound).
+        Randomized solver: target relative eigenvalue error.
     block_size, max_basis : int, optional
-        Randomized solver: Krylov block width (default ``clip(k/16, 16, 32)``) and
-        the largest basis (default ``max(8k, k + 16·block)``, at most ``C``).
+        Randomized solver: Krylov block width (default ``clip(k/16, 16, 32)``) and the
+        largest basis (default ``max(8k, k + 16·block)``, at most ``n``).
     progress : bool, default=False
         tqdm progress bar (stderr) for the randomized solver.
 
     Returns
     -------
-    SpectralResult
-        ``vectors`` (C, k') float32 and ``eigenvalues`` (k',) float64, most significant
-        first, with ``k' ≤ k`` the usable count (a ``UserWarning`` says when ``k' < k``).
-        Column signs are deterministic: each column's largest-magnitude entry is positive.
+    eigenvalues : ndarray of shape (k',), dtype float64
+        Signed, most significant first; ``k' ≤ num_pairs`` (numerically zero
+        eigenvalues, and negative ones under ``"drop"``, are not usable).
+    eigenvectors : ndarray of shape (n, k'), dtype float64
+        Unit columns with deterministic signs.
+    info : dict
+        ``solver`` (the one used) and the solver's own details (precision; basis size,
+        timings and ``max_relative_residual`` for the randomized solver).
     """
-    if negative not in NEGATIVE_POLICIES:
-        raise ValueError(f"Unknown negative={negative!r}; choose 'drop' (positive eigenvalues only) or 'abs' (|eigenvalue|).")
-    if solver not in SOLVERS:
-        raise ValueError(f"Unknown solver {solver!r}; choose one of {', '.join(SOLVERS)}.")
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 1:
-        raise ValueError(f"dim must be a positive integer; got {dim!r}.")
-    if not (isinstance(tolerance, (int, float)) and 0 < tolerance < 1):
+    _checks.choice(negative, "negative", NEGATIVE_POLICIES, meaning="'drop': positive eigenvalues only; 'abs': |eigenvalue|")
+    _checks.choice(solver, "solver", SOLVERS)
+    num_pairs = _checks.integer(num_pairs, "num_pairs")
+    if not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool) and 0 < tolerance < 1):
         raise ValueError(f"tolerance must be between 0 and 1; got {tolerance!r}.")
-    matrix = _as_symmetric_matrix(pmi)
+    matrix = symmetric_matrix(matrix)
     size = matrix.shape[0]
-    requested = int(dim)
-    dim = min(requested, size)
+    num_pairs = min(num_pairs, size)
     if solver == "auto":
-        # the Krylov basis needs about 6k vectors: near C, the dense solver is cheaper
-        solver = "exact" if size <= EXACT_MAX_LABELS or 6 * dim >= size else "randomized"
-    began = time.perf_counter()
+        # the Krylov basis needs about 6k vectors: near n, the dense solver is cheaper
+        solver = "exact" if size <= EXACT_MAX_LABELS or 6 * num_pairs >= size else "randomized"
     if solver == "exact":
-        values, vectors, zero_tolerance, info = _exact_eigenpairs(matrix, dim, negative)
-        chosen = _select(values, dim, negative, zero_tolerance)
+        values, vectors, zero_tolerance, info = _exact_eigenpairs(matrix, num_pairs, negative)
+        chosen = _select(values, num_pairs, negative, zero_tolerance)
         values, vectors = values[chosen], vectors[:, chosen]
     else:
         values, vectors, zero_tolerance, info = _block_krylov_eigenpairs(
-            matrix, dim, negative, random_state=random_state, tolerance=tolerance,
+            matrix, num_pairs, negative, random_state=random_state, tolerance=tolerance,
             block_size=block_size, max_basis=max_basis, progress=progress,
         )
-    if len(values) < requested:
-        kind = "positive eigenvalues (negative='drop'; use negative='abs' to use negative ones too)" if negative == "drop" else "non-zero eigenvalues"
-        warnings.warn(
-            f"Asked for dim={requested} but the {size}-label PMI matrix has only {len(values)} usable {kind}; "
-            f"the embedding has {len(values)} dimensions.",
-            UserWarning,
-            stacklevel=2,
-        )
-    vectors = _flip_signs(np.asarray(vectors, dtype=np.float64)) * np.sqrt(np.abs(values))
-    info = {
-        "solver": solver,
-        "negative": negative,
-        "dim_requested": requested,
-        "dim": int(len(values)),
-        "random_state": random_state,
-        "seconds": round(time.perf_counter() - began, 3),
-        **info,
-    }
-    return SpectralResult(vectors=vectors.astype(np.float32), eigenvalues=np.asarray(values, dtype=np.float64), info=info)
+    vectors = flip_signs(np.asarray(vectors, dtype=np.float64))
+    return np.asarray(values, dtype=np.float64), vectors, {"solver": solver, **info}
 
 
-# =====================================================================================
-# One-call convenience and diagnostics
-# =====================================================================================
-def embed_labels(
-    counts,
-    *,
-    dim: int,
-    policy: str = "zero",
-    diagonal: str = "self",
-    clip_value: float | None = None,
-    smoothing: float | None = None,
-    context_exponent: float = 1.0,
-    shift: float = 1.0,
-    negative: str = "drop",
-    solver: str = "auto",
-    random_state: int = 0,
-    tolerance: float = 1e-2,
-    progress: bool = False,
-) -> LabelEmbedding:
-    """Counts → PMI (:func:`workbench.method.pmi.pmi_matrix`) → :func:`spectral_embedding`.
-
-    Parameters are those of the two steps. Labels that never occur are dropped
-    (with a warning), so the embedding's vocabulary is the kept labels.
+def all_eigenvalues(matrix) -> np.ndarray:
+    """Every eigenvalue of a symmetric matrix, largest first (dense ``eigvalsh``, ``O(n³)``).
 
     Returns
     -------
-    LabelEmbedding
-        ``settings`` records ``pmi`` (every PMI choice, dropped labels), ``spectral``
-        (solver details, requested and achieved ``dim``), ``data`` (counts summary) and
-        ``diagnostics`` (``energy_kept``, ``reconstruction_error``, ``pmi_frobenius_norm``).
-    """
-    from workbench.method.pmi import pmi_matrix
-
-    began = time.perf_counter()
-    pmi = pmi_matrix(
-        counts, policy=policy, diagonal=diagonal, clip_value=clip_value, smoothing=smoothing,
-        context_exponent=context_exponent, shift=shift,
-    )
-    result = spectral_embedding(
-        pmi, dim=dim, negative=negative, solver=solver, random_state=random_state, tolerance=tolerance, progress=progress
-    )
-    norm = pmi_frobenius_norm(pmi)
-    settings = {
-        "pmi": pmi.settings,
-        "spectral": result.info,
-        "data": counts.summary(),
-        "diagnostics": {
-            "pmi_frobenius_norm": norm,
-            "energy_kept": energy_kept(result.eigenvalues, pmi),
-            "reconstruction_error": reconstruction_error(result.vectors, pmi),
-        },
-        "seconds": round(time.perf_counter() - began, 3),
-    }
-    return LabelEmbedding(
-        vocabulary=pmi.vocabulary, vectors=result.vectors, eigenvalues=result.eigenvalues,
-        label_counts=pmi.label_counts, settings=settings,
-    )
-
-
-def pmi_frobenius_norm(pmi) -> float:
-    """``‖PMI‖_F`` of a PMIResult, sparse or dense matrix."""
-    matrix = getattr(pmi, "matrix", pmi)
-    values = matrix.data if sp.issparse(matrix) else np.asarray(matrix)
-    return float(np.sqrt(np.sum(np.square(values, dtype=np.float64))))
-
-
-def spectrum(pmi) -> np.ndarray:
-    """All eigenvalues of the PMI matrix, largest first (dense ``eigvalsh``, ``O(C³)``).
-
-    Returns
-    -------
-    ndarray of shape (C,), dtype float64
+    ndarray of shape (n,), dtype float64
     """
     import scipy.linalg
 
-    matrix = _as_symmetric_matrix(pmi)
+    matrix = symmetric_matrix(matrix)
     dense = matrix.toarray() if sp.issparse(matrix) else matrix
     return scipy.linalg.eigvalsh(dense, check_finite=False)[::-1]
 
 
-def energy_kept(eigenvalues, pmi) -> float:
-    """Share of the PMI's energy held by the kept eigenvalues: ``Σ_kept λ² / ‖PMI‖_F²``.
-
-    With ``negative="drop"`` this is ``1 − reconstruction_error²``; it is in ``[0, 1]``.
-    """
-    norm = pmi_frobenius_norm(pmi)
-    if norm == 0:
-        return 0.0
-    return float(np.sum(np.square(np.asarray(eigenvalues, dtype=np.float64))) / norm**2)
-
-
-def reconstruction_error(vectors, pmi) -> float:
-    """Relative error ``‖E Eᵀ − PMI‖_F / ‖PMI‖_F`` without forming ``E Eᵀ``.
-
-    Uses ``‖E Eᵀ − M‖² = ‖EᵀE‖² − 2 tr(Eᵀ M E) + ‖M‖²`` (``M E`` is a sparse product),
-    so it costs ``O(nnz(M)·k + C·k²)``.
-
-    Parameters
-    ----------
-    vectors : ndarray of shape (C, k)
-    pmi : PMIResult, sparse matrix or ndarray of shape (C, C)
-    """
-    matrix = getattr(pmi, "matrix", pmi)
-    vectors = np.asarray(vectors, dtype=np.float64)
-    if vectors.shape[0] != matrix.shape[0]:
-        raise ValueError(f"{vectors.shape[0]} label vectors for a {matrix.shape[0]}-label PMI matrix; use the matching embedding.")
-    norm_squared = pmi_frobenius_norm(matrix) ** 2
-    if norm_squared == 0:
-        return 0.0
-    gram = vectors.T @ vectors
-    cross = float(np.sum(vectors * np.asarray(matrix @ vectors)))
-    error_squared = max(float(np.sum(gram * gram)) - 2.0 * cross + norm_squared, 0.0)
-    return float(np.sqrt(error_squared / norm_squared))
-
-
-def nearest_labels(embedding: LabelEmbedding, labels=None, *, top: int = 5) -> dict:
-    """``{label: [(neighbour, cosine similarity), …]}`` for ``labels`` (default: all)."""
-    labels = embedding.vocabulary.names if labels is None else labels
-    return {label: embedding.nearest(label, top=top) for label in labels}
+def frobenius_norm(matrix) -> float:
+    """``‖M‖_F`` of a sparse or dense matrix (float64 accumulation)."""
+    values = matrix.data if sp.issparse(matrix) else np.asarray(matrix)
+    return float(np.sqrt(np.sum(np.square(values, dtype=np.float64))))

@@ -1,0 +1,77 @@
+"""Checks of user-given values, each raising ``ValueError`` with a one-line message.
+
+Every public function of the package validates its arguments with these, so the
+same mistake gets the same sentence everywhere: ``"top must be a positive integer;
+got 0."``. A ``bool`` is never accepted as a number (``True`` is not a batch size).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+
+__all__ = ["integer", "number", "choice"]
+
+
+def integer(value, name: str, *, minimum: int | None = 1, maximum: int | None = None) -> int:
+    """``value`` as an ``int``, checked to be a whole number in ``[minimum, maximum]``.
+
+    Parameters
+    ----------
+    value : object
+        The value to check (Python or NumPy integer; never ``bool``).
+    name : str
+        How the message names it (``"batch_size"``, ``"TrainConfig.epochs"``).
+    minimum, maximum : int or None
+        Inclusive bounds; ``None`` for no bound. The default asks for a positive integer.
+
+    Returns
+    -------
+    int
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or \
+            (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
+        raise ValueError(f"{name} must be {_integer_phrase(minimum, maximum)}; got {value!r}.")
+    return int(value)
+
+
+def _integer_phrase(minimum, maximum) -> str:
+    if maximum is not None:
+        return f"an integer between {minimum} and {maximum}" if minimum is not None else f"an integer <= {maximum}"
+    if minimum == 1:
+        return "a positive integer"
+    if minimum == 0:
+        return "a non-negative integer"
+    return f"an integer >= {minimum}" if minimum is not None else "an integer"
+
+
+def number(value, name: str, *, positive: bool = False, finite: bool = True) -> float:
+    """``value`` as a ``float``, checked to be a real number (finite, and ``> 0`` when ``positive``).
+
+    Returns
+    -------
+    float
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)) or \
+            (finite and not math.isfinite(value)) or (positive and not value > 0):
+        kind = "a positive finite number" if positive and finite else "a positive number" if positive else \
+            "a finite number" if finite else "a number"
+        raise ValueError(f"{name} must be {kind}; got {value!r}.")
+    return float(value)
+
+
+def choice(value, name: str, choices: Iterable[str], *, meaning: str | None = None) -> str:
+    """``value``, checked to be one of ``choices`` (the message lists them).
+
+    Parameters
+    ----------
+    meaning : str, optional
+        A few words on what the choices are, added to the message.
+    """
+    choices = tuple(choices)
+    if not isinstance(value, str) or value not in choices:
+        extra = f" ({meaning})" if meaning else ""
+        raise ValueError(f"Unknown {name} {value!r}; choose one of {', '.join(choices)}{extra}.")
+    return value

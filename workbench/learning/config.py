@@ -1,0 +1,185 @@
+"""Hyper-parameters of a training run, and the names of heads and optimizers (no Keras here).
+
+:class:`ModelConfig` describes the network (the trunk), :class:`TrainConfig` one
+training run (head, epochs, optimizer, seeds, the trunk). Both are plain dataclasses
+written into every run folder's ``config.json`` and read back from it, so the
+command line and the main job can use them without importing Keras.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+from workbench import _checks
+
+__all__ = ["HEADS", "EMBEDDING_HEADS", "OPTIMIZERS", "DEFAULT_LEARNING_RATES", "ModelConfig", "TrainConfig"]
+
+#: Every head name.
+HEADS = ("pmi", "sigmoid", "random", "identity")
+#: Heads that predict a point in a label-embedding space (scored by cosine).
+EMBEDDING_HEADS = ("pmi", "random", "identity")
+OPTIMIZERS = ("rmsprop", "adam", "sgd")
+
+#: Learning rate of each head with RMSprop (batch 64, the default trunk). Chosen by one
+#: sweep with the same budget for every head (``benchmarks/bench_compare.py --sweep``):
+#: emoji scenes, 2000 images, 500 labels, missing 0.1 / spurious 0.05 label noise, one
+#: split (15 % validation), 4 epochs, seed 0, every head at each rate; kept the rate
+#: with the best final validation MAP@100. Results (pmi / sigmoid / random):
+#: 3e-4: 0.084 / 0.035 / 0.103;  1e-3: 0.097 / 0.138 / 0.100;
+#: 3e-3: 0.187 / 0.146 / 0.111;  1e-2: 0.198 / 0.145 / 0.120.
+#: The identity head was not swept; it shares the rate of the other cosine heads.
+DEFAULT_LEARNING_RATES = {"pmi": 1e-2, "random": 1e-2, "identity": 1e-2, "sigmoid": 3e-3}
+
+
+@dataclass
+class ModelConfig:
+    """Hyper-parameters of the network (the trunk; the head is chosen by ``build_model``).
+
+    Parameters
+    ----------
+    image_size : int, default=64
+        Input images are ``(image_size, image_size, 3)`` uint8.
+    width : int, default=16
+        Channels of the first convolution block; each later block doubles them.
+    depth : int, default=4
+        Number of blocks; each is ``convs_per_block`` × (3×3 convolution, batch-norm,
+        ReLU) followed by 2×2 max-pooling.
+    convs_per_block : int, default=1
+    dropout : float, default=0.2
+        Dropout rate before the head.
+    batchnorm_momentum : float, default=0.99
+        Momentum of the batch-norm moving statistics used at inference (lower it
+        for runs of few steps, so validation sees settled statistics).
+    augment : bool, default=True
+        Random horizontal flips and shifts in training.
+    max_shift : float, default=0.1
+        Largest shift, as a fraction of the image size.
+    flip : bool, default=True
+        Random horizontal flips when ``augment`` (turn off for left/right-sensitive labels).
+    """
+
+    image_size: int = 64
+    width: int = 16
+    depth: int = 4
+    convs_per_block: int = 1
+    dropout: float = 0.2
+    batchnorm_momentum: float = 0.99
+    augment: bool = True
+    max_shift: float = 0.1
+    flip: bool = True
+
+    def __post_init__(self):
+        for name in ("image_size", "width", "depth", "convs_per_block"):
+            setattr(self, name, _checks.integer(getattr(self, name), f"ModelConfig.{name}"))
+        if self.image_size < 2**self.depth:
+            raise ValueError(
+                f"image_size {self.image_size} is too small for depth {self.depth} (each block halves it); "
+                f"use image_size ≥ {2 ** self.depth} or a smaller depth."
+            )
+        if not 0.0 <= float(self.dropout) < 1.0:
+            raise ValueError(f"ModelConfig.dropout must be in [0, 1); got {self.dropout!r}.")
+        if not 0.0 < float(self.batchnorm_momentum) < 1.0:
+            raise ValueError(f"ModelConfig.batchnorm_momentum must be in (0, 1); got {self.batchnorm_momentum!r}.")
+        if not 0.0 <= float(self.max_shift) < 0.5:
+            raise ValueError(f"ModelConfig.max_shift must be in [0, 0.5); got {self.max_shift!r}.")
+        self.dropout = float(self.dropout)
+        self.max_shift = float(self.max_shift)
+        self.batchnorm_momentum = float(self.batchnorm_momentum)
+        self.augment = bool(self.augment)
+        self.flip = bool(self.flip)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"Unknown model settings {sorted(unknown)}; expected some of {sorted(known)}.")
+        return cls(**data)
+
+
+@dataclass
+class TrainConfig:
+    """Hyper-parameters of one training run.
+
+    Parameters
+    ----------
+    head : {"pmi", "sigmoid", "random", "identity"}, default="pmi"
+    epochs : int, default=10
+        Total epochs (a resumed run trains up to this many).
+    batch_size : int, default=64
+    learning_rate : float, optional
+        ``None`` uses :data:`DEFAULT_LEARNING_RATES` of the head.
+    optimizer : {"rmsprop", "adam", "sgd"}, default="rmsprop"
+    embedding_dim : int, optional
+        ``k`` of the random head (default: that of the embedding given to
+        :func:`train`). Ignored by the other heads (pmi takes it from the embedding).
+    validation_fraction : float, default=0.1
+        Share of the data set held out when :func:`train` splits it itself.
+    split_random_state : int, default=0
+        Seed of that split (kept apart from ``random_state`` so that runs with
+        different seeds share one validation split).
+    random_state : int, default=0
+        Seeds weight initialisation, dropout, augmentation, batch order and the
+        random head's label vectors.
+    workers : int, default=2
+        Threads preparing batches.
+    map_k : int, default=100
+        The ``k`` of the MAP@k recorded every epoch.
+    precision_k : int, default=5
+        The ``k`` of the P@k and R@k recorded every epoch.
+    model : ModelConfig
+        The trunk (``image_size``, ``width``, ``depth``, ``dropout``, ``augment`` …).
+    """
+
+    head: str = "pmi"
+    epochs: int = 10
+    batch_size: int = 64
+    learning_rate: float | None = None
+    optimizer: str = "rmsprop"
+    embedding_dim: int | None = None
+    validation_fraction: float = 0.1
+    split_random_state: int = 0
+    random_state: int = 0
+    workers: int = 2
+    map_k: int = 100
+    precision_k: int = 5
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+    def __post_init__(self):
+        if isinstance(self.model, dict):
+            self.model = ModelConfig.from_dict(self.model)
+        _checks.choice(self.head, "head", HEADS)
+        _checks.choice(self.optimizer, "optimizer", OPTIMIZERS)
+        for name in ("epochs", "batch_size", "workers", "map_k", "precision_k"):
+            setattr(self, name, _checks.integer(getattr(self, name), f"TrainConfig.{name}"))
+        if self.embedding_dim is not None:
+            self.embedding_dim = _checks.integer(self.embedding_dim, "TrainConfig.embedding_dim")
+        if self.learning_rate is not None:
+            self.learning_rate = _checks.number(self.learning_rate, "TrainConfig.learning_rate", positive=True)
+        if not 0.0 < float(self.validation_fraction) < 1.0:
+            raise ValueError(f"TrainConfig.validation_fraction must be between 0 and 1; got {self.validation_fraction!r}.")
+        self.validation_fraction = float(self.validation_fraction)
+        self.random_state = int(self.random_state)
+        self.split_random_state = int(self.split_random_state)
+
+    @property
+    def resolved_learning_rate(self) -> float:
+        """``learning_rate``, or the head's default."""
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATES[self.head]
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data["model"] = self.model.to_dict()
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(known)}.")
+        return cls(**data)
+

@@ -1,0 +1,114 @@
+"""The per-epoch evaluation: a Keras callback that scores the validation split and records the curves.
+
+It scores the model's outputs through :class:`workbench.method.decoding.LabelScorer`
+(the scoring path every trained run and classification uses) and measures them with
+:func:`workbench.learning.metrics.evaluate_scores`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import scipy.sparse as sp
+
+from workbench.learning.metrics import check_k, evaluate_scores, json_number
+from workbench.method.decoding import LabelScorer
+
+__all__ = ["EvaluationCallback"]
+
+
+class EvaluationCallback(keras.callbacks.Callback):
+    """Evaluate on a validation split after every epoch and record the curves.
+
+    Parameters
+    ----------
+    inputs : ndarray of shape (N, H, W, 3), dtype uint8, or keras.utils.PyDataset
+        Validation images (or batches of them, images only), in the order of
+        ``labels``' rows.
+    labels : scipy sparse matrix of shape (N, C)
+        Their multi-hot labels.
+    vectors : ndarray of shape (C, k), optional
+        The label embedding of an embedding head (scores are cosines); ``None``
+        for the sigmoid head (scores are the outputs).
+    batch_size : int, default=256
+        Prediction batch size when ``inputs`` is an array.
+    map_k, precision_k : int
+        The ``k`` of MAP@k and of P@k/R@k.
+    history : list of dict, optional
+        Records of earlier epochs (when resuming); new records are appended.
+    verbose : int, default=1
+        Print one line per epoch when positive.
+    print_function : callable, default=print
+
+    Attributes
+    ----------
+    history : list of dict
+        One record per epoch: ``epoch`` (1-based), ``loss``, ``map_at_{map_k}``,
+        ``macro_ap``, ``precision_at_{precision_k}``, ``recall_at_{precision_k}``,
+        ``seconds`` (wall time of the epoch's training) and ``eval_seconds``;
+        undefined values (NaN) are stored as ``None`` so records are valid JSON.
+        The record is also merged into the epoch's ``logs`` for later callbacks.
+    """
+
+    def __init__(
+        self,
+        *,
+        inputs,
+        labels,
+        vectors=None,
+        batch_size: int = 256,
+        map_k: int = 100,
+        precision_k: int = 5,
+        history: list | None = None,
+        verbose: int = 1,
+        print_function: Callable[[str], None] = print,
+    ):
+        super().__init__()
+        self.inputs = inputs
+        self.labels = sp.csr_matrix(labels)
+        self.scorer = LabelScorer(vectors)
+        self.batch_size = int(batch_size)
+        self.map_k = check_k(map_k)
+        self.precision_k = check_k(precision_k)
+        self.history = list(history or [])
+        self.verbose = verbose
+        self.print_function = print_function
+        self._epoch_start = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.perf_counter()
+
+    def evaluate_model(self) -> dict:
+        """The metrics of the current model on the validation split."""
+        if isinstance(self.inputs, np.ndarray):
+            outputs = self.model.predict(self.inputs, batch_size=self.batch_size, verbose=0)
+        else:
+            outputs = self.model.predict(self.inputs, verbose=0)
+        scores = self.scorer(outputs)
+        return evaluate_scores(scores, self.labels, map_k=self.map_k, precision_k=self.precision_k)
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - (self._epoch_start or time.perf_counter())
+        start = time.perf_counter()
+        metrics = self.evaluate_model()
+        record = {"epoch": int(epoch) + 1}
+        if logs and "loss" in logs:
+            record["loss"] = json_number(logs["loss"])
+        record.update({key: json_number(value) for key, value in metrics.items()})
+        record["seconds"] = round(seconds, 3)
+        record["eval_seconds"] = round(time.perf_counter() - start, 3)
+        self.history.append(record)
+        if logs is not None:
+            logs.update({key: value for key, value in record.items() if key != "epoch" and value is not None})
+        if self.verbose:
+            loss = f"loss {float(logs['loss']):.4f}  " if logs and "loss" in logs else ""
+            self.print_function(
+                f"epoch {record['epoch']}: {loss}MAP@{self.map_k} {metrics[f'map_at_{self.map_k}']:.4f}  "
+                f"macro AP {metrics['macro_ap']:.4f}  P@{self.precision_k} "
+                f"{metrics[f'precision_at_{self.precision_k}']:.4f}  R@{self.precision_k} "
+                f"{metrics[f'recall_at_{self.precision_k}']:.4f}  ({seconds:.1f} s train, "
+                f"{record['eval_seconds']:.1f} s eval)"
+            )

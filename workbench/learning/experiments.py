@@ -1,0 +1,272 @@
+"""Comparing heads: every head and seed trained on one split against one label embedding.
+
+:func:`compare` is the experiment the workbench exists for: does a head trained against
+the PMI label embedding beat the usual sigmoid head, and random label vectors with the
+same cosine loss? It **takes** the embedding (a
+:class:`~workbench.method.embedding.LabelEmbedding`, or the
+:class:`~workbench.method.embed.EmbeddingOptions` to compute it from the training split,
+once) and never computes it again.
+
+Fair comparison: one train/validation split serves every head and seed; a computed
+embedding sees the training split only; every head gets the same trunk, epochs and
+batch size; learning rates default to
+:data:`~workbench.learning.config.DEFAULT_LEARNING_RATES` (one sweep with the same budget
+for every head). :func:`head_config` is the one recipe for a head's
+:class:`~workbench.learning.config.TrainConfig`, used here and by the notebook workspace.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from workbench import _checks
+from workbench._io import atomic_write_json, read_json
+from workbench.learning.config import DEFAULT_LEARNING_RATES, HEADS, ModelConfig, TrainConfig
+from workbench.learning.metrics import json_number
+from workbench.method.embed import EmbeddingOptions
+from workbench.method.embedding import LabelEmbedding
+
+__all__ = ["DEFAULT_HEADS", "compare", "head_config", "embedding_fingerprint"]
+
+#: The heads :func:`compare` trains when none are named.
+DEFAULT_HEADS = ("pmi", "sigmoid", "random")
+#: Heads whose label vectors need an embedding (pmi: its vectors; random: its k).
+_EMBEDDING_USERS = ("pmi", "random")
+#: results.json ``config`` entries that must match for a comparison to resume (heads, seeds and epochs may grow).
+_RESUME_KEYS = ("data_fingerprint", "embedding_fingerprint", "embedding_dim", "batch_size", "model", "learning_rates",
+                "validation_fraction", "split_random_state", "optimizer")
+
+
+def embedding_fingerprint(embedding: LabelEmbedding) -> str:
+    """A short hash (16 hex digits) of an embedding's labels and vectors."""
+    digest = hashlib.sha256("\n".join(embedding.vocabulary.names).encode("utf-8"))
+    digest.update(np.ascontiguousarray(embedding.vectors, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
+
+
+def head_config(
+    head: str,
+    *,
+    seed: int,
+    epochs: int,
+    batch_size: int,
+    model: ModelConfig,
+    embedding_dim: int | None = None,
+    learning_rate: float | None = None,
+    validation_fraction: float,
+    split_random_state: int,
+    workers: int = 2,
+) -> TrainConfig:
+    """The :class:`TrainConfig` a comparison gives ``head`` with ``seed``.
+
+    The learning rate is explicit (``learning_rate`` or the head's default), so a run
+    trained outside the comparison with this config is that very run. ``embedding_dim``
+    is recorded for the random head only (the pmi head takes ``k`` from its embedding).
+    """
+    _checks.choice(head, "head", HEADS)
+    return TrainConfig(
+        head=head,
+        epochs=epochs,
+        batch_size=batch_size,
+        learning_rate=DEFAULT_LEARNING_RATES[head] if learning_rate is None else learning_rate,
+        embedding_dim=embedding_dim if head == "random" else None,
+        validation_fraction=validation_fraction,
+        split_random_state=split_random_state,
+        random_state=seed,
+        workers=workers,
+        model=replace(model),
+    )
+
+
+def _counted_on(embedding: LabelEmbedding, train_set) -> str:
+    """Whether the embedding's label counts are those of the training split (so it never saw validation labels)."""
+    if embedding.label_counts is None:
+        return "given (records no label counts; not checked against the training split)"
+    train_counts = dict(zip(train_set.vocabulary.names, np.diff(train_set.labels.tocsc().indptr).tolist()))
+    own = dict(zip(embedding.vocabulary.names, embedding.label_counts.tolist()))
+    same = all(train_counts.get(name, 0) == count for name, count in own.items()) and all(
+        count == 0 for name, count in train_counts.items() if name not in own
+    )
+    return "training split only" if same else "given (counted on other data than this training split)"
+
+
+def _check_heads_and_seeds(heads, seeds) -> tuple[list[str], list[int]]:
+    heads = [str(head) for head in heads]
+    if not heads:
+        raise ValueError(f"No heads to compare; give at least one of {', '.join(HEADS)}.")
+    for head in heads:
+        _checks.choice(head, "head", HEADS)
+    if len(set(heads)) != len(heads):
+        raise ValueError(f"Heads {heads} repeat a head; list each head once.")
+    seeds = [_checks.integer(seed, "seed", minimum=0) for seed in seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"Seeds {seeds} must be a non-empty list of distinct integers.")
+    return heads, seeds
+
+
+def _check_resumable(out_dir: Path, config: dict) -> None:
+    """Refuse, before anything is written, a folder holding a comparison with other settings."""
+    if not (out_dir / "results.json").is_file():
+        if (out_dir / "embedding").exists() and "embedding_fingerprint" in config:
+            saved = LabelEmbedding.load(out_dir / "embedding")
+            if embedding_fingerprint(saved) != config["embedding_fingerprint"]:
+                raise ValueError(f"{out_dir / 'embedding'} holds another label embedding; give --out a new folder.")
+        return
+    previous = read_json(out_dir / "results.json")
+    before = previous.get("config", {}) if isinstance(previous, dict) else {}
+    changed = [key for key in _RESUME_KEYS if before.get(key) != config.get(key)]
+    if changed:
+        raise ValueError(
+            f"{out_dir} holds a comparison with different settings ({', '.join(changed)}); "
+            "give --out a new folder, or delete it to start over."
+        )
+
+
+def compare(
+    dataset,
+    *,
+    out_dir: str | Path,
+    embedding: LabelEmbedding | EmbeddingOptions | None = None,
+    heads: Sequence[str] = DEFAULT_HEADS,
+    epochs: int = 10,
+    seeds: Sequence[int] = (0, 1, 2),
+    batch_size: int = 64,
+    model: ModelConfig | None = None,
+    learning_rates: dict | None = None,
+    validation_fraction: float = 0.1,
+    split_random_state: int = 0,
+    workers: int = 2,
+    verbose: int = 1,
+    print_function: Callable[[str], None] = print,
+) -> dict:
+    """Train every head with every seed on one split and write ``DIR/results.json``.
+
+    Parameters
+    ----------
+    dataset : MultiLabelDataset
+        Split once with ``validation_fraction`` and ``split_random_state``.
+    out_dir : path
+        Runs go to ``DIR/runs/<head>-seed<seed>``, the embedding to ``DIR/embedding``.
+        Running ``compare`` again on the same folder resumes (more epochs, seeds or
+        heads are fine); other settings are refused before anything is written.
+    embedding : LabelEmbedding or EmbeddingOptions, optional
+        The label embedding of the pmi head (the random head takes its ``k``). Options
+        (default: ``EmbeddingOptions()``) are computed from the training split's counts,
+        once; an embedding is used as it is (``results.json`` says whether its counts are
+        the training split's).
+    heads : sequence of str, default=("pmi", "sigmoid", "random")
+    epochs : int, default=10
+    seeds : sequence of int, default=(0, 1, 2)
+        The ``random_state`` of each run (initialisation, batch order, random vectors).
+    batch_size : int, default=64
+    model : ModelConfig, optional
+    learning_rates : dict, optional
+        Per-head overrides of :data:`DEFAULT_LEARNING_RATES`.
+    validation_fraction : float, default=0.1
+    split_random_state : int, default=0
+    workers : int, default=2
+        Threads preparing batches.
+
+    Returns
+    -------
+    dict
+        ``{"config": {...}, "runs": [{"head", "seed", "history": [{"epoch",
+        "map_at_100", "macro_ap", "seconds"}, …]}, …]}``, as written to
+        ``DIR/results.json``. ``config`` records ``embedding_options`` (every PMI and
+        spectral choice) and ``embedding_from``.
+    """
+    from workbench.learning.devices import describe_device
+    from workbench.learning.training import train
+
+    heads, seeds = _check_heads_and_seeds(heads, seeds)
+    model = model or ModelConfig()
+    rates = {head: DEFAULT_LEARNING_RATES[head] for head in heads}
+    for head, rate in (learning_rates or {}).items():
+        _checks.choice(head, "head of a learning rate", HEADS)
+        rates[head] = _checks.number(rate, f"learning rate of {head}", positive=True)
+    if embedding is None:
+        embedding = EmbeddingOptions()
+    if not isinstance(embedding, (LabelEmbedding, EmbeddingOptions)):
+        raise ValueError(f"embedding must be a LabelEmbedding or EmbeddingOptions; got {type(embedding).__name__}.")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise NotADirectoryError(f"{out_dir} exists and is not a folder; give --out a folder path.")
+    train_set, validation_set = dataset.split(validation_fraction=validation_fraction, random_state=split_random_state)
+
+    options = embedding if isinstance(embedding, EmbeddingOptions) else EmbeddingOptions.of(embedding)
+    embedding_from = "training split only"
+    if isinstance(embedding, LabelEmbedding):
+        embedding_from = _counted_on(embedding, train_set)
+    elif "pmi" in heads:  # the one place a comparison computes its embedding
+        from workbench.method.cooccurrence import count_cooccurrence
+        from workbench.method.embed import embed_labels
+
+        embedding = embed_labels(count_cooccurrence(train_set.labels, train_set.vocabulary), options=embedding)
+    embedding_dim = None
+    if any(head in _EMBEDDING_USERS for head in heads):
+        embedding_dim = embedding.embedding_dim if isinstance(embedding, LabelEmbedding) else options.embedding_dim
+
+    config = {
+        "data": dataset.name,
+        "data_fingerprint": dataset.fingerprint(),
+        "num_images": len(dataset),
+        "num_train": len(train_set),
+        "num_validation": len(validation_set),
+        "num_labels": len(dataset.vocabulary),
+        "heads": heads,
+        "seeds": seeds,
+        "epochs": _checks.integer(epochs, "epochs"),
+        "batch_size": _checks.integer(batch_size, "batch_size"),
+        "embedding_dim": embedding_dim,
+        "embedding_options": None if options is None else options.to_dict(),
+        "embedding_from": embedding_from if "pmi" in heads else None,
+        "learning_rates": rates,
+        "optimizer": "rmsprop",
+        "model": model.to_dict(),
+        "validation_fraction": float(validation_fraction),
+        "split_random_state": int(split_random_state),
+        "device": describe_device(),
+    }
+    if "pmi" in heads:
+        config["embedding_fingerprint"] = embedding_fingerprint(embedding)
+    _check_resumable(out_dir, config)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if "pmi" in heads and not (out_dir / "embedding").exists():
+        embedding.save(out_dir / "embedding")
+
+    runs = []
+    for seed in seeds:
+        for head in heads:
+            if verbose:
+                print_function(f"== {head} head, seed {seed} ==")
+            run = train(
+                train_set,
+                validation=validation_set,
+                config=head_config(
+                    head, seed=seed, epochs=epochs, batch_size=batch_size, model=model, embedding_dim=embedding_dim,
+                    learning_rate=rates[head], validation_fraction=validation_fraction,
+                    split_random_state=split_random_state, workers=workers,
+                ),
+                out_dir=out_dir / "runs" / f"{head}-seed{seed}",
+                embedding=embedding if head == "pmi" else None,
+                verbose=verbose,
+                print_function=print_function,
+            )
+            history = [
+                {"epoch": record["epoch"], "map_at_100": _finite(record.get("map_at_100")),
+                 "macro_ap": _finite(record.get("macro_ap")), "seconds": record["seconds"]}
+                for record in run.history
+            ]
+            runs.append({"head": head, "seed": seed, "history": history})
+            atomic_write_json(out_dir / "results.json", {"config": config, "runs": runs})
+    return {"config": config, "runs": runs}
+
+
+def _finite(value):
+    """JSON has no NaN: undefined metrics become ``None``."""
+    return None if value is None else json_number(value)

@@ -1,0 +1,213 @@
+"""The run folder and :class:`TrainedRun`: a trained model with everything needed to score images.
+
+A run directory (``RUN_DIR``) holds everything needed to use or continue a run:
+
+``config.json``
+    The :class:`TrainConfig` (learning rate resolved), the head, the vocabulary size,
+    a fingerprint of the training/validation split, the Keras backend and device,
+    and ``status`` (``"running"`` or ``"complete"``).
+``vocabulary.csv``
+    The ``C`` labels (every head, the sigmoid head included).
+``embedding/``
+    The :class:`~workbench.method.embedding.LabelEmbedding` the targets were built from
+    (pmi, random and identity heads; rows in ``vocabulary.csv`` order). Absent for
+    the sigmoid head.
+``checkpoints/``
+    ``epoch-NNNN.keras`` (the model with its optimizer state after epoch NNNN) and
+    ``state.json`` (the last complete epoch and the history up to it), written
+    after every epoch, model first, then ``state.json`` (the commit point).
+``history.json``
+    One record per epoch (see :class:`workbench.learning.evaluation.EvaluationCallback`).
+``model.keras``
+    The final model, written when the last epoch is done.
+
+:func:`load_run` reads a run folder (the model in Keras' safe mode; every custom
+object is registered, no ``Lambda`` layers). :meth:`TrainedRun.label_scores` is the
+one way a trained model scores images: the model's outputs through the run's
+:class:`~workbench.method.decoding.LabelScorer`, the scorer the per-epoch evaluation
+uses too.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from workbench._io import atomic_path, read_json
+from workbench.data.labels import Vocabulary
+from workbench.learning.config import EMBEDDING_HEADS, TrainConfig
+from workbench.method.decoding import LabelScorer
+from workbench.method.embedding import LabelEmbedding
+
+__all__ = ["TrainedRun", "load_run", "read_state", "save_model", "check_out_dir", "run_fingerprint", "RUN_FORMAT"]
+
+#: ``config.json``'s ``format`` and ``format_version``.
+RUN_FORMAT = "workbench-run"
+RUN_FORMAT_VERSION = 1
+#: Up to this many images, a run scores with ``model.predict_on_batch`` (no data pipeline).
+_SMALL_BATCH = 64
+
+
+def run_fingerprint(train_set, validation_set) -> str:
+    """A short hash of both splits (:meth:`MultiLabelDataset.fingerprint`): a changed data set is detected."""
+    digest = hashlib.sha256(f"{train_set.fingerprint()}|{validation_set.fingerprint()}".encode("ascii"))
+    return digest.hexdigest()[:16]
+
+
+@dataclass
+class TrainedRun:
+    """A trained model with everything needed to score images.
+
+    Attributes
+    ----------
+    model : keras.Model
+        Input ``(image_size, image_size, 3)`` uint8 images.
+    head : str
+        ``"pmi"``, ``"sigmoid"``, ``"random"`` or ``"identity"``.
+    vocabulary : Vocabulary
+        The ``C`` labels, in the column order of :meth:`label_scores`.
+    embedding : LabelEmbedding or None
+        The label vectors of an embedding head (rows in ``vocabulary`` order); ``None``
+        for the sigmoid head.
+    image_size : int
+    config : TrainConfig
+    history : list of dict
+        One record per epoch.
+    run_dir : pathlib.Path
+    """
+
+    model: object
+    head: str
+    vocabulary: Vocabulary
+    embedding: object | None
+    image_size: int
+    config: TrainConfig
+    history: list
+    run_dir: Path
+
+    @functools.cached_property
+    def scorer(self) -> LabelScorer:
+        """The run's :class:`~workbench.method.decoding.LabelScorer` (label vectors normalised once)."""
+        return LabelScorer(None if self.embedding is None else self.embedding.vectors)
+
+    def _check_images(self, images) -> np.ndarray:
+        images = np.asarray(images)
+        if images.ndim == 3:
+            images = images[None]
+        size = self.image_size
+        if images.ndim != 4 or images.shape[1:] != (size, size, 3) or images.dtype != np.uint8:
+            raise ValueError(
+                f"Expected uint8 images of shape (N, {size}, {size}, 3); got {images.dtype} {images.shape}. "
+                f"Load them with workbench.data.images.load_image(source, size={size})."
+            )
+        return images
+
+    def predict_points(self, images, *, batch_size: int = 256) -> np.ndarray:
+        """The model's outputs.
+
+        Parameters
+        ----------
+        images : ndarray of shape (N, image_size, image_size, 3) or (image_size, image_size, 3), uint8
+
+        Returns
+        -------
+        ndarray of shape (N, k), dtype float32
+            Points in the label-embedding space (embedding heads), or per-label
+            probabilities ``(N, C)`` for the sigmoid head.
+        """
+        images = self._check_images(images)
+        width = self.embedding.embedding_dim if self.embedding is not None else len(self.vocabulary)
+        if len(images) == 0:
+            return np.zeros((0, width), dtype=np.float32)
+        if len(images) <= _SMALL_BATCH:
+            # One compiled inference step: milliseconds. predict() sets up a data pipeline per call.
+            outputs = self.model.predict_on_batch(images)
+        else:
+            outputs = self.model.predict(images, batch_size=int(batch_size), verbose=0)
+        return np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float32)
+
+    def label_scores(self, images, *, batch_size: int = 256) -> np.ndarray:
+        """A score for every label of every image.
+
+        Parameters
+        ----------
+        images : ndarray of shape (N, image_size, image_size, 3) or (image_size, image_size, 3), uint8
+
+        Returns
+        -------
+        ndarray of shape (N, C), dtype float32
+            Cosine similarity of the predicted point to each label vector (in
+            [-1, 1]; embedding heads), or sigmoid probabilities (sigmoid head).
+            Columns follow ``vocabulary``.
+        """
+        return self.scorer(self.predict_points(images, batch_size=batch_size))
+
+
+def load_run(run_dir: str | Path) -> TrainedRun:
+    """Load a run directory written by :func:`train` (the model in Keras' safe mode).
+
+    Uses ``RUN_DIR/model.keras``, or the last checkpoint of a run that has not
+    finished.
+    """
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run_dir}: no config.json; this is not a run directory written by 'workbench train'.")
+    meta = read_json(config_path)
+    if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
+        raise ValueError(f"{config_path}: not a workbench run description; train again with 'workbench train'.")
+    config = TrainConfig.from_dict(meta["train"])
+    model_path = run_dir / "model.keras"
+    history_path = run_dir / "history.json"
+    if not model_path.is_file():
+        state = read_state(run_dir)
+        if state is None:
+            raise FileNotFoundError(f"{run_dir}: neither model.keras nor a checkpoint; run 'workbench train --out {run_dir}' to train it.")
+        model_path = run_dir / "checkpoints" / state["checkpoint"]
+        history = state["history"]
+    else:
+        history = read_json(history_path) if history_path.is_file() else []
+    model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    vocabulary = Vocabulary.read_csv(run_dir / "vocabulary.csv")
+    embedding = None
+    if config.head in EMBEDDING_HEADS:
+        embedding = LabelEmbedding.load(run_dir / "embedding")
+        if tuple(embedding.vocabulary.names) != tuple(vocabulary.names):
+            raise ValueError(f"{run_dir}: embedding/ and vocabulary.csv list different labels; the run directory is damaged, train again.")
+    return TrainedRun(
+        model=model,
+        head=config.head,
+        vocabulary=vocabulary,
+        embedding=embedding,
+        image_size=config.model.image_size,
+        config=config,
+        history=list(history),
+        run_dir=run_dir,
+    )
+
+
+def read_state(run_dir: Path) -> dict | None:
+    path = run_dir / "checkpoints" / "state.json"
+    if not path.is_file():
+        return None
+    state = read_json(path)
+    if not isinstance(state, dict) or not (run_dir / "checkpoints" / str(state.get("checkpoint", ""))).is_file():
+        raise ValueError(f"{path}: the checkpoint it names is missing; delete {run_dir / 'checkpoints'} to start over.")
+    return state
+
+
+def save_model(model, path: Path) -> None:
+    with atomic_path(path, suffix=".keras") as temporary:
+        model.save(temporary)
+
+
+def check_out_dir(run_dir: Path) -> None:
+    if run_dir.exists() and not run_dir.is_dir():
+        raise NotADirectoryError(f"{run_dir} exists and is not a folder; give --out a folder path.")
+    if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "config.json").is_file():
+        raise ValueError(f"{run_dir} is not empty and holds no run; give --out a new or empty folder.")

@@ -1,0 +1,118 @@
+"""The label vectors each head is trained against (the targets are their sums).
+
+``pmi``: the PMI label embedding, rows aligned to the data set's vocabulary; ``random``:
+i.i.d. Gaussian vectors of the same ``k``; ``identity``: the ``C × C`` identity (cosine
+on multi-hot targets); ``sigmoid``: none (multi-hot targets, binary cross-entropy).
+NumPy only: no Keras here.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from workbench import _checks
+from workbench.data.labels import Vocabulary
+from workbench.learning.config import HEADS
+from workbench.method.embedding import LabelEmbedding
+
+__all__ = ["label_vectors"]
+
+
+def _aligned_embedding(embedding, vocabulary: Vocabulary, *, label_counts=None):
+    """``embedding`` with one row per label of ``vocabulary``, in its order.
+
+    Labels of the embedding that the data set lacks are dropped. Data-set labels the
+    embedding lacks get a zero vector (cosine score 0, no part in any target) when
+    they never occur in the training images (``label_counts`` 0, as
+    :func:`workbench.method.embed.embed_labels` drops never-seen labels); a missing label
+    that does occur raises ``ValueError``: the embedding belongs to other data.
+    """
+    names = tuple(embedding.vocabulary.names)
+    if names == tuple(vocabulary.names):
+        return embedding
+    present = np.array([name in embedding.vocabulary for name in vocabulary.names], dtype=bool)
+    if not present.any():
+        raise ValueError("The label embedding shares no label with the data set; compute the embedding from this data set.")
+    counts = np.ones(len(vocabulary), dtype=np.int64) if label_counts is None else np.asarray(label_counts)
+    occurring_missing = [name for name, ok, count in zip(vocabulary.names, present, counts) if not ok and count > 0]
+    if occurring_missing:
+        raise ValueError(
+            f"The label embedding does not match the data set: it lacks {len(occurring_missing)} label(s) of the "
+            f"training images (e.g. {occurring_missing[:3]}); compute the embedding from this data set."
+        )
+    rows = embedding.vocabulary.indices([name for name, ok in zip(vocabulary.names, present) if ok])
+    vectors = np.zeros((len(vocabulary), embedding.embedding_dim), dtype=np.float32)
+    vectors[present] = embedding.vectors[rows]
+    aligned_counts = None
+    if embedding.label_counts is not None:
+        aligned_counts = np.zeros(len(vocabulary), dtype=np.int64)
+        aligned_counts[present] = embedding.label_counts[rows]
+    settings = dict(embedding.settings)
+    settings["aligned_to_data_set"] = {
+        "zero_vectors_for_unseen_labels": int((~present).sum()),
+        "dropped_labels": len(names) - int(present.sum()),
+    }
+    return LabelEmbedding(
+        vocabulary=vocabulary, vectors=vectors, eigenvalues=embedding.eigenvalues, label_counts=aligned_counts, settings=settings
+    )
+
+
+def label_vectors(
+    head: str,
+    *,
+    vocabulary: Vocabulary,
+    embedding=None,
+    embedding_dim: int | None = None,
+    random_state: int = 0,
+    label_counts=None,
+):
+    """The label embedding a head is trained against.
+
+    Parameters
+    ----------
+    head : {"pmi", "random", "identity", "sigmoid"}
+    vocabulary : Vocabulary
+        The data set's labels (rows of the result follow it).
+    embedding : LabelEmbedding, optional
+        Required for ``"pmi"``; for ``"random"`` it gives the default ``k``.
+    embedding_dim : int, optional
+        ``k`` of the random head.
+    random_state : int, default=0
+        Seed of the random head's vectors.
+    label_counts : array-like of shape (C,), optional
+        Training images per label; labels the pmi embedding lacks must have 0 here
+        (they get a zero vector). ``None`` treats every label as occurring.
+
+    Returns
+    -------
+    LabelEmbedding or None
+        pmi: ``embedding`` with rows in ``vocabulary`` order (see above); random: i.i.d. standard
+        Gaussian vectors ``(C, k)``; identity: the ``C × C`` identity; sigmoid: ``None``.
+    """
+    _checks.choice(head, "head", HEADS)
+    num_labels = len(vocabulary)
+    if head == "sigmoid":
+        return None
+    if head == "pmi":
+        if embedding is None:
+            raise ValueError("The pmi head needs a label embedding; pass --embedding DIR (written by 'workbench embed').")
+        return _aligned_embedding(embedding, vocabulary, label_counts=label_counts)
+    if head == "random":
+        if embedding_dim is None and embedding is not None:
+            embedding_dim = embedding.embedding_dim
+        if embedding_dim is None:
+            raise ValueError("The random head needs an embedding dimension; give embedding_dim (--dim) or an embedding to match.")
+        embedding_dim = _checks.integer(embedding_dim, "embedding_dim")
+        vectors = np.random.default_rng(random_state).standard_normal((num_labels, embedding_dim)).astype(np.float32)
+        return LabelEmbedding(
+            vocabulary=vocabulary,
+            vectors=vectors,
+            eigenvalues=np.zeros(embedding_dim),
+            settings={"kind": "random", "distribution": "standard normal", "random_state": int(random_state)},
+        )
+    return LabelEmbedding(  # identity
+        vocabulary=vocabulary,
+        vectors=np.eye(num_labels, dtype=np.float32),
+        eigenvalues=np.ones(num_labels),
+        settings={"kind": "identity"},
+    )
