@@ -93,9 +93,15 @@ def main(argv=None) -> int:
     heads = [head.strip() for head in args.heads.split(",") if head.strip()]
     model = ModelConfig(image_size=args.image_size, width=args.width, depth=args.depth)
     out = Path(args.out)
+    # The PMI embedding of the training split, computed once for every comparison below.
+    from workbench.method.cooccurrence import count_cooccurrence
+    from workbench.method.embed import embed_labels
+
+    train_set, _ = dataset.split(validation_fraction=args.validation_fraction, random_state=0)
+    embedding = embed_labels(count_cooccurrence(train_set.labels, train_set.vocabulary), embedding_dim=args.dim)
     common = dict(
         heads=heads,
-        embedding_dim=args.dim,
+        embedding=embedding,
         batch_size=args.batch_size,
         model=model,
         validation_fraction=args.validation_fraction,

@@ -370,17 +370,19 @@ def test_classifier_with_a_trained_run_matches_label_scores(tiny_run, sample_ima
     classifier = Classifier(run)
     paths, _ = sample_images
     results = classifier.classify(paths, top=3)
-    reference = run.label_scores(np.stack([load_image(path, size=run.image_size) for path in paths]))
+    images = np.stack([load_image(path, size=run.image_size) for path in paths])
+    reference = run.label_scores(images)
     for result, row in zip(results, reference):
         expected = brute_force_ranking(row[None], top=3)[0]
         assert [name for name, _ in result.labels] == [run.vocabulary[i] for i in expected]
         assert [value for _, value in result.labels] == pytest.approx([float(row[i]) for i in expected], abs=1e-5)
-    # predict_on_batch with cached unit vectors and run.label_scores (model.predict) agree
-    classifier.use_model_directly = False
-    slow = classifier.classify(paths, top=3)
-    for fast_result, slow_result in zip(results, slow):
-        assert [name for name, _ in slow_result.labels] == [name for name, _ in fast_result.labels]
-        assert [v for _, v in slow_result.labels] == pytest.approx([v for _, v in fast_result.labels], abs=1e-5)
+    # the one scoring path (predict_on_batch + LabelScorer) agrees with the definition, computed in float64
+    # from model.predict: the cosine of each output to each label vector
+    outputs = run.model.predict(images, verbose=0).astype(np.float64)
+    vectors = run.embedding.vectors.astype(np.float64)
+    definition = (outputs / np.linalg.norm(outputs, axis=1, keepdims=True)) @ (vectors / np.linalg.norm(vectors, axis=1, keepdims=True)).T
+    np.testing.assert_allclose(reference, definition, atol=1e-5)
+    np.testing.assert_allclose(classifier.scores(images), reference, atol=1e-6)
 
 
 def test_cli_classify_json_reports_bad_files_and_stores(tiny_run, sample_images, tmp_path, capsys):

@@ -52,10 +52,36 @@ def test_command_line_offers_every_documented_subcommand():
 
 @pytest.mark.parametrize(
     "module",
-    ["workbench.data.labels", "workbench.data.datasets", "workbench.method.pmi", "workbench.method.embed", "workbench.method.embedding", "workbench.method.eigensolvers", "workbench.method.cooccurrence",
-     "workbench.learning.comparison", "workbench.notebook.pipeline"],
+    ["workbench.data.labels", "workbench.data.datasets", "workbench.data.scenes", "workbench.method.cooccurrence",
+     "workbench.method.pmi", "workbench.method.eigensolvers", "workbench.method.embedding", "workbench.method.embed",
+     "workbench.method.decoding", "workbench.learning.config", "workbench.learning.metrics",
+     "workbench.learning.comparison", "workbench.learning.experiments", "workbench.apps.classify",
+     "workbench.notebook.workspace", "workbench.notebook.pipeline", "workbench.cli"],
 )
-def test_pmi_side_never_imports_keras(module):
+def test_numpy_side_never_imports_keras(module):
     code = f"import sys, {module}; print('keras' in sys.modules or 'tensorflow' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_the_package_layout_shows_the_data_flow_and_imports_never_point_back_up():
+    """data ← method ← learning ← apps/notebook ← cli: a module never imports from a later stage."""
+    import ast
+
+    order = {"data": 0, "method": 1, "learning": 2, "apps": 3, "notebook": 3, "cli": 4}
+    package = REPOSITORY_ROOT / "workbench"
+    checked = 0
+    for path in package.rglob("*.py"):
+        parts = path.relative_to(package).with_suffix("").parts
+        stage = parts[0] if parts[0] in order else None
+        if stage is None:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
+                [alias.name for alias in node.names] if isinstance(node, ast.Import) else []
+            for name in names:
+                target = name.split(".")
+                if target[0] == "workbench" and len(target) > 1 and target[1] in order:
+                    checked += 1
+                    assert order[target[1]] <= order[stage], f"{path.relative_to(REPOSITORY_ROOT)} imports {name}"
+    assert checked > 50

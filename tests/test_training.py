@@ -333,26 +333,43 @@ def test_summarize_comparison_and_table():
 
 
 @pytest.mark.slow
-def test_compare_cli_writes_results_plot_and_table(tmp_path, capsys):
-    pytest.importorskip("workbench.method.spectral").embed_labels  # noqa: B018  (the PMI embedding of the training split)
+def test_compare_cli_writes_results_plot_and_table(tmp_path, capsys, monkeypatch):
     from workbench.cli import main
     from workbench.data.scenes import write_scenes
+    from workbench.method import embed
 
+    computed = []
+    real_embed_labels = embed.embed_labels
+    monkeypatch.setattr(embed, "embed_labels", lambda *a, **k: computed.append(k) or real_embed_labels(*a, **k))
     dataset = coloured_squares(48, seed=5)
     write_scenes(dataset, tmp_path / "data")
     out = tmp_path / "cmp"
-    arguments = ["compare", "--data", str(tmp_path / "data"), "--dim", "3", "--heads", "pmi,sigmoid", "--seeds", "2",
-                 "--epochs", "2", "--image-size", "16", "--width", "4", "--depth", "2", "--batch-size", "16", "--out", str(out)]
+    arguments = ["compare", "--data", str(tmp_path / "data"), "--dim", "3", "--pmi", "ppmi", "--diagonal", "zero",
+                 "--heads", "pmi,sigmoid,random", "--seeds", "2", "--epochs", "2", "--image-size", "16", "--width", "4",
+                 "--depth", "2", "--batch-size", "16", "--out", str(out)]
     assert main(arguments) == 0
+    assert len(computed) == 1, "one comparison computes the PMI embedding exactly once (not per head or seed)"
     printed = capsys.readouterr().out
     results = json.loads((out / "results.json").read_text())
     assert set(results) == {"config", "runs"}
-    assert [(run["head"], run["seed"]) for run in results["runs"]] == [("pmi", 0), ("sigmoid", 0), ("pmi", 1), ("sigmoid", 1)]
+    assert [(run["head"], run["seed"]) for run in results["runs"]] == [
+        ("pmi", 0), ("sigmoid", 0), ("random", 0), ("pmi", 1), ("sigmoid", 1), ("random", 1)]
     for run in results["runs"]:
         assert set(run) == {"head", "seed", "history"}
         assert [record["epoch"] for record in run["history"]] == [1, 2]
         assert all(set(record) == {"epoch", "map_at_100", "macro_ap", "seconds"} for record in run["history"])
     assert results["config"]["embedding_from"] == "training split only"
+    recorded = results["config"]["embedding_options"]
+    assert (recorded["policy"], recorded["diagonal"], recorded["embedding_dim"]) == ("ppmi", "zero", 3)
+    # the one embedding reached every model: pmi against its vectors, random with its k (the k achieved:
+    # PPMI with a zero diagonal of six labels may have fewer than 3 positive eigenvalues)
+    achieved = LabelEmbedding.load(out / "embedding").embedding_dim
+    assert results["config"]["embedding_dim"] == achieved <= 3
+    for head in ("pmi", "random"):
+        run = load_run(out / "runs" / f"{head}-seed1")
+        assert run.predict_points(dataset.images[:2]).shape == (2, achieved) and run.embedding.embedding_dim == achieved
+    np.testing.assert_array_equal(load_run(out / "runs" / "pmi-seed0").embedding.vectors,
+                                  LabelEmbedding.load(out / "embedding").vectors)
     assert (out / "map_curves.png").stat().st_size > 1000
     assert "final MAP@100" in printed and "pmi" in printed and "sigmoid" in printed
     # The PMI embedding was counted on the training split only.
@@ -361,6 +378,31 @@ def test_compare_cli_writes_results_plot_and_table(tmp_path, capsys):
     train_counts = np.asarray(train_set.labels.sum(axis=0)).ravel()
     expected = {name: int(count) for name, count in zip(dataset.vocabulary.names, train_counts) if count}
     assert dict(zip(embedding.vocabulary.names, embedding.label_counts.tolist())) == expected
+    assert embedding.settings["options"]["policy"] == "ppmi" and embedding.settings["pmi"]["diagonal"] == "zero"
+
+    # A rerun with other settings is refused before anything is written: the embedding stays the earlier one.
+    before = (out / "embedding" / "embedding.npz").read_bytes()
+    changed = [argument if argument != "ppmi" else "zero" for argument in arguments]
+    assert main(changed) == 2
+    assert "holds a comparison with different settings (embedding_options)" in capsys.readouterr().err
+    assert (out / "embedding" / "embedding.npz").read_bytes() == before
+    assert len(computed) == 1  # refused before the other embedding was even computed
+
+
+def test_compare_uses_a_given_embedding_and_says_where_its_counts_came_from(tmp_path, monkeypatch):
+    from workbench.learning.experiments import compare
+    from workbench.method import embed
+
+    dataset = coloured_squares(40, seed=6)
+    monkeypatch.setattr(embed, "embed_labels", lambda *a, **k: pytest.fail("a given embedding is never recomputed"))
+    given = embedding_for(dataset.vocabulary, dim=5)  # not counted on this data: no label counts
+    results = compare(dataset, out_dir=tmp_path / "cmp", embedding=given, heads=("pmi", "random"), seeds=(0,), epochs=1,
+                      batch_size=16, model=ModelConfig(**TINY), verbose=0)
+    assert results["config"]["embedding_dim"] == 5 and results["config"]["embedding_options"] is None
+    assert results["config"]["embedding_from"].startswith("given")
+    assert load_run(tmp_path / "cmp" / "runs" / "random-seed0").predict_points(dataset.images[:1]).shape == (1, 5)
+    with pytest.raises(ValueError, match="LabelEmbedding or EmbeddingOptions"):
+        compare(dataset, out_dir=tmp_path / "other", embedding={"embedding_dim": 5}, verbose=0)
 
 
 def test_train_cli_trains_from_files_and_reports_errors(tmp_path, capsys):

@@ -11,9 +11,8 @@ from workbench.notebook.workspace import (
     SETTINGS_FILE,
     ensure_counts,
     ensure_scenes,
-    example_labels,
-    format_table,
 )
+from workbench.notebook.helpers import example_labels, format_table
 
 TINY = dict(num_images=60, num_labels=12, image_size=16, max_labels=3)
 

@@ -12,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["integer", "number", "choice"]
+__all__ = ["integer", "number", "choice", "from_dict"]
 
 
 def integer(value, name: str, *, minimum: int | None = 1, maximum: int | None = None) -> int:
@@ -75,3 +75,24 @@ def choice(value, name: str, choices: Iterable[str], *, meaning: str | None = No
         extra = f" ({meaning})" if meaning else ""
         raise ValueError(f"Unknown {name} {value!r}; choose one of {', '.join(choices)}{extra}.")
     return value
+
+
+def from_dict(cls, data, what: str):
+    """An instance of the dataclass ``cls`` from ``data``, refusing unknown keys with a message naming them.
+
+    Parameters
+    ----------
+    cls : dataclass type
+    data : dict
+    what : str
+        How the message names the settings (``"training settings"``).
+    """
+    from dataclasses import fields
+
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} must be a dict of settings; got {type(data).__name__}.")
+    known = {field.name for field in fields(cls)}
+    unknown = set(data) - known
+    if unknown:
+        raise ValueError(f"Unknown {what} {sorted(unknown)}; expected some of {sorted(known)}.")
+    return cls(**data)

@@ -8,6 +8,11 @@ Heavy modules (Keras above all) are imported inside ``_run_*`` so that
 User errors (``ValueError``, ``FileNotFoundError``, ``KeyError`` raised for bad
 input) are printed as one line, ``workbench <command>: error: …``, with exit status 2;
 never a traceback.
+
+Why one module of about 600 lines: it is argument parsing only, one short section per
+command; every choice list and help text comes from the package (heads, formats, PMI
+policies, solvers, profiles, :class:`~workbench.method.embed.EmbeddingOptions`), so
+nothing here is a second source of a setting.
 """
 
 from __future__ import annotations

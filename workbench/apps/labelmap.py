@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from workbench import _checks
+
 __all__ = ["label_coordinates", "write_coordinates_csv", "read_coordinates_csv", "MAP_METHODS"]
 
 #: The layouts :func:`label_coordinates` knows.
@@ -74,8 +76,7 @@ def label_coordinates(
         return (centred @ (components * signs[:, None]).T).astype(np.float32)
     if num_labels < _MIN_UMAP_LABELS:
         raise ValueError(f"UMAP needs at least {_MIN_UMAP_LABELS} labels (got {num_labels}); use method='pca'.")
-    if isinstance(n_neighbors, bool) or not isinstance(n_neighbors, (int, np.integer)) or n_neighbors < 2:
-        raise ValueError(f"n_neighbors must be an integer >= 2; got {n_neighbors!r}.")
+    n_neighbors = _checks.integer(n_neighbors, "n_neighbors", minimum=2)
     import warnings
 
     import umap

@@ -1,8 +1,14 @@
-"""Every matplotlib figure of the workbench; functions take ax=None and return the axes."""
+"""Every matplotlib figure of the workbench; functions take ax=None and return the axes.
+
+Why one module of about 590 lines: plotting lives in one place (as in umap-learn's
+``plot.py``), so computation never imports matplotlib and every figure shares one style.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+from workbench import _checks
 
 __all__: list[str] = []
 
@@ -390,8 +396,7 @@ def plot_image_grid(images, *, titles=None, columns: int = 4, ax=None, title: st
         raise ValueError("plot_image_grid needs at least one image.")
     if titles is not None and len(titles) != len(images):
         raise ValueError(f"{len(titles)} titles for {len(images)} images; give one title per image.")
-    if isinstance(columns, bool) or not isinstance(columns, (int, np.integer)) or columns < 1:
-        raise ValueError(f"columns must be a positive integer; got {columns!r}.")
+    columns = _checks.integer(columns, "columns")
     columns = int(min(columns, len(images)))
     rows = -(-len(images) // columns)
     caption_lines = max((str(t).count("\n") + 1 for t in titles), default=0) if titles is not None else 0

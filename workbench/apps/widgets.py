@@ -15,6 +15,10 @@
 Both are ``ipywidgets.VBox`` subclasses: display them as the last expression of a
 cell (or in Voilà). All user-facing text is HTML-escaped (file and label names come
 from users).
+
+Why one module of about 670 lines: the two apps share the HTML helpers (escaping,
+thumbnails, similarity bars) and the one way of turning any error into a message for
+the page; the notebooks import both from here.
 """
 
 from __future__ import annotations
@@ -30,6 +34,8 @@ from typing import Callable, Sequence
 
 import ipywidgets as widgets
 import numpy as np
+
+from workbench import _checks
 
 __all__ = ["ClassifyApp", "LabelExplorer", "similarity_bars_html", "image_thumbnail"]
 
@@ -177,10 +183,8 @@ class ClassifyApp(widgets.VBox):
             raise ValueError("classify must be a callable (content: bytes, name: str, *, top, threshold) -> result.")
         if store is not None and not callable(store):
             raise ValueError("store must be a callable (results) -> object, or None.")
-        if isinstance(max_top, bool) or not isinstance(max_top, int) or max_top < 1:
-            raise ValueError(f"max_top must be a positive integer; got {max_top!r}.")
-        if isinstance(top, bool) or not isinstance(top, int) or not 1 <= top <= max_top:
-            raise ValueError(f"top must be an integer between 1 and max_top={max_top}; got {top!r}.")
+        max_top = _checks.integer(max_top, "max_top")
+        top = _checks.integer(top, "top", maximum=max_top)
         low, high = (float(v) for v in threshold_range)
         if not low < high or not low <= float(threshold) <= high:
             raise ValueError(f"threshold {threshold!r} must lie inside threshold_range {threshold_range!r} (low < high).")

@@ -42,6 +42,8 @@ from typing import Iterable
 import numpy as np
 from PIL import Image, ImageFile, ImageOps
 
+from workbench import _checks
+
 __all__ = [
     "ImageLoadError",
     "load_image",
@@ -106,9 +108,8 @@ def load_image(
     """
     height_width = _check_size(size)
     background = _check_background(background)
-    for name, value in (("max_pixels", max_pixels), ("max_bytes", max_bytes)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
+    max_pixels = _checks.integer(max_pixels, "max_pixels")
+    max_bytes = _checks.integer(max_bytes, "max_bytes")
     data, label = _read_source(source, max_bytes=max_bytes)
     image = _decode(data, label, max_pixels=max_pixels)
     rgb = _to_rgb(image, background)

@@ -20,6 +20,10 @@ and clean labels do not depend on the noise rates.
 Images are generated in chunks of 256 with a random stream per chunk, so the first
 ``n`` images of a data set do not depend on ``num_images`` and a large data set can
 be written chunk by chunk (:meth:`SceneGenerator.write`) without holding it in memory.
+
+Why one module of about 570 lines: topics, label drawing, glyph pasting, noise and the
+chunked writer are one generator whose random streams must stay in step; the glyphs
+themselves (font, catalogue) live in :mod:`workbench.data.emoji`.
 """
 
 from __future__ import annotations

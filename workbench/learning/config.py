@@ -8,7 +8,7 @@ command line and the main job can use them without importing Keras.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 
 from workbench import _checks
 
@@ -93,11 +93,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"Unknown model settings {sorted(unknown)}; expected some of {sorted(known)}.")
-        return cls(**data)
+        return _checks.from_dict(cls, data, "model settings")
 
 
 @dataclass
@@ -177,9 +173,5 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"Unknown training settings {sorted(unknown)}; expected some of {sorted(known)}.")
-        return cls(**data)
+        return _checks.from_dict(cls, data, "training settings")
 

@@ -38,8 +38,8 @@ DEFAULT_HEADS = ("pmi", "sigmoid", "random")
 #: Heads whose label vectors need an embedding (pmi: its vectors; random: its k).
 _EMBEDDING_USERS = ("pmi", "random")
 #: results.json ``config`` entries that must match for a comparison to resume (heads, seeds and epochs may grow).
-_RESUME_KEYS = ("data_fingerprint", "embedding_fingerprint", "embedding_dim", "batch_size", "model", "learning_rates",
-                "validation_fraction", "split_random_state", "optimizer")
+_RESUME_KEYS = ("data_fingerprint", "embedding_options", "embedding_fingerprint", "embedding_dim", "batch_size", "model",
+                "learning_rates", "validation_fraction", "split_random_state", "optimizer")
 
 
 def embedding_fingerprint(embedding: LabelEmbedding) -> str:
@@ -109,22 +109,32 @@ def _check_heads_and_seeds(heads, seeds) -> tuple[list[str], list[int]]:
     return heads, seeds
 
 
+def _previous_config(out_dir: Path) -> dict | None:
+    if not (out_dir / "results.json").is_file():
+        return None
+    previous = read_json(out_dir / "results.json")
+    return previous.get("config", {}) if isinstance(previous, dict) else {}
+
+
+def _refuse(out_dir: Path, changed) -> None:
+    raise ValueError(
+        f"{out_dir} holds a comparison with different settings ({', '.join(changed)}); "
+        "give --out a new folder, or delete it to start over."
+    )
+
+
 def _check_resumable(out_dir: Path, config: dict) -> None:
     """Refuse, before anything is written, a folder holding a comparison with other settings."""
-    if not (out_dir / "results.json").is_file():
+    before = _previous_config(out_dir)
+    if before is None:
         if (out_dir / "embedding").exists() and "embedding_fingerprint" in config:
             saved = LabelEmbedding.load(out_dir / "embedding")
             if embedding_fingerprint(saved) != config["embedding_fingerprint"]:
                 raise ValueError(f"{out_dir / 'embedding'} holds another label embedding; give --out a new folder.")
         return
-    previous = read_json(out_dir / "results.json")
-    before = previous.get("config", {}) if isinstance(previous, dict) else {}
     changed = [key for key in _RESUME_KEYS if before.get(key) != config.get(key)]
     if changed:
-        raise ValueError(
-            f"{out_dir} holds a comparison with different settings ({', '.join(changed)}); "
-            "give --out a new folder, or delete it to start over."
-        )
+        _refuse(out_dir, changed)
 
 
 def compare(
@@ -203,6 +213,9 @@ def compare(
     if isinstance(embedding, LabelEmbedding):
         embedding_from = _counted_on(embedding, train_set)
     elif "pmi" in heads:  # the one place a comparison computes its embedding
+        before = _previous_config(out_dir)
+        if before is not None and before.get("embedding_options") != embedding.to_dict():
+            _refuse(out_dir, ["embedding_options"])  # before spending time on an embedding that would be refused
         from workbench.method.cooccurrence import count_cooccurrence
         from workbench.method.embed import embed_labels
 

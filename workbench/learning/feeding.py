@@ -25,6 +25,8 @@ import keras
 import numpy as np
 import scipy.sparse as sp
 
+from workbench import _checks
+
 __all__ = ["ImageSource", "LabelBatches", "batch_targets", "DECODE_CACHE_BYTES"]
 
 #: Decoded images of a data set on disk are cached in memory when they all fit in this
@@ -57,8 +59,7 @@ class ImageSource:
         self._cached = None
         if cache_bytes is None:
             cache_bytes = DECODE_CACHE_BYTES
-        if isinstance(cache_bytes, bool) or not isinstance(cache_bytes, (int, np.integer)) or cache_bytes < 0:
-            raise ValueError(f"cache_bytes must be a non-negative integer; got {cache_bytes!r}.")
+        cache_bytes = _checks.integer(cache_bytes, "cache_bytes", minimum=0)
         if self.images is None and 0 < len(dataset) * self.image_size**2 * 3 <= cache_bytes:
             # np.empty maps pages lazily: memory grows with the images decoded so far
             self._cache = np.empty((len(dataset), self.image_size, self.image_size, 3), dtype=np.uint8)
@@ -181,8 +182,7 @@ class LabelBatches(keras.utils.PyDataset):
         max_queue_size: int = 8,
     ):
         super().__init__(workers=max(1, int(workers)), use_multiprocessing=False, max_queue_size=int(max_queue_size))
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        batch_size = _checks.integer(batch_size, "batch_size")
         if len(source) == 0:
             raise ValueError("No images to feed; the data set (or its split) is empty.")
         if targets:

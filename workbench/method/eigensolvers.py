@@ -346,8 +346,6 @@ def _block_krylov_eigenpairs(
     as ``max_relative_residual``. At ``max_basis`` columns it stops with a warning.
     Basis and products are float32; the projection is float64.
     """
-    import scipy.linalg
-
     size = matrix.shape[0]
     rng = np.random.default_rng(random_state)
     dtype = np.float32

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import time
 import warnings
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
 import numpy as np
 
@@ -131,11 +131,7 @@ class EmbeddingOptions:
     @classmethod
     def from_dict(cls, data: dict) -> "EmbeddingOptions":
         """Options from :meth:`to_dict`'s layout; unknown keys raise ``ValueError``."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"Unknown embedding options {sorted(unknown)}; expected some of {sorted(known)}.")
-        return cls(**data)
+        return _checks.from_dict(cls, data, "embedding options")
 
     @classmethod
     def of(cls, embedding: LabelEmbedding) -> "EmbeddingOptions | None":
