@@ -78,10 +78,20 @@ class LabelScorer:
 
     def __call__(self, outputs) -> np.ndarray:
         """``(N, C)`` float32 label scores of ``(N, k)`` outputs (``(N, C)`` probabilities pass through)."""
-        outputs = self.check_outputs(outputs)
+        return self.scores_of_checked(self.check_outputs(outputs))
+
+    def scores_of_checked(self, outputs: np.ndarray, *, clip: bool = True) -> np.ndarray:
+        """Scores of outputs already passed through :meth:`check_outputs`.
+
+        ``clip=False`` leaves cosines that rounding put a hair outside ``[-1, 1]`` (the
+        ranking is the same; :func:`decode_predictions` clips only the scores it keeps).
+        """
         if self._unit_vectors_t is None:
             return outputs
-        return np.clip(unit_rows(outputs) @ self._unit_vectors_t, -1.0, 1.0)
+        scores = unit_rows(outputs) @ self._unit_vectors_t
+        if clip:
+            np.clip(scores, -1.0, 1.0, out=scores)
+        return scores
 
 
 #: Rows of scores ranked at a time by :func:`decode_predictions` (bounds the ``(batch, C)`` buffer).
@@ -256,5 +266,6 @@ def decode_predictions(
     points = scorer.check_outputs(points)
     ranked: list[list[tuple[int, float]]] = []
     for start in range(0, len(points), batch_size):
-        ranked.extend(_rank(scorer(points[start : start + batch_size]), top=top, threshold=threshold))
+        scores = scorer.scores_of_checked(points[start : start + batch_size], clip=False)
+        ranked.extend(_rank(scores, top=top, threshold=threshold, clip=True))
     return ranked
