@@ -19,6 +19,7 @@ from workbench.apps.plot import (  # noqa: E402
     plot_pmi_heatmap,
     plot_similarity_bars,
     plot_spectrum,
+    plot_threshold_sweep,
     save_figure,
 )
 
@@ -145,3 +146,22 @@ def test_label_map_legend_names_every_group():
     legend_names = [text.get_text() for text in ax.get_legend().get_texts()]
     assert legend_names == ["Food & Drink", "Animals & Nature", "Objects"]
     assert plot_label_map(coordinates, groups=groups, legend=False).get_legend() is None
+
+
+def test_threshold_sweep_curves_and_the_chosen_threshold():
+    from sklearn.metrics import f1_score
+
+    from workbench.learning.calibration import best_threshold, threshold_sweep
+
+    rng = np.random.default_rng(2)
+    truth = rng.random((50, 6)) < 0.3
+    scores = truth * 0.5 + rng.random((50, 6)) * 0.7
+    sweep = threshold_sweep(scores, truth, num_thresholds=11)
+    assert len(sweep["thresholds"]) == 11
+    for threshold, f1 in zip(sweep["thresholds"], sweep["f1"]):
+        assert f1 == pytest.approx(f1_score(truth.ravel(), scores.ravel() >= threshold))
+    chosen, best = best_threshold(scores, truth)
+    assert best >= np.nanmax(sweep["f1"]) - 1e-12, "the exact search is at least as good as any grid point"
+    ax = plot_threshold_sweep(sweep, chosen=chosen)
+    assert [line.get_label() for line in ax.get_lines()][:3] == ["precision", "recall", "F1"]
+    assert any(f"{chosen:.2f}" in text.get_text() for text in ax.get_legend().get_texts())

@@ -124,6 +124,37 @@ def test_upload_shows_ranked_labels_and_bad_files_per_file(app_and_calls):
     assert len(app.results_box.children) == 7
 
 
+def test_decoder_toggle_and_calibrated_threshold_rerank_every_image():
+    chosen, calls, calibrated = [], [], {"value": 0.8}
+
+    def classify(content, name, **setting):
+        calls.append((chosen[-1] if chosen else "cosine", setting))
+        return ClassificationResult(image=name, labels=(("red", 0.9),), setting=str(setting))
+
+    def auto_threshold():
+        if calibrated["value"] is None:
+            raise ValueError("runs/x is not calibrated; run 'workbench calibrate runs/x --data DATASET' first.")
+        return calibrated["value"]
+
+    app = ClassifyApp(classify=classify, decoders=("cosine", "greedy", "nnls"), set_decoder=chosen.append,
+                      auto_threshold=auto_threshold)
+    assert app.decoder.layout.display is None and app.auto_button.layout.display is None
+    app.upload.value = (upload_entry("a.png", png((220, 30, 30))),)
+    app.decoder.value = "nnls"
+    assert chosen == ["nnls"] and calls[-1] == ("nnls", {"top": 5})
+    assert "nnls decoder" in text_of(app)
+    app.auto_button.click()
+    assert app.mode.value == "threshold" and app.threshold_slider.value == pytest.approx(0.8)
+    assert calls[-1] == ("nnls", {"threshold": 0.8})
+    calibrated["value"] = None
+    app.auto_button.click()  # not calibrated: one message, the app carries on
+    assert "is not calibrated" in app.status.value and len(app.results) == 1
+    plain = ClassifyApp(classify=classify)
+    assert plain.decoder.layout.display == "none" and plain.auto_button.layout.display == "none"
+    with pytest.raises(ValueError, match="decoders need set_decoder"):
+        ClassifyApp(classify=classify, decoders=("cosine",))
+
+
 def test_threshold_mode_reranks_every_image(app_and_calls):
     app, calls, _ = app_and_calls
     app.upload.value = (upload_entry("white.png", png((238, 238, 238))), upload_entry("bad.png", b"xx"))

@@ -22,6 +22,7 @@ import sys
 
 from workbench.learning.config import HEADS, OPTIMIZERS
 from workbench.learning.experiments import DEFAULT_HEADS
+from workbench.method.decoders import DECODERS
 from workbench.method.embed import DEFAULT_EMBEDDING_DIM
 from workbench.notebook.profiles import PROFILE_NAMES
 
@@ -486,11 +487,28 @@ def _add_classify(subparsers) -> None:
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, GIF, BMP, TIFF, WebP …)")
     setting = parser.add_mutually_exclusive_group(required=True)
     setting.add_argument("--top", type=int, metavar="N", help="the N best labels of each image")
-    setting.add_argument("--threshold", type=float, metavar="T", help="every label with similarity (or probability) >= T")
+    setting.add_argument(
+        "--threshold", type=_threshold_value, metavar="T|auto",
+        help="every label scoring >= T (similarity, decoder weight or probability); 'auto': the threshold "
+        "'workbench calibrate' fitted for the decoder",
+    )
+    parser.add_argument("--decoder", default=DECODERS[0], choices=DECODERS,
+                        help="how a predicted point becomes labels: cosine similarity, or the greedy or NNLS "
+                        "decomposition of the point into label vectors (default: cosine)")
     parser.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     parser.add_argument("--store", metavar="PATH", help="SQLite result store (default: RUN_DIR/results.sqlite)")
     parser.add_argument("--no-store", action="store_true", help="do not store the results")
     parser.set_defaults(run=_run_classify)
+
+
+def _threshold_value(text: str):
+    """``--threshold``: a number, or ``auto``."""
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
 
 
 def _run_classify(args) -> int:
@@ -501,10 +519,15 @@ def _run_classify(args) -> int:
 
     if args.store and args.no_store:
         raise UserError("give --store PATH or --no-store, not both.")
-    setting_name(top=args.top, threshold=args.threshold)  # a bad N or T fails before the model loads
+    if args.threshold != "auto":
+        setting_name(top=args.top, threshold=args.threshold)  # a bad N or T fails before the model loads
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder; give a folder written by 'workbench train'.")
+    if args.threshold == "auto":  # an uncalibrated run fails before the model loads
+        from workbench.learning.calibration import calibrated_threshold
+
+        calibrated_threshold(run_dir, decoder=args.decoder)
     store = None
     if not args.no_store:  # opened first, so a bad --store fails before the model loads
         from workbench.apps.store import ResultStore, default_store_path
@@ -512,7 +535,7 @@ def _run_classify(args) -> int:
         store = ResultStore(args.store or default_store_path(run_dir))
     from workbench.apps.classify import Classifier
 
-    classifier = Classifier.from_run_dir(run_dir)
+    classifier = Classifier.from_run_dir(run_dir, decoder=args.decoder)
     results = classifier.classify(args.images, top=args.top, threshold=args.threshold, keep_pixels=False)
     if store is not None and any(result.ok for result in results):
         store.add_classifications(results, run_id=store.add_trained_run(classifier.run, path=run_dir))
@@ -528,12 +551,71 @@ def _run_classify(args) -> int:
             if not result.labels:
                 print("    no label reaches the threshold")
             width = max((len(name) for name, _ in result.labels), default=0)
-            for rank, (name, value) in enumerate(result.labels, start=1):
-                print(f"  {rank:>3}. {name:<{width}}  {score} {value:.4f}")
+            weights = result.weights or [None] * len(result.labels)
+            for rank, ((name, value), weight) in enumerate(zip(result.labels, weights), start=1):
+                shown = "" if weight is None else f"weight {weight:.3f}  "
+                print(f"  {rank:>3}. {name:<{width}}  {shown}{score} {value:.4f}")
     failed = sum(not result.ok for result in results)
     if failed:
         print(f"workbench classify: {failed} of {len(results)} image(s) could not be classified", file=sys.stderr)
     return 1 if failed else 0
+
+
+def _add_calibrate(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="fit a run's thresholds and top-N on its validation images; measure them on others",
+        description="Split the run's validation images in two: on one part fit, for every decoder, the global "
+        "threshold that maximises micro F1 and the one for macro F1, per-label thresholds and the best top-N; on "
+        "the other part measure them (micro/macro F1, precision, recall, exact-set accuracy, label-count error, "
+        "by number of true labels per image). Writes RUN_DIR/calibration.json, which 'workbench classify "
+        "--threshold auto' and the upload app use.",
+    )
+    parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'workbench train'")
+    add_data_arguments(parser)
+    parser.add_argument("--decoders", default=",".join(DECODERS), metavar="D,D",
+                        help=f"comma-separated decoders, some of {', '.join(DECODERS)} (default: all; a sigmoid run: cosine)")
+    parser.add_argument("--test-fraction", type=float, default=0.5, metavar="F",
+                        help="share of the validation images kept apart to measure (default: 0.5)")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the calibration/test division (default: 0)")
+    parser.add_argument("--json", action="store_true", help="print the whole calibration as JSON")
+    parser.set_defaults(run=_run_calibrate)
+
+
+def _run_calibrate(args) -> int:
+    import json
+    from pathlib import Path
+
+    from workbench.learning.calibration import OPERATING_POINTS, calibrate
+
+    run_dir = Path(args.run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise UserError(f"{run_dir}: not a run folder; give a folder written by 'workbench train'.")
+    decoders = [name.strip() for name in args.decoders.split(",") if name.strip()]
+    report = calibrate(run_dir, _load_data(args), decoders=decoders, test_fraction=args.test_fraction,
+                       random_state=args.seed)
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    print(f"calibrated on {len(report['calibration_images'])} validation images, measured on "
+          f"{len(report['test_images'])} others:")
+    rows = [("decoder", "operating point", "setting", "micro F1", "macro F1", "precision", "recall", "exact set", "MAP@100")]
+    for decoder, entry in report["decoders"].items():
+        for point in OPERATING_POINTS:
+            fitted, test = entry["fitted"], entry["test"]
+            value = fitted[point]
+            setting = f"top {value}" if point == "top_n" else "one per label" if point == "per_label_thresholds" else f">= {value:.3f}"
+            cells = [test[point].get(key) for key in ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "exact_set_accuracy")]
+            rows.append((decoder, point, setting, *("—" if cell is None else f"{cell:.3f}" for cell in cells),
+                         "—" if test["map_at_100"] is None else f"{test['map_at_100']:.3f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for position, row in enumerate(rows):
+        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if position == 0:
+            print("  " + "  ".join("-" * width for width in widths))
+    best = report["best"]
+    print(f"best on the calibration images: {best['decoder']} at {best['operating_point']}; wrote {run_dir / 'calibration.json'}")
+    return 0
 
 
 # <<< section classify

@@ -23,6 +23,7 @@ import numpy as np
 
 from workbench import _checks
 from workbench.data.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
+from workbench.method.decoders import DECODERS
 from workbench.method.decoding import rank_labels, setting_name
 
 __all__ = ["ClassificationResult", "Classifier", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS"]
@@ -47,9 +48,13 @@ class ClassificationResult:
     error : str or None
         One sentence saying why the image was not classified.
     setting : str or None
-        ``"top:N"`` and/or ``"threshold:T"`` (see :func:`setting_name`).
+        ``"top:N"`` and/or ``"threshold:T"`` (see :func:`setting_name`), after the
+        decoder's name when it is not the cosine one (``"nnls,threshold:0.5"``).
     pixels : ndarray of shape (size, size, 3), dtype uint8, or None
         The decoded, resized image the model saw (for previews).
+    weights : tuple of float, or None
+        Greedy and NNLS decoders: each listed label's relative weight in the decoded sum
+        (the score the labels were ranked and thresholded by), beside its similarity.
     """
 
     image: str
@@ -58,6 +63,7 @@ class ClassificationResult:
     error: str | None = None
     setting: str | None = None
     pixels: np.ndarray | None = field(default=None, repr=False)
+    weights: tuple[float, ...] | None = None
 
     @property
     def ok(self) -> bool:
@@ -71,11 +77,10 @@ class ClassificationResult:
             if self.sha256 is not None:
                 out["sha256"] = self.sha256
             return out
-        return {
-            "image": self.image,
-            "sha256": self.sha256,
-            "labels": [{"label": name, "similarity": float(score)} for name, score in self.labels],
-        }
+        labels = [{"label": name, "similarity": float(score)} for name, score in self.labels]
+        for entry, weight in zip(labels, self.weights or ()):
+            entry["weight"] = float(weight)
+        return {"image": self.image, "sha256": self.sha256, "labels": labels}
 
 
 def _sha256(data: bytes) -> str:
@@ -112,6 +117,10 @@ class Classifier:
         Images declaring more pixels are refused before decoding (decompression bombs).
     batch_size : int
         Images per call of ``run.label_scores``.
+    decoder : {"cosine", "greedy", "nnls"}, default="cosine"
+        How a predicted point becomes labels (:mod:`workbench.method.decoders`); may be
+        changed between calls (the upload app's toggle does). Greedy and NNLS need a run
+        with ``predict_points`` and ``scores_of_outputs`` (a :class:`TrainedRun`).
     """
 
     def __init__(
@@ -122,12 +131,38 @@ class Classifier:
         max_bytes: int = DEFAULT_MAX_BYTES,
         max_pixels: int = DEFAULT_MAX_PIXELS,
         batch_size: int = 64,
+        decoder: str = "cosine",
     ):
         self.run = run
         self.max_bytes = _checks.integer(max_bytes, "max_bytes")
         self.max_pixels = _checks.integer(max_pixels, "max_pixels")
         self.batch_size = _checks.integer(batch_size, "batch_size")
+        self.decoder = decoder
         self._load_image = load_image
+
+    @property
+    def decoder(self) -> str:
+        """The decoder in use (``"cosine"``, ``"greedy"`` or ``"nnls"``)."""
+        return self._decoder
+
+    @decoder.setter
+    def decoder(self, name: str) -> None:
+        _checks.choice(name, "decoder", DECODERS)
+        if name != "cosine" and getattr(self.run, "embedding", None) is None:
+            raise ValueError(f"The {name} decoder needs label vectors; this run's sigmoid head has none (use the cosine decoder).")
+        self._decoder = name
+
+    def resolve_threshold(self, threshold):
+        """``threshold``, or the run's calibrated micro-F1 threshold of the decoder for ``"auto"``.
+
+        ``"auto"`` on a run without ``calibration.json`` is a ``ValueError`` saying to run
+        ``workbench calibrate``.
+        """
+        if isinstance(threshold, str) and threshold == "auto":
+            from workbench.learning.calibration import calibrated_threshold
+
+            return calibrated_threshold(self.run.run_dir, decoder=self.decoder)
+        return threshold
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, **options) -> "Classifier":
@@ -193,12 +228,24 @@ class Classifier:
         the model's outputs through its :class:`~workbench.method.decoding.LabelScorer`),
         so classification scores exactly as evaluation does.
         """
+        return self._scores(images)[0]
+
+    def _scores(self, images: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """The decoder's scores, and for greedy and NNLS the cosine similarities too."""
         images = np.asarray(images)
         if len(images) == 0:
-            return np.zeros((0, len(self.label_names)), dtype=np.float32)
-        parts = [np.asarray(self.run.label_scores(images[start : start + self.batch_size]), dtype=np.float32)
-                 for start in range(0, len(images), self.batch_size)]
-        return np.concatenate(parts, axis=0)
+            empty = np.zeros((0, len(self.label_names)), dtype=np.float32)
+            return empty, (None if self.decoder == "cosine" else empty)
+        scores, similarities = [], []
+        for start in range(0, len(images), self.batch_size):
+            batch = images[start : start + self.batch_size]
+            if self.decoder == "cosine":
+                scores.append(np.asarray(self.run.label_scores(batch), dtype=np.float32))
+                continue
+            outputs = self.run.predict_points(batch)
+            scores.append(self.run.scores_of_outputs(outputs, decoder=self.decoder))
+            similarities.append(self.run.scores_of_outputs(outputs, decoder="cosine"))
+        return np.concatenate(scores, axis=0), (np.concatenate(similarities, axis=0) if similarities else None)
 
     # -- the whole path ---------------------------------------------------------------
     def classify(
@@ -217,7 +264,8 @@ class Classifier:
         sources : iterable of path-like or bytes
             Image files, or the bytes of uploaded files.
         top, threshold
-            As in :func:`rank_labels` (at least one).
+            As in :func:`rank_labels` (at least one); ``threshold="auto"`` takes the run's
+            calibrated threshold of the decoder in use.
         names : sequence of str, optional
             Display names (default: the path, or ``"image <i>"`` for bytes).
         keep_pixels : bool
@@ -230,7 +278,10 @@ class Classifier:
             decoded and scored ``batch_size`` at a time, so memory does not grow with
             the number of images (beyond the results).
         """
+        threshold = self.resolve_threshold(threshold)
         setting = setting_name(top=top, threshold=threshold)
+        if self.decoder != "cosine":
+            setting = f"{self.decoder},{setting}"
         sources = list(sources)
         if names is not None and len(names) != len(sources):
             raise ValueError(f"Got {len(names)} names for {len(sources)} images; give one name per image.")
@@ -264,22 +315,24 @@ class Classifier:
                 chunk.append(None)
                 decoded.append((len(chunk) - 1, name, digest, image))
             if decoded:
-                scores = self.scores(np.stack([item[3] for item in decoded]))
+                scores, similarities = self._scores(np.stack([item[3] for item in decoded]))
                 ranked = rank_labels(scores, top=top, threshold=threshold)
                 label_names = self.label_names
-                for (slot, name, digest, image), row in zip(decoded, ranked):
+                for position, ((slot, name, digest, image), row) in enumerate(zip(decoded, ranked)):
                     chunk[slot] = ClassificationResult(
                         image=name,
                         sha256=digest,
-                        labels=tuple((label_names[index], float(score)) for index, score in row),
+                        labels=tuple((label_names[index], float(score if similarities is None else similarities[position, index]))
+                                     for index, score in row),
                         setting=setting,
                         pixels=image if keep_pixels else None,
+                        weights=None if similarities is None else tuple(float(score) for _, score in row),
                     )
             results.extend(chunk)  # type: ignore[arg-type]
         return results
 
     def classify_bytes(
-        self, content: bytes, name: str, *, top: int | None = None, threshold: float | None = None
+        self, content: bytes, name: str, *, top: int | None = None, threshold: float | str | None = None
     ) -> ClassificationResult:
         """Classify one uploaded file (the callable :class:`workbench.apps.widgets.ClassifyApp` takes)."""
         return self.classify([content], top=top, threshold=threshold, names=[name])[0]

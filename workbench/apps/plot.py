@@ -50,7 +50,7 @@ def figure_png(ax, *, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-__all__ += ["save_figure", "figure_png"]
+__all__ += ["save_figure", "figure_png", "plot_threshold_sweep"]
 
 
 # ---------------------------------------------------------------------------------
@@ -549,6 +549,39 @@ def plot_energy_curve(dims, energy, *, error=None, chosen: int | None = None, ax
     ax.set_title(title or "Choosing k")
     ax.grid(True, alpha=0.3)
     ax.legend()
+    return ax
+
+
+def plot_threshold_sweep(sweep, *, chosen: float | None = None, ax=None, title: str | None = None):
+    """Micro precision, recall and F1 against the threshold (from :func:`workbench.learning.calibration.threshold_sweep`).
+
+    Parameters
+    ----------
+    sweep : dict
+        ``thresholds``, ``precision``, ``recall``, ``f1`` (arrays of one length).
+    chosen : float, optional
+        The calibrated threshold, marked with a vertical line.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    thresholds = np.asarray(sweep["thresholds"], dtype=np.float64)
+    ax = _axes(ax)
+    for name, style in (("precision", ":"), ("recall", "--"), ("f1", "-")):
+        values = np.asarray(sweep[name], dtype=np.float64)
+        if values.shape != thresholds.shape:
+            raise ValueError(f"sweep[{name!r}] has shape {values.shape}; expected {thresholds.shape}.")
+        ax.plot(thresholds, values, linestyle=style, label="F1" if name == "f1" else name)
+    if chosen is not None:
+        ax.axvline(chosen, color="grey", linewidth=1, label=f"calibrated threshold {chosen:.2f}")
+    ax.set_xlabel("threshold (score at or above it = a label)")
+    ax.set_ylabel("micro average")
+    ax.set_ylim(0, 1.05)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax.set_title(title or "Precision, recall and F1 against the threshold")
     return ax
 
 

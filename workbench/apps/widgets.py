@@ -163,6 +163,15 @@ class ClassifyApp(widgets.VBox):
         Displayed width and height of each preview.
     title : str
         Heading of the app.
+    decoders : sequence of str, optional
+        Decoder names offered in a drop-down (for example ``("cosine", "greedy",
+        "nnls")``); choosing one calls ``set_decoder(name)`` and re-ranks every upload.
+    set_decoder : callable, optional
+        ``set_decoder(name)``; required with ``decoders``.
+    auto_threshold : callable, optional
+        ``auto_threshold() -> float``: the calibrated threshold of the decoder in use
+        (raising ``ValueError`` when there is none). With it a button moves the
+        threshold slider there.
     """
 
     def __init__(
@@ -178,11 +187,18 @@ class ClassifyApp(widgets.VBox):
         max_upload_bytes: int | None = None,
         preview_px: int = 128,
         title: str = "Classify images",
+        decoders: Sequence[str] | None = None,
+        set_decoder: Callable | None = None,
+        auto_threshold: Callable | None = None,
     ):
         if not callable(classify):
             raise ValueError("classify must be a callable (content: bytes, name: str, *, top, threshold) -> result.")
         if store is not None and not callable(store):
             raise ValueError("store must be a callable (results) -> object, or None.")
+        if decoders is not None and not callable(set_decoder):
+            raise ValueError("decoders need set_decoder, a callable (name) -> None.")
+        if auto_threshold is not None and not callable(auto_threshold):
+            raise ValueError("auto_threshold must be a callable () -> float, or None.")
         max_top = _checks.integer(max_top, "max_top")
         top = _checks.integer(top, "top", maximum=max_top)
         low, high = (float(v) for v in threshold_range)
@@ -210,6 +226,14 @@ class ClassifyApp(widgets.VBox):
             readout_format=".2f", style={"description_width": "initial"},
         )
         self.threshold_slider.layout.display = "none"
+        self._set_decoder = set_decoder
+        self._auto_threshold = auto_threshold
+        self.decoder = widgets.Dropdown(options=list(decoders or ["cosine"]), description="decoder",
+                                        layout=widgets.Layout(width="180px"), style={"description_width": "initial"})
+        self.decoder.layout.display = None if decoders else "none"
+        self.auto_button = widgets.Button(description="calibrated threshold", icon="bullseye",
+                                          tooltip="the threshold 'workbench calibrate' fitted for this decoder")
+        self.auto_button.layout.display = None if auto_threshold is not None else "none"
         self.store_button = widgets.Button(description="Store results", icon="database", disabled=True)
         self.store_button.layout.display = None if store is not None else "none"
         self.clear_button = widgets.Button(description="Clear", icon="trash", disabled=True)
@@ -222,6 +246,8 @@ class ClassifyApp(widgets.VBox):
         self.mode.observe(self._on_setting, names="value")
         self.top_slider.observe(self._on_setting, names="value")
         self.threshold_slider.observe(self._on_setting, names="value")
+        self.decoder.observe(self._on_decoder, names="value")
+        self.auto_button.on_click(self._on_auto_threshold)
         self.store_button.on_click(self._on_store)
         self.clear_button.on_click(self._on_clear)
 
@@ -229,7 +255,7 @@ class ClassifyApp(widgets.VBox):
             children=[
                 widgets.HTML(f"<h3>{_escape(title)}</h3>"),
                 widgets.HBox([self.upload, self.store_button, self.clear_button]),
-                widgets.HBox([self.mode, self.top_slider, self.threshold_slider]),
+                widgets.HBox([self.mode, self.top_slider, self.threshold_slider, self.decoder, self.auto_button]),
                 self.status,
                 self.results_box,
             ]
@@ -252,8 +278,13 @@ class ClassifyApp(widgets.VBox):
             Passed to :class:`ClassifyApp`.
         """
         from workbench.apps.classify import Classifier
+        from workbench.method.decoders import DECODERS
 
         classifier = Classifier.from_run_dir(run_dir)
+        if classifier.run.embedding is not None:
+            options.setdefault("decoders", DECODERS)
+            options.setdefault("set_decoder", lambda name: setattr(classifier, "decoder", name))
+        options.setdefault("auto_threshold", lambda: classifier.resolve_threshold("auto"))
         store_results = None
         if use_store:
             from workbench.apps.store import ResultStore, default_store_path
@@ -363,6 +394,25 @@ class ClassifyApp(widgets.VBox):
         finally:
             self._render()
 
+    def _on_decoder(self, change) -> None:
+        try:
+            self._set_decoder(change["new"])
+        except Exception as error:  # noqa: BLE001 -- the app carries on with the decoder it had
+            self.status.value = f'<span style="color:#b00">{_escape(_message_of(error))}</span>'
+            return
+        self._on_setting(change)
+
+    def _on_auto_threshold(self, _button=None) -> None:
+        try:
+            value = float(self._auto_threshold())
+        except Exception as error:  # noqa: BLE001 -- an uncalibrated run says so, the app carries on
+            self.status.value = f'<span style="color:#b00">{_escape(_message_of(error))}</span>'
+            return
+        slider = self.threshold_slider
+        slider.value = min(max(value, slider.min), slider.max)
+        self.mode.value = "threshold"  # re-ranks through _on_setting
+        self._on_setting({"new": value})
+
     def _on_store(self, _button=None) -> None:
         pending = [item for item in self.uploads if item.error is None and item.result is not None and not item.stored]
         if self._store is None or not pending:
@@ -386,7 +436,8 @@ class ClassifyApp(widgets.VBox):
     # -- drawing ----------------------------------------------------------------------
     def _setting_text(self) -> str:
         setting = self.setting
-        return f"the top {setting['top']} labels" if "top" in setting else f"similarity ≥ {setting['threshold']:.2f}"
+        text = f"the top {setting['top']} labels" if "top" in setting else f"score ≥ {setting['threshold']:.2f}"
+        return text if self.decoder.value == "cosine" else f"{text} ({self.decoder.value} decoder)"
 
     def _render(self) -> None:
         rows = []

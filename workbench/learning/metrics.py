@@ -31,6 +31,15 @@ P@k and R@k
     among the top ``k`` / ``R``. Both are averaged over the images with at least one
     label.
 
+Label-set metrics (:func:`label_set_metrics`: the chosen labels of each image, not a ranking)
+    Micro precision, recall and F1 pool every (image, label) decision; macro F1 is the
+    mean over labels of each label's F1, leaving out labels that are neither true nor
+    predicted anywhere (scikit-learn's ``f1_score(average="macro", zero_division=nan)``).
+    Exact-set accuracy is the share of images whose chosen set equals the true set
+    (scikit-learn's multi-label ``accuracy_score``); ``count_mae`` is the mean absolute
+    error of the number of chosen labels. :func:`label_set_metrics_by_count` reports them
+    per number of true labels per image, so busy scenes are visible.
+
 Images without labels have no relevant label to rank: they are left out of MAP, P@k
 and R@k (not counted as zero). Labels without positive images are left out of macro
 AP. This module imports only numpy and scipy (the per-epoch Keras callback that uses
@@ -53,6 +62,8 @@ __all__ = [
     "precision_at_k",
     "recall_at_k",
     "evaluate_scores",
+    "label_set_metrics",
+    "label_set_metrics_by_count",
 ]
 
 #: Rows (images) ranked at once; bounds the memory of the dense blocks to a few MB.
@@ -280,6 +291,78 @@ def evaluate_scores(scores, labels, *, map_k: int = 100, precision_k: int = 5) -
         f"precision_at_{precision_k}": precision_at_k(scores, labels, k=precision_k),
         f"recall_at_{precision_k}": recall_at_k(scores, labels, k=precision_k),
     }
+
+
+# ---------------------------------------------------------------------------------
+# label-set metrics (chosen labels, not rankings)
+# ---------------------------------------------------------------------------------
+def _check_sets(predicted, labels) -> tuple[np.ndarray, np.ndarray]:
+    predicted = predicted.toarray() if sp.issparse(predicted) else np.asarray(predicted)
+    truth = labels.toarray() if sp.issparse(labels) else np.asarray(labels)
+    if predicted.ndim != 2 or predicted.shape != truth.shape:
+        raise ValueError(
+            f"predicted labels have shape {predicted.shape} but true labels {truth.shape}; give one row per image "
+            "and one column per label in both."
+        )
+    return predicted != 0, truth != 0
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    return float(numerator / denominator) if denominator else float("nan")
+
+
+def label_set_metrics(predicted, labels) -> dict:
+    """How good the chosen label sets are (see the module docstring for each definition).
+
+    Parameters
+    ----------
+    predicted : array-like or scipy sparse matrix of shape (N, C)
+        The chosen labels of each image (non-zero = chosen).
+    labels : array-like or scipy sparse matrix of shape (N, C)
+        The true labels.
+
+    Returns
+    -------
+    dict
+        ``micro_precision``, ``micro_recall``, ``micro_f1``, ``macro_f1``,
+        ``exact_set_accuracy``, ``count_mae`` (floats; NaN where undefined) and
+        ``num_images``.
+    """
+    chosen, truth = _check_sets(predicted, labels)
+    true_positive = np.sum(chosen & truth, axis=0).astype(np.float64)
+    false_positive = np.sum(chosen & ~truth, axis=0).astype(np.float64)
+    false_negative = np.sum(~chosen & truth, axis=0).astype(np.float64)
+    tp, fp, fn = true_positive.sum(), false_positive.sum(), false_negative.sum()
+    involved = (true_positive + false_positive + false_negative) > 0
+    per_label_f1 = 2 * true_positive[involved] / (2 * true_positive[involved] + false_positive[involved] + false_negative[involved])
+    return {
+        "micro_precision": _ratio(tp, tp + fp),
+        "micro_recall": _ratio(tp, tp + fn),
+        "micro_f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        "macro_f1": float(per_label_f1.mean()) if per_label_f1.size else float("nan"),
+        "exact_set_accuracy": float(np.mean(np.all(chosen == truth, axis=1))) if len(truth) else float("nan"),
+        "count_mae": float(np.mean(np.abs(chosen.sum(axis=1) - truth.sum(axis=1)))) if len(truth) else float("nan"),
+        "num_images": int(len(truth)),
+    }
+
+
+def label_set_metrics_by_count(predicted, labels, *, max_count: int = 6) -> dict:
+    """:func:`label_set_metrics` of the images with 1, 2, … true labels (the last group: ``max_count`` or more).
+
+    Returns
+    -------
+    dict
+        ``{"1": metrics, "2": metrics, …, "6+": metrics}`` for the counts that occur.
+    """
+    chosen, truth = _check_sets(predicted, labels)
+    max_count = _checks.integer(max_count, "max_count")
+    counts = truth.sum(axis=1)
+    groups = {}
+    for count in range(1, max_count + 1):
+        rows = counts >= count if count == max_count else counts == count
+        if rows.any():
+            groups[f"{count}+" if count == max_count else str(count)] = label_set_metrics(chosen[rows], truth[rows])
+    return groups
 
 
 def json_number(value):

@@ -131,21 +131,34 @@ class TrainedRun:
             outputs = self.model.predict(images, batch_size=int(batch_size), verbose=0)
         return np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float32)
 
-    def label_scores(self, images, *, batch_size: int = 256) -> np.ndarray:
+    def label_scores(self, images, *, decoder: str = "cosine", batch_size: int = 256) -> np.ndarray:
         """A score for every label of every image.
 
         Parameters
         ----------
         images : ndarray of shape (N, image_size, image_size, 3) or (image_size, image_size, 3), uint8
+        decoder : {"cosine", "greedy", "nnls"}, default="cosine"
+            How an embedding head's point becomes label scores
+            (:func:`workbench.method.decoders.decoder_scores`).
 
         Returns
         -------
         ndarray of shape (N, C), dtype float32
             Cosine similarity of the predicted point to each label vector (in
-            [-1, 1]; embedding heads), or sigmoid probabilities (sigmoid head).
-            Columns follow ``vocabulary``.
+            [-1, 1]; embedding heads), a greedy or NNLS decoder's relative weights, or
+            sigmoid probabilities (sigmoid head). Columns follow ``vocabulary``.
         """
-        return self.scorer(self.predict_points(images, batch_size=batch_size))
+        return self.scores_of_outputs(self.predict_points(images, batch_size=batch_size), decoder=decoder)
+
+    def scores_of_outputs(self, outputs, *, decoder: str = "cosine") -> np.ndarray:
+        """Label scores of model outputs already computed (as :meth:`label_scores`)."""
+        if decoder == "cosine":
+            return self.scorer(outputs)
+        if self.embedding is None:
+            raise ValueError(f"The {decoder} decoder needs label vectors; the sigmoid head has none (use decoder='cosine').")
+        from workbench.method.decoders import decoder_scores
+
+        return decoder_scores(outputs, self.embedding.vectors, decoder=decoder)
 
 
 def load_run(run_dir: str | Path) -> TrainedRun:
