@@ -46,7 +46,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 def test_command_line_offers_every_documented_subcommand():
     result = subprocess.run([sys.executable, "-m", "workbench.cli", "--help"], capture_output=True, text=True, check=True)
-    for command in ("scenes", "embed", "neighbours", "train", "compare", "classify", "run"):
+    for command in ("scenes", "embed", "neighbours", "train", "compare", "classify", "calibrate", "ceiling", "run"):
         assert re.search(rf"^\s+{command}\s", result.stdout, flags=re.MULTILINE), command
 
 
@@ -55,7 +55,8 @@ def test_command_line_offers_every_documented_subcommand():
     ["workbench.data.labels", "workbench.data.datasets", "workbench.data.scenes", "workbench.method.cooccurrence",
      "workbench.method.pmi", "workbench.method.eigensolvers", "workbench.method.embedding", "workbench.method.embed",
      "workbench.method.decoding", "workbench.learning.config", "workbench.learning.metrics",
-     "workbench.learning.comparison", "workbench.learning.experiments", "workbench.apps.classify",
+     "workbench.learning.comparison", "workbench.learning.experiments", "workbench.learning.calibration", "workbench.learning.ceiling",
+     "workbench.method.decoders", "workbench.apps.classify",
      "workbench.notebook.workspace", "workbench.notebook.pipeline", "workbench.cli"],
 )
 def test_numpy_side_never_imports_keras(module):

@@ -587,6 +587,7 @@ def _run_calibrate(args) -> int:
     from pathlib import Path
 
     from workbench.learning.calibration import OPERATING_POINTS, calibrate
+    from workbench.notebook.helpers import format_table
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").is_file():
@@ -599,26 +600,89 @@ def _run_calibrate(args) -> int:
         return 0
     print(f"calibrated on {len(report['calibration_images'])} validation images, measured on "
           f"{len(report['test_images'])} others:")
-    rows = [("decoder", "operating point", "setting", "micro F1", "macro F1", "precision", "recall", "exact set", "MAP@100")]
+    rows = []
     for decoder, entry in report["decoders"].items():
         for point in OPERATING_POINTS:
-            fitted, test = entry["fitted"], entry["test"]
-            value = fitted[point]
+            value, test = entry["fitted"][point], entry["test"]
             setting = f"top {value}" if point == "top_n" else "one per label" if point == "per_label_thresholds" else f">= {value:.3f}"
             cells = [test[point].get(key) for key in ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "exact_set_accuracy")]
-            rows.append((decoder, point, setting, *("—" if cell is None else f"{cell:.3f}" for cell in cells),
-                         "—" if test["map_at_100"] is None else f"{test['map_at_100']:.3f}"))
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for position, row in enumerate(rows):
-        print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
-        if position == 0:
-            print("  " + "  ".join("-" * width for width in widths))
+            rows.append((decoder, point, setting, *(float("nan") if cell is None else cell for cell in cells),
+                         float("nan") if test["map_at_100"] is None else test["map_at_100"]))
+    table = format_table(rows, columns=["decoder", "operating point", "setting", "micro F1", "macro F1", "precision",
+                                        "recall", "exact set", "MAP@100"])
+    print("\n".join("  " + line for line in table.splitlines()))
     best = report["best"]
     print(f"best on the calibration images: {best['decoder']} at {best['operating_point']}; wrote {run_dir / 'calibration.json'}")
     return 0
 
 
 # <<< section classify
+
+# ---------------------------------------------------------------------------------
+# ceiling: the best any head could reach with an embedding
+# ---------------------------------------------------------------------------------
+def _add_ceiling(subparsers) -> None:
+    from workbench.learning.ceiling import CEILING_EMBEDDINGS
+
+    parser = subparsers.add_parser(
+        "ceiling",
+        help="the decoding ceiling of PMI, random and identity embeddings against k (no training)",
+        description="Decode every validation image's ideal target (the sum of its true labels' vectors) and report "
+        "MAP@100 and macro AP: the best any trained head could reach with that embedding. The PMI embedding is "
+        "computed from the training split. Writes DIR/ceiling.json and DIR/ceiling.png.",
+    )
+    add_data_arguments(parser)
+    parser.add_argument("--dims", default="4,8,16,32,64,128", metavar="K,K", help="comma-separated k values (default: 4,8,16,32,64,128)")
+    parser.add_argument("--embeddings", default=",".join(CEILING_EMBEDDINGS), metavar="E,E",
+                        help=f"some of {', '.join(CEILING_EMBEDDINGS)} (default: all)")
+    parser.add_argument("--decoder", default=DECODERS[0], choices=DECODERS, help="decoder of the targets (default: cosine)")
+    parser.add_argument("--validation-fraction", type=float, default=0.1, metavar="F", help="held-out share (default: 0.1)")
+    add_embedding_arguments(parser, seed_flag="--solver-seed")
+    parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the random embedding (default: 0)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier ceiling output)")
+    parser.set_defaults(run=_run_ceiling)
+
+
+def _integers(text: str, flag: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise UserError(f"{flag} takes comma-separated whole numbers, for example 4,16,64; got {text!r}.") from None
+
+
+def _run_ceiling(args) -> int:
+    from pathlib import Path
+
+    from workbench._io import atomic_write_json
+    from workbench.learning.ceiling import decoding_ceiling
+
+    out = Path(args.out)
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "ceiling.json").is_file())):
+        raise UserError(f"{out} exists and is not an empty folder or an earlier ceiling output; give --out a new folder.")
+    options = embedding_options(args)
+    dims = _integers(args.dims, "--dims")
+    embeddings = [name.strip() for name in args.embeddings.split(",") if name.strip()]
+    report = decoding_ceiling(_load_data(args), dims=dims, embeddings=embeddings, options=options, decoder=args.decoder,
+                              validation_fraction=args.validation_fraction, random_state=args.seed)
+    out.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(out / "ceiling.json", report)
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from workbench.apps.plot import plot_ceiling, save_figure
+
+    ax = plot_ceiling(report)
+    save_figure(ax, out / "ceiling.png")
+    plt.close(ax.figure)
+    from workbench.notebook.helpers import format_table
+
+    rows = [(row["embedding"], row["dim"], row["dim_achieved"], row["map_at_100"], row["macro_ap"]) for row in report["rows"]]
+    print(format_table(rows, columns=["embedding", "k", "k achieved", "MAP@100", "macro AP"]))
+    print(f"decoder {args.decoder}, {report['config']['num_validation_images_with_labels']} validation images; "
+          f"wrote {out / 'ceiling.json'} and {out / 'ceiling.png'}")
+    return 0
 
 # ---------------------------------------------------------------------------------
 # run (issue 6): the main job

@@ -50,7 +50,7 @@ def figure_png(ax, *, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-__all__ += ["save_figure", "figure_png", "plot_threshold_sweep"]
+__all__ += ["save_figure", "figure_png", "plot_threshold_sweep", "plot_ceiling"]
 
 
 # ---------------------------------------------------------------------------------
@@ -549,6 +549,43 @@ def plot_energy_curve(dims, energy, *, error=None, chosen: int | None = None, ax
     ax.set_title(title or "Choosing k")
     ax.grid(True, alpha=0.3)
     ax.legend()
+    return ax
+
+
+def plot_ceiling(report, *, metric: str = "map_at_100", ax=None, title: str | None = None):
+    """The decoding ceiling against ``k``: one line per embedding, the identity as a horizontal line.
+
+    Parameters
+    ----------
+    report : dict
+        From :func:`workbench.learning.ceiling.decoding_ceiling` (or ``ceiling.json``).
+    metric : {"map_at_100", "macro_ap"}, default="map_at_100"
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _axes(ax)
+    rows = report["rows"]
+    for name in dict.fromkeys(row["embedding"] for row in rows):
+        mine = sorted((row for row in rows if row["embedding"] == name), key=lambda row: row["dim"])
+        values = [np.nan if row[metric] is None else row[metric] for row in mine]
+        if name == "identity":
+            ax.axhline(values[0], color="grey", linestyle="--", linewidth=1, label=f"identity (k = C = {mine[0]['dim']})")
+            continue
+        ax.plot([row["dim"] for row in mine], values, marker="o", label=name)
+    dims = sorted({row["dim"] for row in rows if row["embedding"] != "identity"})
+    if dims:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(dims, [str(dim) for dim in dims])
+        ax.minorticks_off()
+    ax.set_xlabel("embedding dimension k")
+    ax.set_ylabel(metric.replace("map_at_", "MAP@").replace("macro_ap", "macro AP"))
+    ax.set_ylim(0, 1.05)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    ax.set_title(title or "Decoding ceiling: ideal targets decoded, validation split")
     return ax
 
 
