@@ -140,14 +140,14 @@ def train(
     )
     vectors = None if head_embedding is None else head_embedding.vectors
     embedding_dim = None if vectors is None else int(vectors.shape[1])
-    output_dim = output_width(config.head, embedding_dim=embedding_dim, num_labels=len(vocabulary))
+    width = output_width(config.head, embedding_dim=embedding_dim, num_labels=len(vocabulary))
     meta = {
         "format": RUN_FORMAT,
         "format_version": RUN_FORMAT_VERSION,
         "head": config.head,
         "train": config.to_dict(),
         "learning_rate": config.resolved_learning_rate,
-        "output_dim": int(output_dim),
+        "output_dim": int(width),  # the last layer's width: k, or C for the sigmoid head
         "num_labels": len(vocabulary),
         "data": {
             "name": dataset.name,
@@ -217,7 +217,7 @@ def train(
         if verbose and initial_epoch == 0:
             print_function(
                 f"Training the {config.head} head on {len(train_set)} images ({len(validation_set)} for validation, "
-                f"{len(vocabulary)} labels, output {output_dim}) for {config.epochs} epochs; {meta['device']}."
+                f"{len(vocabulary)} labels, output width {width}) for {config.epochs} epochs; {meta['device']}."
             )
         model.fit(
             batches,

@@ -103,19 +103,19 @@ def flip_signs(vectors: np.ndarray) -> np.ndarray:
     return vectors * signs
 
 
-def _select(eigenvalues: np.ndarray, dim: int, negative: str, zero_tolerance: float) -> np.ndarray:
-    """Positions of the ``dim`` most significant usable eigenvalues, most significant first."""
+def _select(eigenvalues: np.ndarray, num_pairs: int, negative: str, zero_tolerance: float) -> np.ndarray:
+    """Positions of the ``num_pairs`` most significant usable eigenvalues, most significant first."""
     if negative == "drop":
         order = np.argsort(-eigenvalues, kind="stable")
         order = order[eigenvalues[order] > zero_tolerance]
     else:
         order = np.argsort(-np.abs(eigenvalues), kind="stable")
         order = order[np.abs(eigenvalues[order]) > zero_tolerance]
-    return order[:dim]
+    return order[:num_pairs]
 
 
-def _exact_eigenpairs(matrix, dim: int, negative: str):
-    """Dense LAPACK ``eigh``; only the top ``dim`` pairs when negatives are dropped.
+def _exact_eigenpairs(matrix, num_pairs: int, negative: str):
+    """Dense LAPACK ``eigh``; only the top ``num_pairs`` pairs when negatives are dropped.
 
     Up to ``EXACT_FLOAT64_MAX_LABELS`` labels in float64; above, in float32 (half the
     memory and memory traffic of the reduction to tridiagonal form, which dominates;
@@ -129,7 +129,7 @@ def _exact_eigenpairs(matrix, dim: int, negative: str):
     scale = float(np.linalg.norm(dense))
     if negative == "drop":
         eigenvalues, eigenvectors = scipy.linalg.eigh(
-            dense, subset_by_index=[size - dim, size - 1], overwrite_a=True, check_finite=False
+            dense, subset_by_index=[size - num_pairs, size - 1], overwrite_a=True, check_finite=False
         )
     else:
         eigenvalues, eigenvectors = scipy.linalg.eigh(dense, overwrite_a=True, check_finite=False)
@@ -299,20 +299,20 @@ def _ritz_values(projected: np.ndarray, width: int) -> np.ndarray:
     return scipy.linalg.eig_banded(band, lower=True, eigvals_only=True)
 
 
-def _wanted(values: np.ndarray, dim: int, negative: str) -> np.ndarray:
-    """The ``dim`` most significant of ``values``, most significant first."""
+def _wanted(values: np.ndarray, num_pairs: int, negative: str) -> np.ndarray:
+    """The ``num_pairs`` most significant of ``values``, most significant first."""
     values = np.sort(values)
-    return values[np.argsort(-(values if negative == "drop" else np.abs(values)), kind="stable")[:dim]]
+    return values[np.argsort(-(values if negative == "drop" else np.abs(values)), kind="stable")[:num_pairs]]
 
 
-def _ritz_pairs(projected: np.ndarray, dim: int, negative: str):
+def _ritz_pairs(projected: np.ndarray, num_pairs: int, negative: str):
     """Wanted eigenpairs of ``T`` (float32 LAPACK for large ``T``: half the memory traffic)."""
     import scipy.linalg
 
     size = projected.shape[0]
     work = projected.astype(np.float32) if size > 1000 else projected
-    if negative == "drop" and dim < size:
-        values, vectors = scipy.linalg.eigh(work, subset_by_index=[size - dim, size - 1], check_finite=False)
+    if negative == "drop" and num_pairs < size:
+        values, vectors = scipy.linalg.eigh(work, subset_by_index=[size - num_pairs, size - 1], check_finite=False)
     else:
         values, vectors = scipy.linalg.eigh(work, check_finite=False)
     # float32 eigenvalues are within ~1e-7·‖T‖ of the float64 ones: far inside any useful tolerance
@@ -321,7 +321,7 @@ def _ritz_pairs(projected: np.ndarray, dim: int, negative: str):
 
 def _block_krylov_eigenpairs(
     matrix,
-    dim: int,
+    num_pairs: int,
     negative: str,
     *,
     random_state: int,
@@ -349,8 +349,8 @@ def _block_krylov_eigenpairs(
     size = matrix.shape[0]
     rng = np.random.default_rng(random_state)
     dtype = np.float32
-    width = min(block_size or int(np.clip(dim // 16, 16, 32)), size)
-    limit = max_basis or max(8 * dim, dim + 16 * width)
+    width = min(block_size or int(np.clip(num_pairs // 16, 16, 32)), size)
+    limit = max_basis or max(8 * num_pairs, num_pairs + 16 * width)
     limit = max(2 * width, min(limit, size) // width * width)
     operator = _Operator(matrix, dtype)
     basis = np.empty((size, limit), dtype=dtype)
@@ -358,7 +358,7 @@ def _block_krylov_eigenpairs(
     basis[:, :width] = start
     diagonal_blocks, sub_blocks = [], []
     filled = width
-    next_check = max(4 * dim, dim + 4 * width, 2 * width) // width * width  # ~6k vectors are typical for 1%
+    next_check = max(4 * num_pairs, num_pairs + 4 * width, 2 * width) // width * width  # ~6k vectors are typical for 1%
     previous_values = None
     expect_settled, ratio = False, 1.0
     history = []
@@ -404,10 +404,10 @@ def _block_krylov_eigenpairs(
                 projected = _projection(diagonal_blocks, sub_blocks)
                 pairs = None
                 if expect_settled or at_limit:  # likely the last check: its eigenpairs give the values too
-                    pairs = _ritz_pairs(projected, dim, negative)
-                    values = _wanted(pairs[0], dim, negative)
+                    pairs = _ritz_pairs(projected, num_pairs, negative)
+                    values = _wanted(pairs[0], num_pairs, negative)
                 else:
-                    values = _wanted(_ritz_values(projected, width), dim, negative)
+                    values = _wanted(_ritz_values(projected, width), num_pairs, negative)
                 change, estimate = np.inf, np.inf
                 if previous_values is not None and len(previous_values) == len(values):
                     change = float(np.max(np.abs(values - previous_values) / np.maximum(np.abs(values), 1e-300)))
@@ -422,12 +422,12 @@ def _block_krylov_eigenpairs(
                 expect_settled = bool(np.isfinite(estimate) and estimate * ratio <= tolerance / 2)
                 if estimate <= tolerance / 2 or at_limit:
                     # Rayleigh-Ritz with vectors: the certificate
-                    ritz, vectors = pairs if pairs is not None else _ritz_pairs(projected, dim, negative)
+                    ritz, vectors = pairs if pairs is not None else _ritz_pairs(projected, num_pairs, negative)
                     scale = np.abs(ritz).max()
-                    chosen = _select(ritz, dim, negative, math.sqrt(size) * np.finfo(dtype).eps * scale)
+                    chosen = _select(ritz, num_pairs, negative, math.sqrt(size) * np.finfo(dtype).eps * scale)
                     residuals = np.linalg.norm(r @ vectors[filled - width :, chosen], axis=0)
                     relative = residuals / np.abs(ritz[chosen])
-                    if len(chosen) == dim or at_limit:
+                    if len(chosen) == num_pairs or at_limit:
                         timing["rayleigh_ritz"] += time.perf_counter() - clock
                         break
                 next_check = filled + max(width, int(0.12 * filled) // width * width)
