@@ -92,6 +92,10 @@ def read_json(path: str | Path):
             return json.load(handle)
     except json.JSONDecodeError as error:
         raise ValueError(f"{path}: not valid JSON (line {error.lineno}, column {error.colno}: {error.msg}).") from None
+    except RecursionError:
+        raise ValueError(f"{path}: the JSON is nested too deeply to read; it is not a file the workbench wrote.") from None
+    except UnicodeDecodeError as error:
+        raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); it is not a JSON file.") from None
 
 
 def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> None:

@@ -29,6 +29,11 @@ from workbench.notebook.profiles import PROFILE_NAMES
 __all__ = ["main", "build_parser"]
 
 
+#: ``workbench classify``'s exit status when the results were printed but could not be stored
+#: (1: some images could not be classified; 2: bad usage or input).
+EXIT_STORE_FAILED = 3
+
+
 class UserError(Exception):
     """Raised by a subcommand for a problem the user can fix; printed as one line."""
 
@@ -219,6 +224,10 @@ def _run_embed(args) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise UserError(f"{out} exists and is not a folder; give a folder for --out.")
+    for wanted, flag in (("projector", args.projector), ("counts.json", args.save_counts)):
+        taken = out / wanted
+        if flag and taken.exists() and (taken.is_dir() == (wanted == "counts.json")):
+            raise UserError(f"{taken} is in the way ({'a folder' if taken.is_dir() else 'a file'}); move it or give another --out.")
     interactive = sys.stderr.isatty()  # progress bars on a terminal, not in logs and pipes
     steps = tqdm(total=4, desc="embed", unit="step", file=sys.stderr, leave=False, disable=not interactive)
     try:
@@ -311,6 +320,8 @@ def _train_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--validation-fraction", type=float, default=0.1, metavar="F", help="held-out share (default: 0.1)")
     parser.add_argument("--workers", type=int, default=2, metavar="T", help="threads preparing batches (default: 2)")
+    parser.add_argument("--skip-bad-images", action="store_true",
+                        help="leave out image files that cannot be read (default: refuse them, naming them, before training)")
 
 
 def _model_config(args):
@@ -379,7 +390,8 @@ def _run_train(args) -> int:
     elif args.head == "random" and config.embedding_dim is None:
         config.embedding_dim = DEFAULT_EMBEDDING_DIM
     dataset = _load_data(args)
-    run = train(dataset, config=config, out_dir=args.out, embedding=embedding, verbose=2 if args.progress else 1)
+    run = train(dataset, config=config, out_dir=args.out, embedding=embedding, verbose=2 if args.progress else 1,
+                skip_bad_images=args.skip_bad_images)
     last = run.history[-1] if run.history else {}
     summary = f"; final MAP@100 {last['map_at_100']:.4f}" if last.get("map_at_100") is not None else ""
     print(f"wrote {args.out}/model.keras ({len(run.history)} epochs{summary})")
@@ -456,6 +468,7 @@ def _run_compare(args) -> int:
         learning_rates=_parse_learning_rates(args.learning_rates),
         validation_fraction=args.validation_fraction,
         workers=args.workers,
+        skip_bad_images=args.skip_bad_images,
     )
     import matplotlib.pyplot as plt
 
@@ -481,7 +494,8 @@ def _add_classify(subparsers) -> None:
         description="Decode, resize and classify images with a run written by 'workbench train', and print each "
         "image's N best labels (--top) or every label at least as similar as --threshold. Images that cannot be "
         "classified are reported one line each (exit status 1); the others are still classified. Results are "
-        "stored in RUN_DIR/results.sqlite unless --no-store.",
+        "printed, then stored in RUN_DIR/results.sqlite unless --no-store; a store that cannot be written gives one "
+        "line and exit status 3, with every result already printed.",
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'workbench train'")
     parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, GIF, BMP, TIFF, WebP …)")
@@ -537,8 +551,7 @@ def _run_classify(args) -> int:
 
     classifier = Classifier.from_run_dir(run_dir, decoder=args.decoder)
     results = classifier.classify(args.images, top=args.top, threshold=args.threshold, keep_pixels=False)
-    if store is not None and any(result.ok for result in results):
-        store.add_classifications(results, run_id=store.add_trained_run(classifier.run, path=run_dir))
+    # Results are printed first: a store that fails (a full disk, a damaged page) loses none of them.
     if args.json:
         print(json.dumps([result.to_dict() for result in results], indent=2, ensure_ascii=False))
     else:
@@ -555,9 +568,20 @@ def _run_classify(args) -> int:
             for rank, ((name, value), weight) in enumerate(zip(result.labels, weights), start=1):
                 shown = "" if weight is None else f"weight {weight:.3f}  "
                 print(f"  {rank:>3}. {name:<{width}}  {shown}{score} {value:.4f}")
+    sys.stdout.flush()
     failed = sum(not result.ok for result in results)
     if failed:
         print(f"workbench classify: {failed} of {len(results)} image(s) could not be classified", file=sys.stderr)
+    if store is not None and any(result.ok for result in results):
+        import sqlite3
+
+        try:
+            store.add_classifications(results, run_id=store.add_trained_run(classifier.run, path=run_dir))
+        except (sqlite3.Error, OSError, ValueError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            print(f"workbench classify: error: could not store the results in {store.path} ({reason}); every result "
+                  "is printed above.", file=sys.stderr)
+            return EXIT_STORE_FAILED
     return 1 if failed else 0
 
 

@@ -47,6 +47,7 @@ from workbench import _checks
 __all__ = [
     "ImageLoadError",
     "load_image",
+    "unreadable_images",
     "load_images",
     "safe_filename",
     "DEFAULT_MAX_PIXELS",
@@ -116,6 +117,75 @@ def load_image(
     if height_width is not None and (rgb.height, rgb.width) != height_width:
         rgb = rgb.resize((height_width[1], height_width[0]), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return np.array(rgb, dtype=np.uint8)
+
+
+def unreadable_images(
+    paths: Iterable[str | os.PathLike],
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    workers: int = 4,
+) -> dict[str, str]:
+    """Files that cannot be images, found cheaply from their headers (no pixel is decoded).
+
+    Each file is checked the way :func:`load_image` starts: it exists and is a file, is
+    neither empty nor above ``max_bytes``, opens as an allowed format, and declares at
+    least one and at most ``max_pixels`` pixels. A file cut short after a valid header
+    passes here and fails only when decoded; the training pipeline skips those
+    (:class:`workbench.learning.feeding.ImageSource`).
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+    workers : int, default=4
+        Threads reading headers.
+
+    Returns
+    -------
+    dict
+        ``{path as str: one sentence saying why}`` for every unreadable file, in the
+        order given; empty when all are readable.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    max_pixels = _checks.integer(max_pixels, "max_pixels")
+    max_bytes = _checks.integer(max_bytes, "max_bytes")
+    paths = [os.fspath(path) for path in paths]
+
+    def problem(path: str) -> str | None:
+        try:
+            size = os.stat(path).st_size
+            if not Path(path).is_file():
+                return "is not a file"
+            if size == 0:
+                return "is empty (0 bytes)"
+            if size > max_bytes:
+                return f"has {size} bytes, more than the limit of {max_bytes}"
+            with open(path, "rb") as stream, warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(stream, formats=_available_formats()) as image:
+                    width, height = image.size
+        except FileNotFoundError:
+            return "does not exist"
+        except PermissionError:
+            return "cannot be read (permission denied)"
+        except Image.DecompressionBombError:
+            return "declares too many pixels to decode safely"
+        except Image.UnidentifiedImageError:
+            return f"is not an image in a supported format ({', '.join(ALLOWED_FORMATS)})"
+        except MemoryError:
+            raise
+        except Exception as error:  # corrupt headers raise many exception types inside Pillow
+            return f"could not be opened ({_reason(error)})"
+        if width < 1 or height < 1:
+            return f"has no pixels ({width}×{height})"
+        if width * height > max_pixels:
+            return f"declares {width}×{height} pixels, more than the limit of {max_pixels}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=_checks.integer(workers, "workers")) as pool:
+        found = list(pool.map(problem, paths))
+    return {path: reason for path, reason in zip(paths, found) if reason is not None}
 
 
 def load_images(paths: Iterable[str | os.PathLike | bytes], *, size: int | tuple[int, int] = 64, **options) -> np.ndarray:

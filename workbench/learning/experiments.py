@@ -153,6 +153,7 @@ def compare(
     workers: int = 2,
     verbose: int = 1,
     print_function: Callable[[str], None] = print,
+    skip_bad_images: bool = False,
 ) -> dict:
     """Train every head with every seed on one split and write ``DIR/results.json``.
 
@@ -181,6 +182,9 @@ def compare(
     split_random_state : int, default=0
     workers : int, default=2
         Threads preparing batches.
+    skip_bad_images : bool, default=False
+        Image files that cannot be read (checked from their headers, before anything is
+        computed or written) are a ``ValueError``, or with this, left out of both splits.
 
     Returns
     -------
@@ -207,6 +211,9 @@ def compare(
     if out_dir.exists() and not out_dir.is_dir():
         raise NotADirectoryError(f"{out_dir} exists and is not a folder; give --out a folder path.")
     train_set, validation_set = dataset.split(validation_fraction=validation_fraction, random_state=split_random_state)
+    from workbench.learning.feeding import drop_unreadable
+
+    (train_set, validation_set), skipped_images = drop_unreadable(train_set, validation_set, skip=skip_bad_images)
 
     options = embedding if isinstance(embedding, EmbeddingOptions) else EmbeddingOptions.of(embedding)
     embedding_from = "training split only"
@@ -243,6 +250,7 @@ def compare(
         "model": model.to_dict(),
         "validation_fraction": float(validation_fraction),
         "split_random_state": int(split_random_state),
+        "skipped_images": skipped_images,
         "device": describe_device(),
     }
     if "pmi" in heads:

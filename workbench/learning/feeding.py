@@ -27,7 +27,7 @@ import scipy.sparse as sp
 
 from workbench import _checks
 
-__all__ = ["ImageSource", "LabelBatches", "batch_targets", "DECODE_CACHE_BYTES"]
+__all__ = ["ImageSource", "LabelBatches", "batch_targets", "drop_unreadable", "DECODE_CACHE_BYTES"]
 
 #: Decoded images of a data set on disk are cached in memory when they all fit in this
 #: many bytes (64×64 RGB: 12 KiB an image, so about 170,000 images).
@@ -49,6 +49,15 @@ class ImageSource:
         the first epoch) when all of them take at most this many bytes; 0 never
         caches. Default :data:`DECODE_CACHE_BYTES`. Memory is only touched as
         images are decoded.
+
+    Attributes
+    ----------
+    failures : dict
+        ``{image path: reason}`` of every file that could not be decoded. Such a file
+        never stops training: it comes back as a black image, its position is reported
+        by :meth:`get_with_failures`, and :class:`LabelBatches` gives it a zero target
+        (the cosine loss leaves zero targets out; for the sigmoid head it is a blank
+        image with no label).
     """
 
     def __init__(self, dataset, *, image_size: int, cache_bytes: int | None = None):
@@ -57,6 +66,7 @@ class ImageSource:
         self.images = dataset.images
         self._cache = None
         self._cached = None
+        self.failures: dict[str, str] = {}
         if cache_bytes is None:
             cache_bytes = DECODE_CACHE_BYTES
         cache_bytes = _checks.integer(cache_bytes, "cache_bytes", minimum=0)
@@ -86,13 +96,24 @@ class ImageSource:
 
     def get(self, positions) -> np.ndarray:
         """Images at ``positions``: ndarray of shape (B, size, size, 3), dtype uint8."""
+        return self.get_with_failures(positions)[0]
+
+    def get_with_failures(self, positions) -> tuple[np.ndarray, np.ndarray]:
+        """Images at ``positions``, and which of them could not be decoded (black images, see :attr:`failures`).
+
+        Returns
+        -------
+        images : ndarray of shape (B, size, size, 3), dtype uint8
+        failed : ndarray of shape (B,), dtype bool
+        """
         positions = np.asarray(positions, dtype=np.int64)
         size = self.image_size
+        failed = np.zeros(len(positions), dtype=bool)
         if self.images is not None:
             batch = self.images[positions]
             if batch.shape[1:3] != (size, size):
                 batch = np.stack([_resize(image, size) for image in batch]) if len(batch) else batch[:, :size, :size]
-            return np.ascontiguousarray(batch)
+            return np.ascontiguousarray(batch), failed
         from workbench.data.images import load_image
 
         out = np.empty((len(positions), size, size, 3), dtype=np.uint8)
@@ -100,16 +121,60 @@ class ImageSource:
             if self._cached is not None and self._cached[position]:
                 out[slot] = self._cache[position]
                 continue
-            out[slot] = load_image(self.dataset.path_of(int(position)), size=size)
+            path = self.dataset.path_of(int(position))
+            try:
+                out[slot] = load_image(path, size=size)
+            except (ValueError, OSError) as error:  # one bad file never stops training
+                out[slot] = 0
+                failed[slot] = True
+                self.failures[str(path)] = str(error)
+                continue
             if self._cached is not None:
                 # batches of one epoch are disjoint, so worker threads never share a slot
                 self._cache[position] = out[slot]
                 self._cached[position] = True
-        return out
+        return out, failed
 
     def load_all(self) -> np.ndarray:
         """Every image: ndarray of shape (N, size, size, 3), dtype uint8."""
         return self.get(np.arange(len(self)))
+
+
+def drop_unreadable(*datasets, skip: bool) -> tuple[list, dict]:
+    """The data sets without the image files that cannot be images (checked from their headers, before training).
+
+    Parameters
+    ----------
+    *datasets : MultiLabelDataset
+        For example the training and validation splits; data sets in memory pass as they are.
+    skip : bool
+        False: any unreadable file is a one-line ``ValueError`` naming it and how many
+        there are, before anything is trained or written. True: those files are left out.
+
+    Returns
+    -------
+    datasets : list of MultiLabelDataset
+    skipped : dict
+        ``{image path: reason}`` of the files left out.
+    """
+    from workbench.data.images import unreadable_images
+
+    found = []
+    for dataset in datasets:
+        paths = [] if dataset.images is not None else [str(dataset.path_of(i)) for i in range(len(dataset))]
+        found.append((paths, unreadable_images(paths) if paths else {}))
+    bad = {path: reason for _, problems in found for path, reason in problems.items()}
+    if bad and not skip:
+        first, reason = next(iter(bad.items()))
+        more = f" and {len(bad) - 1} more" if len(bad) > 1 else ""
+        raise ValueError(f"{len(bad)} image file(s) cannot be read: {first} {reason}{more}; fix or remove them, "
+                         "or leave them out with --skip-bad-images.")
+    kept = []
+    for dataset, (paths, problems) in zip(datasets, found):
+        if problems:
+            dataset = dataset.subset([i for i, path in enumerate(paths) if path not in problems], name=dataset.name)
+        kept.append(dataset)
+    return kept, bad
 
 
 def _resize(image: np.ndarray, size: int) -> np.ndarray:
@@ -219,10 +284,12 @@ class LabelBatches(keras.utils.PyDataset):
 
     def __getitem__(self, index: int):
         positions = self.positions(int(index))
-        images = self.source.get(positions)
+        images, failed = self.source.get_with_failures(positions)
         if not self.targets:
             return (images,)
-        return images, batch_targets(self.labels, positions, vectors=self.vectors)
+        targets = batch_targets(self.labels, positions, vectors=self.vectors)
+        targets[failed] = 0.0  # an undecodable image teaches nothing about its labels
+        return images, targets
 
     def on_epoch_end(self):
         self.epoch += 1

@@ -174,7 +174,10 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     meta = read_json(config_path)
     if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
         raise ValueError(f"{config_path}: not a workbench run description; train again with 'workbench train'.")
-    config = TrainConfig.from_dict(meta["train"])
+    try:
+        config = TrainConfig.from_dict(meta["train"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{config_path}: the run folder is damaged (its training settings: {_reason(error)}); train again.") from None
     model_path = run_dir / "model.keras"
     history_path = run_dir / "history.json"
     if not model_path.is_file():
@@ -185,8 +188,15 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         history = state["history"]
     else:
         history = read_json(history_path) if history_path.is_file() else []
-    model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
-    vocabulary = Vocabulary.read_csv(run_dir / "vocabulary.csv")
+    try:
+        model = keras.saving.load_model(model_path, safe_mode=True, compile=False)
+    except Exception as error:  # a truncated or crafted archive raises many types inside Keras and h5py
+        raise ValueError(f"{model_path}: the run folder is damaged (the model cannot be loaded: {_reason(error)}); "
+                         "train again.") from None
+    try:
+        vocabulary = Vocabulary.read_csv(run_dir / "vocabulary.csv")
+    except (OSError, ValueError) as error:
+        raise ValueError(f"{run_dir / 'vocabulary.csv'}: the run folder is damaged ({_reason(error)}); train again.") from None
     embedding = None
     if config.head in EMBEDDING_HEADS:
         embedding = LabelEmbedding.load(run_dir / "embedding")
@@ -202,6 +212,12 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         history=list(history),
         run_dir=run_dir,
     )
+
+
+def _reason(error: BaseException) -> str:
+    """The first line of an exception's message (its type name when empty), without a final full stop."""
+    text = str(error.args[0] if isinstance(error, KeyError) and error.args else error).strip()
+    return (text.splitlines()[0] if text else type(error).__name__).rstrip(".")
 
 
 def read_state(run_dir: Path) -> dict | None:

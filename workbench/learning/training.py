@@ -29,7 +29,7 @@ from workbench._io import atomic_write_json, read_json
 from workbench.learning.config import EMBEDDING_HEADS, TrainConfig
 from workbench.learning.devices import describe_device
 from workbench.learning.evaluation import EvaluationCallback
-from workbench.learning.feeding import ImageSource, LabelBatches
+from workbench.learning.feeding import ImageSource, LabelBatches, drop_unreadable
 from workbench.learning.models import build_model, compile_model, output_width
 from workbench.learning.runs import (
     RUN_FORMAT,
@@ -80,6 +80,23 @@ def _validation_inputs(source: ImageSource, *, batch_size: int, workers: int):
     return LabelBatches(source, batch_size=batch_size, shuffle=False, targets=False, workers=workers)
 
 
+class _FailureLog(keras.callbacks.Callback):
+    """After each epoch, one line for every image file that could not be decoded (it was skipped)."""
+
+    def __init__(self, sources, print_function):
+        super().__init__()
+        self.sources = sources
+        self.print_function = print_function
+        self.reported: set = set()
+
+    def on_epoch_end(self, epoch, logs=None):
+        for source in self.sources:
+            for path, reason in list(source.failures.items()):
+                if path not in self.reported:
+                    self.reported.add(path)
+                    self.print_function(f"skipped an image that could not be decoded: {reason}")
+
+
 def train(
     dataset,
     *,
@@ -90,6 +107,7 @@ def train(
     callbacks: Sequence = (),
     verbose: int = 1,
     print_function: Callable[[str], None] = print,
+    skip_bad_images: bool = False,
 ) -> TrainedRun:
     """Train (or resume training) one head and write its run directory.
 
@@ -114,6 +132,12 @@ def train(
     verbose : int, default=1
         0 silent; 1 one line per epoch; 2 also Keras' progress bar.
     print_function : callable, default=print
+    skip_bad_images : bool, default=False
+        Image files are checked from their headers before anything is written: an
+        unreadable one is a ``ValueError`` naming it, unless this is true, when such
+        files are left out (and listed in ``config.json``'s ``data.skipped_images``). A
+        file that passes the check but fails to decode during training is skipped and
+        logged, never fatal (``data.failed_images``).
 
     Returns
     -------
@@ -129,6 +153,10 @@ def train(
         train_set, validation_set = dataset, validation
         if tuple(validation_set.vocabulary.names) != tuple(train_set.vocabulary.names):
             raise ValueError("The validation set has a different vocabulary from the training set; split one data set.")
+    (train_set, validation_set), skipped_images = drop_unreadable(train_set, validation_set, skip=skip_bad_images)
+    if skipped_images and verbose:
+        print_function(f"Leaving out {len(skipped_images)} image file(s) that cannot be read "
+                       f"(listed in {run_dir / 'config.json'}).")
     vocabulary = train_set.vocabulary
     head_embedding = label_vectors(
         config.head,
@@ -154,6 +182,7 @@ def train(
             "num_train": len(train_set),
             "num_validation": len(validation_set),
             "fingerprint": run_fingerprint(train_set, validation_set),
+            "skipped_images": skipped_images,
         },
         "embedding_settings": None if head_embedding is None else head_embedding.settings,
         "backend": keras.backend.backend(),
@@ -165,6 +194,8 @@ def train(
     if (run_dir / "config.json").is_file():
         previous = read_json(run_dir / "config.json")
         _check_resumable(previous, meta, run_dir)
+        if previous.get("data", {}).get("failed_images"):  # files that failed before the interruption
+            meta["data"]["failed_images"] = dict(previous["data"]["failed_images"])
     if state is not None and config.head in EMBEDDING_HEADS and (run_dir / "embedding").is_dir():
         saved = LabelEmbedding.load(run_dir / "embedding")
         if saved.vectors.shape != head_embedding.vectors.shape or not np.allclose(saved.vectors, head_embedding.vectors, atol=1e-6):
@@ -223,11 +254,15 @@ def train(
             batches,
             epochs=config.epochs,
             initial_epoch=initial_epoch,
-            callbacks=[evaluation, _Checkpointer(run_dir, evaluation), *callbacks],
+            callbacks=[evaluation, _FailureLog((source, validation_source), print_function if verbose else lambda line: None),
+                       _Checkpointer(run_dir, evaluation), *callbacks],
             shuffle=False,
             verbose=1 if verbose >= 2 else 0,
         )
         history = evaluation.history
+        failed = {**source.failures, **validation_source.failures}
+        if failed:
+            meta["data"]["failed_images"] = {**meta["data"].get("failed_images", {}), **failed}
     elif verbose:
         print_function(f"{run_dir} already has {initial_epoch} epoch(s); nothing to train.")
 

@@ -10,6 +10,7 @@ computes them.
 from __future__ import annotations
 
 import io
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -179,13 +180,16 @@ class LabelEmbedding:
         meta = read_json(directory / "embedding.json")
         if not isinstance(meta, dict) or meta.get("format") != _FORMAT or "vocabulary" not in meta:
             raise ValueError(f"{directory / 'embedding.json'}: not a label-embedding description; re-run 'workbench embed'.")
-        with np.load(directory / "embedding.npz", allow_pickle=False) as archive:
-            missing = {"vectors", "eigenvalues"} - set(archive.files)
-            if missing:
-                raise ValueError(f"{directory / 'embedding.npz'}: missing array(s) {sorted(missing)}; re-run 'workbench embed'.")
-            vectors = archive["vectors"]
-            eigenvalues = archive["eigenvalues"]
-            label_counts = archive["label_counts"] if "label_counts" in archive.files else None
+        try:
+            with np.load(directory / "embedding.npz", allow_pickle=False) as archive:
+                arrays = {name: archive[name] for name in ("vectors", "eigenvalues", "label_counts") if name in archive.files}
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise ValueError(f"{directory / 'embedding.npz'} is damaged ({reason}); re-run 'workbench embed'.") from None
+        missing = {"vectors", "eigenvalues"} - set(arrays)
+        if missing:
+            raise ValueError(f"{directory / 'embedding.npz'}: missing array(s) {sorted(missing)}; re-run 'workbench embed'.")
+        vectors, eigenvalues, label_counts = arrays["vectors"], arrays["eigenvalues"], arrays.get("label_counts")
         if vectors.shape != (meta.get("num_labels"), meta.get("embedding_dim")):
             raise ValueError(
                 f"{directory}: embedding.npz holds vectors {vectors.shape} but embedding.json describes "

@@ -1,0 +1,187 @@
+"""Bad files and faults give one line and lose no work (issue 13's defects, each with the test that failed before its fix)."""
+
+import json
+import sqlite3
+
+import numpy as np
+import pytest
+
+from tests.test_training import coloured_squares
+
+
+@pytest.fixture()
+def scenes_with_bad_files(tmp_path):
+    """Coloured squares written as PNG files; one is not an image, one is cut short after a valid header."""
+    from workbench.data.scenes import write_scenes
+
+    folder = tmp_path / "data"
+    write_scenes(coloured_squares(40, seed=9), folder)
+    images = sorted((folder / "images").glob("*.png"))
+    images[3].write_text("this is not a PNG")
+    data = images[7].read_bytes()
+    images[7].write_bytes(data[: len(data) * 3 // 5])  # header intact, pixels cut short
+    return folder, images[3].name, images[7].name
+
+
+TRAIN_FLAGS = ["--epochs", "2", "--image-size", "16", "--width", "4", "--depth", "2", "--batch-size", "8",
+               "--validation-fraction", "0.25"]
+
+
+def test_header_check_finds_unreadable_files_without_decoding(scenes_with_bad_files, tmp_path):
+    from workbench.data.images import unreadable_images
+
+    folder, corrupt, truncated = scenes_with_bad_files
+    (tmp_path / "empty.png").write_bytes(b"")
+    paths = sorted((folder / "images").glob("*.png")) + [tmp_path / "empty.png", tmp_path / "missing.png", folder]
+    found = unreadable_images(paths)
+    names = {path.rsplit("/", 1)[-1]: reason for path, reason in found.items()}
+    assert set(names) == {corrupt, "empty.png", "missing.png", "data"}
+    assert "not an image" in names[corrupt] and "empty" in names["empty.png"] and "does not exist" in names["missing.png"]
+    assert truncated not in names, "a valid header passes; the pixels are checked when decoded"
+
+
+def test_train_refuses_unreadable_images_before_writing_anything(scenes_with_bad_files, tmp_path, capsys):
+    from workbench.cli import main
+
+    folder, corrupt, _ = scenes_with_bad_files
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--head", "sigmoid", *TRAIN_FLAGS, "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and corrupt in error and "--skip-bad-images" in error and "Traceback" not in error
+    assert not out.exists(), "no half-made run folder"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("head", ["pmi", "sigmoid"])
+def test_train_skips_bad_images_and_one_that_fails_mid_training_is_logged_not_fatal(scenes_with_bad_files, tmp_path, capsys, head):
+    from workbench.cli import main
+
+    folder, corrupt, truncated = scenes_with_bad_files
+    extra = []
+    if head == "pmi":
+        assert main(["embed", "--data", str(folder), "--dim", "3", "--out", str(tmp_path / "embedding")]) == 0
+        extra = ["--embedding", str(tmp_path / "embedding")]
+    out = tmp_path / "run"
+    assert main(["train", "--data", str(folder), "--head", head, *extra, *TRAIN_FLAGS, "--skip-bad-images", "--out", str(out)]) == 0
+    captured = capsys.readouterr()
+    assert "Traceback" not in captured.err
+    config = json.loads((out / "config.json").read_text())
+    assert config["status"] == "complete"
+    assert [path.rsplit("/", 1)[-1] for path in config["data"]["skipped_images"]] == [corrupt]
+    assert [path.rsplit("/", 1)[-1] for path in config["data"]["failed_images"]] == [truncated]
+    assert "skipped an image that could not be decoded" in captured.out and truncated in captured.out
+    assert config["data"]["num_train"] + config["data"]["num_validation"] == 39
+
+
+@pytest.mark.slow
+def test_compare_skips_bad_images_too(scenes_with_bad_files, tmp_path, capsys):
+    from workbench.cli import main
+
+    folder, corrupt, _ = scenes_with_bad_files
+    out = tmp_path / "cmp"
+    flags = ["--dim", "3", "--heads", "pmi,sigmoid", "--seeds", "1", *TRAIN_FLAGS]
+    assert main(["compare", "--data", str(folder), *flags, "--out", str(out)]) == 2
+    assert corrupt in capsys.readouterr().err and not out.exists()
+    assert main(["compare", "--data", str(folder), *flags, "--skip-bad-images", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert [path.rsplit("/", 1)[-1] for path in results["config"]["skipped_images"]] == [corrupt]
+
+
+def test_a_bad_image_in_a_batch_gets_a_zero_target():
+    from workbench.data.datasets import MultiLabelDataset
+    from workbench.learning.feeding import ImageSource, LabelBatches
+
+    dataset = coloured_squares(6, seed=1)
+    on_disk = MultiLabelDataset(image_paths=tuple(f"/nonexistent/{n}.png" for n in range(6)), label_sets=dataset.label_sets,
+                                vocabulary=dataset.vocabulary, name="missing files")
+    batches = LabelBatches(ImageSource(on_disk, image_size=8), on_disk.labels, batch_size=3, shuffle=False)
+    images, targets = batches[0]
+    assert images.shape == (3, 8, 8, 3) and not images.any() and not targets.any()
+    assert len(batches.source.failures) == 3 and all("does not exist" in reason for reason in batches.source.failures.values())
+
+
+# ---------------------------------------------------------------------------------
+# classify: results are printed before they are stored
+# ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_classify_prints_every_result_when_the_store_fails(tmp_path, capsys, monkeypatch):
+    from tests.test_classify import train_tiny_run
+    from workbench.apps.store import ResultStore
+    from workbench.cli import main
+    from workbench.data.scenes import write_scenes
+
+    run_dir = train_tiny_run(tmp_path / "run", epochs=1, num_images=64)
+    write_scenes(coloured_squares(3, seed=2), tmp_path / "images")
+    images = [str(path) for path in sorted((tmp_path / "images" / "images").glob("*.png"))]
+
+    def broken(*args, **kwargs):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(ResultStore, "add_classifications", broken)
+    assert main(["classify", str(run_dir), *images, "--top", "2", "--json"]) == 3
+    captured = capsys.readouterr()
+    printed = json.loads(captured.out)
+    assert [entry["image"] for entry in printed] == images and all(entry["labels"] for entry in printed)
+    assert captured.err.count("\n") == 1 and "could not store" in captured.err and "disk I/O error" in captured.err
+
+
+# ---------------------------------------------------------------------------------
+# damaged artefacts: one line, no traceback
+# ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_damaged_run_and_embedding_files_are_named_in_one_line(tmp_path, capsys):
+    import shutil
+
+    from tests.test_classify import train_tiny_run
+    from workbench.cli import main
+
+    run_dir = train_tiny_run(tmp_path / "run", epochs=1, num_images=64)
+    image = tmp_path / "one.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16, 3), 200, np.uint8)).save(image)
+    for damaged, cut in (("model.keras", 0.5), ("embedding/embedding.npz", 0.4)):
+        copy = tmp_path / f"damaged-{damaged.replace('/', '-')}"
+        shutil.copytree(run_dir, copy)
+        data = (copy / damaged).read_bytes()
+        (copy / damaged).write_bytes(data[: int(len(data) * cut)])
+        assert main(["classify", str(copy), str(image), "--top", "2", "--no-store"]) == 2
+        error = capsys.readouterr().err
+        assert error.count("\n") == 1 and "damaged" in error and "Traceback" not in error, error
+    copy = tmp_path / "damaged-config"
+    shutil.copytree(run_dir, copy)
+    config = json.loads((copy / "config.json").read_text())
+    config["train"] = "not a dict"
+    (copy / "config.json").write_text(json.dumps(config))
+    assert main(["classify", str(copy), str(image), "--top", "2", "--no-store"]) == 2
+    assert "damaged" in capsys.readouterr().err
+    embedding_copy = tmp_path / "embedding-only"
+    shutil.copytree(run_dir / "embedding", embedding_copy)
+    data = (embedding_copy / "embedding.npz").read_bytes()
+    (embedding_copy / "embedding.npz").write_bytes(data[: len(data) // 3])
+    assert main(["neighbours", str(embedding_copy), "--label", "red"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "damaged" in error
+
+
+def test_deeply_nested_json_is_a_one_line_error(tmp_path):
+    from workbench._io import read_json
+
+    path = tmp_path / "deep.json"
+    path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ValueError, match="nested too deeply"):
+        read_json(path)
+
+
+def test_embed_refuses_a_projector_path_taken_by_a_file_before_writing(tmp_path, capsys):
+    from workbench.cli import main
+    from workbench.data.scenes import write_scenes
+
+    write_scenes(coloured_squares(20, seed=3), tmp_path / "data")
+    out = tmp_path / "emb"
+    out.mkdir()
+    (out / "projector").write_text("a file in the way")
+    assert main(["embed", "--data", str(tmp_path / "data"), "--dim", "2", "--projector", "--out", str(out)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "projector" in error
+    assert sorted(path.name for path in out.iterdir()) == ["projector"], "nothing half-written"
