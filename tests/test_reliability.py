@@ -185,3 +185,62 @@ def test_embed_refuses_a_projector_path_taken_by_a_file_before_writing(tmp_path,
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "projector" in error
     assert sorted(path.name for path in out.iterdir()) == ["projector"], "nothing half-written"
+
+
+# ---------------------------------------------------------------------------------
+# one output-folder policy; a replaced embedding is detected
+# ---------------------------------------------------------------------------------
+def test_embed_writes_only_into_a_new_empty_or_its_own_folder(tmp_path, capsys):
+    from workbench.cli import main
+    from workbench.data.scenes import write_scenes
+
+    write_scenes(coloured_squares(20, seed=4), tmp_path / "data")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "thesis.tex").write_text("years of work")
+    arguments = ["embed", "--data", str(tmp_path / "data"), "--dim", "2"]
+    assert main([*arguments, "--out", str(mine)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "was not written by 'workbench embed'" in error
+    assert sorted(path.name for path in mine.iterdir()) == ["thesis.tex"]
+    out = tmp_path / "emb"
+    assert main([*arguments, "--out", str(out)]) == 0
+    assert main([*arguments, "--out", str(out)]) == 0, "the same command with the same settings may write again"
+    before = (out / "embedding.npz").read_bytes()
+    assert main(["embed", "--data", str(tmp_path / "data"), "--dim", "3", "--out", str(out)]) == 2
+    assert "other settings (embedding_dim 2 -> 3)" in capsys.readouterr().err
+    assert (out / "embedding.npz").read_bytes() == before
+
+
+def test_compare_refuses_a_folder_it_did_not_write(tmp_path, capsys):
+    from workbench.cli import main
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep")
+    assert main(["compare", "--data", str(tmp_path / "nowhere"), "--out", str(mine)]) == 2
+    assert "was not written by 'workbench compare'" in capsys.readouterr().err
+    assert sorted(path.name for path in mine.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.slow
+def test_a_run_detects_an_embedding_replaced_after_training(tmp_path, capsys):
+    from tests.test_classify import train_tiny_run
+    from workbench.cli import main
+    from workbench.learning.runs import load_run
+    from workbench.method.embedding import LabelEmbedding
+
+    run_dir = train_tiny_run(tmp_path / "run", epochs=1, num_images=64)
+    assert json.loads((run_dir / "manifest.json").read_text())["sha256"].keys() >= {"model.keras", "embedding/embedding.npz"}
+    load_run(run_dir)  # intact: loads
+    original = LabelEmbedding.load(run_dir / "embedding")
+    replaced = LabelEmbedding(vocabulary=original.vocabulary, vectors=original.vectors[:, ::-1].copy(),
+                              eigenvalues=original.eigenvalues, label_counts=original.label_counts, settings=original.settings)
+    replaced.save(run_dir / "embedding")  # what 'workbench embed --out RUN_DIR/embedding' used to do silently
+    image = tmp_path / "one.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16, 3), 90, np.uint8)).save(image)
+    assert main(["classify", str(run_dir), str(image), "--top", "2", "--no-store"]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "was replaced or changed after training" in error

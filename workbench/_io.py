@@ -98,6 +98,46 @@ def read_json(path: str | Path):
         raise ValueError(f"{path}: not UTF-8 text ({error.reason} at byte {error.start}); it is not a JSON file.") from None
 
 
+def check_output_folder(path: str | Path, *, marker: str, command: str, differences=None) -> Path:
+    """Refuse, before anything is written, an output folder that is not new, empty, or ``command``'s own.
+
+    One policy for every command that writes a folder: it may be new, empty, or an
+    earlier output of the same command (recognised by its ``marker`` file) made with
+    the same settings; anything else is a one-line ``ValueError`` and nothing is touched.
+
+    Parameters
+    ----------
+    path : path
+        The ``--out`` folder.
+    marker : str
+        The file the command writes into every output folder (``"embedding.json"``).
+    command : str
+        How the message names the command (``"workbench embed"``).
+    differences : callable, optional
+        ``differences(folder) -> str | None``: for an earlier output, which settings
+        differ (``None`` when they are the same).
+
+    Returns
+    -------
+    pathlib.Path
+    """
+    folder = Path(path)
+    if not folder.exists():
+        return folder
+    if not folder.is_dir():
+        raise ValueError(f"{folder} exists and is not a folder; give --out a folder path.")
+    if not any(folder.iterdir()):
+        return folder
+    if not (folder / marker).is_file():
+        raise ValueError(f"{folder} is not empty and was not written by '{command}' (no {marker}); give --out a new "
+                         "or empty folder, so that nothing of yours is replaced.")
+    changed = differences(folder) if differences is not None else None
+    if changed:
+        raise ValueError(f"{folder} holds an earlier '{command}' output with other settings ({changed}); give --out a "
+                         "new folder, or delete it to start over.")
+    return folder
+
+
 def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> None:
     """Save arrays with :func:`numpy.savez` atomically (object arrays are refused)."""
     for name, array in arrays.items():

@@ -20,6 +20,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from workbench._io import check_output_folder
+
 from workbench.learning.config import HEADS, OPTIMIZERS
 from workbench.learning.experiments import DEFAULT_HEADS
 from workbench.method.decoders import DECODERS
@@ -210,8 +212,6 @@ def _add_embed(subparsers) -> None:
 def _run_embed(args) -> int:
     import time
     import warnings
-    from pathlib import Path
-
     from tqdm.auto import tqdm
 
     from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
@@ -221,9 +221,8 @@ def _run_embed(args) -> int:
         raise UserError("give exactly one of --data DATASET or --counts COUNTS.json.")
     options = embedding_options(args)  # every bad option fails here, before any work
     began = time.perf_counter()
-    out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"{out} exists and is not a folder; give a folder for --out.")
+    out = check_output_folder(args.out, marker="embedding.json", command="workbench embed",
+                              differences=lambda folder: _embedding_differences(folder, options))
     for wanted, flag in (("projector", args.projector), ("counts.json", args.save_counts)):
         taken = out / wanted
         if flag and taken.exists() and (taken.is_dir() == (wanted == "counts.json")):
@@ -267,6 +266,19 @@ def _run_embed(args) -> int:
         f"solver {embedding.settings['spectral']['solver']}, {time.perf_counter() - began:.1f} s -> {out}"
     )
     return 0
+
+
+def _embedding_differences(folder, options) -> str | None:
+    """Which embedding options an earlier ``embed`` output in ``folder`` was made with differently (None: the same)."""
+    from workbench._io import read_json
+    from workbench.method.embed import EmbeddingOptions
+
+    try:
+        recorded = EmbeddingOptions.from_dict(read_json(folder / "embedding.json")["settings"]["options"])
+    except (KeyError, TypeError, ValueError):
+        return "settings not recorded"
+    changed = recorded.differences(options)
+    return ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in changed.items()) or None
 
 
 def _add_neighbours(subparsers) -> None:
@@ -447,6 +459,7 @@ def _run_compare(args) -> int:
     heads = [head.strip() for head in args.heads.split(",") if head.strip()]
     if args.seeds < 1:
         raise UserError(f"--seeds must be at least 1; got {args.seeds}.")
+    check_output_folder(args.out, marker="results.json", command="workbench compare")  # before the data is read
     embedding = embedding_options(args)
     if args.embedding:
         from workbench.method.embed import EmbeddingOptions
@@ -675,14 +688,10 @@ def _integers(text: str, flag: str) -> list[int]:
 
 
 def _run_ceiling(args) -> int:
-    from pathlib import Path
-
     from workbench._io import atomic_write_json
     from workbench.learning.ceiling import decoding_ceiling
 
-    out = Path(args.out)
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "ceiling.json").is_file())):
-        raise UserError(f"{out} exists and is not an empty folder or an earlier ceiling output; give --out a new folder.")
+    out = check_output_folder(args.out, marker="ceiling.json", command="workbench ceiling")
     options = embedding_options(args)
     dims = _integers(args.dims, "--dims")
     embeddings = [name.strip() for name in args.embeddings.split(",") if name.strip()]

@@ -257,6 +257,8 @@ def compare(
         config["embedding_fingerprint"] = embedding_fingerprint(embedding)
     _check_resumable(out_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if not (out_dir / "results.json").exists():  # first: the folder is a comparison from now on (a rerun resumes it)
+        atomic_write_json(out_dir / "results.json", {"config": config, "runs": []})
     if "pmi" in heads and not (out_dir / "embedding").exists():
         embedding.save(out_dir / "embedding")
 

@@ -4,8 +4,10 @@ A run directory (``RUN_DIR``) holds everything needed to use or continue a run:
 
 ``config.json``
     The :class:`TrainConfig` (learning rate resolved), the head, the vocabulary size,
-    a fingerprint of the training/validation split, the Keras backend and device,
-    and ``status`` (``"running"`` or ``"complete"``).
+    a fingerprint of the training/validation split, image files left out
+    (``data.skipped_images``) or skipped when they failed to decode
+    (``data.failed_images``), the Keras backend and device, and ``status``
+    (``"running"`` or ``"complete"``).
 ``vocabulary.csv``
     The ``C`` labels (every head, the sigmoid head included).
 ``embedding/``
@@ -20,6 +22,12 @@ A run directory (``RUN_DIR``) holds everything needed to use or continue a run:
     One record per epoch (see :class:`workbench.learning.evaluation.EvaluationCallback`).
 ``model.keras``
     The final model, written when the last epoch is done.
+``manifest.json``
+    The SHA-256 of ``vocabulary.csv``, ``embedding/`` and ``model.keras``, written with
+    the final model; :func:`load_run` checks them, so an embedding replaced after
+    training is refused instead of silently changing the run's predictions.
+``calibration.json``
+    Written by ``workbench calibrate`` (:mod:`workbench.learning.calibration`).
 
 :func:`load_run` reads a run folder (the model in Keras' safe mode; every custom
 object is registered, no ``Lambda`` layers). :meth:`TrainedRun.label_scores` is the
@@ -44,7 +52,8 @@ from workbench.learning.config import EMBEDDING_HEADS, TrainConfig
 from workbench.method.decoding import LabelScorer
 from workbench.method.embedding import LabelEmbedding
 
-__all__ = ["TrainedRun", "load_run", "read_state", "save_model", "check_out_dir", "run_fingerprint", "RUN_FORMAT"]
+__all__ = ["TrainedRun", "load_run", "read_state", "save_model", "check_out_dir", "run_fingerprint", "write_manifest",
+           "verify_manifest", "RUN_FORMAT"]
 
 #: ``config.json``'s ``format`` and ``format_version``.
 RUN_FORMAT = "workbench-run"
@@ -174,6 +183,7 @@ def load_run(run_dir: str | Path) -> TrainedRun:
     meta = read_json(config_path)
     if not isinstance(meta, dict) or meta.get("format") != RUN_FORMAT:
         raise ValueError(f"{config_path}: not a workbench run description; train again with 'workbench train'.")
+    verify_manifest(run_dir)
     try:
         config = TrainConfig.from_dict(meta["train"])
     except (KeyError, TypeError, ValueError) as error:
@@ -212,6 +222,49 @@ def load_run(run_dir: str | Path) -> TrainedRun:
         history=list(history),
         run_dir=run_dir,
     )
+
+
+#: The files of a run folder whose checksums ``manifest.json`` records (those that exist).
+MANIFEST_FILES = ("vocabulary.csv", "embedding/embedding.json", "embedding/embedding.npz", "model.keras")
+
+
+def _sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def write_manifest(run_dir: str | Path) -> dict:
+    """Record the SHA-256 of the run's files (:data:`MANIFEST_FILES` that exist) in ``RUN_DIR/manifest.json``."""
+    from workbench._io import atomic_write_json
+
+    run_dir = Path(run_dir)
+    manifest = {name: _sha256_of(run_dir / name) for name in MANIFEST_FILES if (run_dir / name).is_file()}
+    atomic_write_json(run_dir / "manifest.json", {"sha256": manifest})
+    return manifest
+
+
+def verify_manifest(run_dir: str | Path) -> None:
+    """A one-line ``ValueError`` when a file of the run was replaced or changed after training (runs without a manifest pass)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "manifest.json"
+    if not path.is_file():
+        return
+    recorded = read_json(path)
+    checksums = recorded.get("sha256") if isinstance(recorded, dict) else None
+    if not isinstance(checksums, dict):
+        raise ValueError(f"{path}: the run folder is damaged (its manifest is not one 'workbench train' wrote); train again.")
+    for name, checksum in checksums.items():
+        if name not in MANIFEST_FILES:
+            continue
+        file = run_dir / name
+        if not file.is_file():
+            raise ValueError(f"{file}: missing; the run folder is damaged, restore it or train again.")
+        if _sha256_of(file) != checksum:
+            raise ValueError(f"{file} was replaced or changed after training (its checksum differs from the run's "
+                             "manifest); restore it, or train again.")
 
 
 def _reason(error: BaseException) -> str:

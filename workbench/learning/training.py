@@ -39,6 +39,7 @@ from workbench.learning.runs import (
     read_state,
     run_fingerprint,
     save_model,
+    write_manifest,
 )
 from workbench.learning.targets import label_vectors
 from workbench.method.embedding import LabelEmbedding
@@ -217,6 +218,7 @@ def train(
     if head_embedding is not None:
         head_embedding.save(run_dir / "embedding")
     atomic_write_json(run_dir / "config.json", {**meta, "status": "running", "epochs_completed": initial_epoch})
+    (run_dir / "manifest.json").unlink(missing_ok=True)  # rewritten when the model is saved
 
     # -- fit -------------------------------------------------------------------------
     if initial_epoch < config.epochs:
@@ -267,6 +269,7 @@ def train(
         print_function(f"{run_dir} already has {initial_epoch} epoch(s); nothing to train.")
 
     save_model(model, run_dir / "model.keras")
+    write_manifest(run_dir)
     atomic_write_json(run_dir / "history.json", history)
     atomic_write_json(run_dir / "config.json", {**meta, "status": "complete", "epochs_completed": max(initial_epoch, len(history))})
     return TrainedRun(
