@@ -244,3 +244,48 @@ def test_a_run_detects_an_embedding_replaced_after_training(tmp_path, capsys):
     assert main(["classify", str(run_dir), str(image), "--top", "2", "--no-store"]) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "was replaced or changed after training" in error
+
+
+# ---------------------------------------------------------------------------------
+# resume equals an uninterrupted run
+# ---------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_history(tmp_path):
+    """``kill -9`` after the first checkpoint, run the same command again: the same losses and metrics, epoch by epoch.
+
+    Augmentation and dropout are on: their seed generators' states must be restored too.
+    """
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from workbench.data.scenes import write_scenes
+
+    write_scenes(coloured_squares(96, seed=11), tmp_path / "data")
+    command = [sys.executable, "-m", "workbench.cli", "train", "--data", str(tmp_path / "data"), "--head", "sigmoid",
+               "--epochs", "4", "--image-size", "16", "--width", "4", "--depth", "2", "--batch-size", "16",
+               "--validation-fraction", "0.25", "--workers", "1"]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1"}
+    subprocess.run([*command, "--out", str(tmp_path / "whole")], check=True, capture_output=True, env=environment, timeout=300)
+    killed = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL, env=environment)
+    state = tmp_path / "killed" / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 240
+    while killed.poll() is None and time.monotonic() < deadline:
+        if state.is_file() and json.loads(state.read_text())["epoch"] >= 1:
+            os.kill(killed.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    killed.wait(timeout=60)
+    assert killed.returncode == -signal.SIGKILL, "the run was killed mid-training"
+    resumed = subprocess.run([*command, "--out", str(tmp_path / "killed")], capture_output=True, text=True,
+                             env=environment, timeout=300)
+    assert resumed.returncode == 0 and "Resuming" in resumed.stdout, resumed.stdout + resumed.stderr
+    whole = json.loads((tmp_path / "whole" / "history.json").read_text())
+    again = json.loads((tmp_path / "killed" / "history.json").read_text())
+    assert [record["epoch"] for record in again] == [1, 2, 3, 4]
+    for first, second in zip(whole, again):
+        assert second["loss"] == pytest.approx(first["loss"], rel=1e-4, abs=1e-6)
+        assert second["map_at_100"] == pytest.approx(first["map_at_100"], abs=1e-4)

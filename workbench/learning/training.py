@@ -7,7 +7,9 @@ model with its optimizer state, then ``checkpoints/state.json`` (the last comple
 epoch and the history up to it) as the commit point. Running :func:`train` again on
 the same folder with the same settings resumes after the last checkpoint (the batch
 order of each epoch depends only on the seed and the epoch), so a killed run loses at
-most the epoch in progress.
+most the epoch in progress. The resumed run continues exactly where the killed one was:
+same batch order, same augmentation and dropout draws (the seed generators' states are
+kept in ``state.json``, as ``model.save`` does not keep them), same optimizer state.
 
 Why not Keras' ``BackupAndRestore``: it saves weights and its epoch counter in two
 non-atomic writes (a kill between them restores the wrong epoch), keeps none of the
@@ -52,8 +54,29 @@ _RESUMABLE_CHANGES = {"epochs", "workers", "verbose"}
 _VALIDATION_IN_MEMORY_BYTES = 512 * 1024 * 1024
 
 
+def _seed_states(model) -> dict:
+    """The state of every random layer's seed generator (augmentation, dropout), keyed by layer name and position.
+
+    ``model.save`` does not keep them, so a resumed run would draw the augmentation and
+    dropout of its first epochs again; ``state.json`` keeps them instead.
+    """
+    states = {}
+    for layer in model.layers:
+        for position, generator in enumerate(getattr(layer, "_seed_generators", None) or ()):
+            states[f"{layer.name}/{position}"] = [int(value) for value in keras.ops.convert_to_numpy(generator.state)]
+    return states
+
+
+def _restore_seed_states(model, states: dict) -> None:
+    for layer in model.layers:
+        for position, generator in enumerate(getattr(layer, "_seed_generators", None) or ()):
+            saved = states.get(f"{layer.name}/{position}")
+            if saved is not None:
+                generator.state.assign(np.asarray(saved, dtype=keras.backend.standardize_dtype(generator.state.dtype)))
+
+
 class _Checkpointer(keras.callbacks.Callback):
-    """After each epoch: the model (with optimizer state), then history and state (the commit point)."""
+    """After each epoch: the model (with optimizer state), then history, seed states and state (the commit point)."""
 
     def __init__(self, run_dir: Path, evaluation):
         super().__init__()
@@ -67,7 +90,8 @@ class _Checkpointer(keras.callbacks.Callback):
         save_model(self.model, folder / name)
         history = self.evaluation.history
         atomic_write_json(self.run_dir / "history.json", history)
-        atomic_write_json(folder / "state.json", {"epoch": epoch + 1, "checkpoint": name, "history": history})
+        atomic_write_json(folder / "state.json", {"epoch": epoch + 1, "checkpoint": name, "history": history,
+                                                  "seed_states": _seed_states(self.model)})
         for old in folder.glob("epoch-*.keras"):
             if old.name != name:
                 old.unlink(missing_ok=True)
@@ -206,6 +230,7 @@ def train(
     initial_epoch = 0
     if state is not None:
         model = keras.saving.load_model(run_dir / "checkpoints" / state["checkpoint"], safe_mode=True)
+        _restore_seed_states(model, state.get("seed_states") or {})
         history = list(state["history"])
         initial_epoch = int(state["epoch"])
         if verbose:
