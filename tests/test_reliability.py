@@ -289,3 +289,47 @@ def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_history(tmp_path
     for first, second in zip(whole, again):
         assert second["loss"] == pytest.approx(first["loss"], rel=1e-4, abs=1e-6)
         assert second["map_at_100"] == pytest.approx(first["map_at_100"], abs=1e-4)
+
+
+# ---------------------------------------------------------------------------------
+# weaker defects: leftovers, empty stores, silent counts
+# ---------------------------------------------------------------------------------
+def test_temporary_files_left_by_killed_writers_are_cleaned_up(tmp_path):
+    import os
+    import time
+
+    from workbench._io import STALE_TEMPORARY_SECONDS, atomic_write_json
+
+    stale = tmp_path / ".config.json.abc123.tmp"
+    fresh = tmp_path / ".config.json.def456.tmp"  # perhaps another writer's, still at work
+    other = tmp_path / ".history.json.xyz.tmp"
+    for leftover in (stale, fresh, other):
+        leftover.write_text("half")
+    old = time.time() - STALE_TEMPORARY_SECONDS - 60
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    atomic_write_json(tmp_path / "config.json", {"a": 1})
+    assert not stale.exists() and fresh.exists() and other.exists(), "only this file's stale temporaries go"
+    assert json.loads((tmp_path / "config.json").read_text()) == {"a": 1}
+
+
+def test_a_classify_that_fails_leaves_no_empty_store(tmp_path, capsys):
+    from workbench.cli import main
+
+    run_dir = tmp_path / "not-a-run"
+    run_dir.mkdir()
+    image = tmp_path / "x.png"
+    image.write_bytes(b"not needed")
+    assert main(["classify", str(run_dir), str(image), "--top", "2"]) == 2
+    assert "config.json" in capsys.readouterr().err
+    assert not (run_dir / "results.sqlite").exists()
+
+
+def test_embed_says_how_many_images_have_no_label(tmp_path, capsys):
+    from workbench.cli import main
+
+    folder = tmp_path / "data"
+    (folder / "images").mkdir(parents=True)
+    (folder / "labels.csv").write_text("image,labels\nimages/1.png,a|b\nimages/2.png,\nimages/3.png,b\nimages/4.png,\n")
+    assert main(["embed", "--data", str(folder), "--format", "list-csv", "--dim", "1", "--out", str(tmp_path / "e")]) == 0
+    assert "note: 2 of 4 images have no label" in capsys.readouterr().out

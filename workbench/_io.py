@@ -12,13 +12,29 @@ import functools
 import json
 import os
 import stat
+import glob
 import tempfile
+import time
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
-__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_write_json", "atomic_save_npz", "read_json"]
+__all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_write_json", "atomic_save_npz", "read_json",
+           "check_output_folder"]
+
+
+#: A temporary file of an atomic write older than this many seconds was left by a killed writer.
+STALE_TEMPORARY_SECONDS = 3600
+
+
+def _remove_stale_temporaries(path: Path, suffix: str) -> None:
+    """Remove ``.NAME.*SUFFIX`` files beside ``path`` that a killed writer left over an hour ago."""
+    limit = time.time() - STALE_TEMPORARY_SECONDS
+    for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{glob.escape(suffix)}"):
+        with contextlib.suppress(OSError):
+            if leftover.is_file() and leftover.stat().st_mtime < limit:
+                leftover.unlink()
 
 
 @contextlib.contextmanager
@@ -32,6 +48,7 @@ def atomic_path(path: str | Path, *, suffix: str = "", durable: bool = True) -> 
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path, suffix or ".tmp")
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
     os.close(handle)
     temporary = Path(temporary)

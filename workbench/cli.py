@@ -220,6 +220,7 @@ def _run_embed(args) -> int:
     if (args.data is None) == (args.counts is None):
         raise UserError("give exactly one of --data DATASET or --counts COUNTS.json.")
     options = embedding_options(args)  # every bad option fails here, before any work
+    empty_images = 0
     began = time.perf_counter()
     out = check_output_folder(args.out, marker="embedding.json", command="workbench embed",
                               differences=lambda folder: _embedding_differences(folder, options))
@@ -238,6 +239,7 @@ def _run_embed(args) -> int:
 
             steps.set_description("loading data")
             dataset = load_dataset(args.data, format=args.format)
+            empty_images = dataset.summary()["num_empty_images"]
             steps.set_description("counting co-occurrences")
             counts = count_cooccurrence(dataset.labels, dataset.vocabulary, progress=interactive)
         steps.update(1)
@@ -265,6 +267,9 @@ def _run_embed(args) -> int:
         f"reconstruction error {diagnostics['reconstruction_error']:.3f}, "
         f"solver {embedding.settings['spectral']['solver']}, {time.perf_counter() - began:.1f} s -> {out}"
     )
+    if empty_images:
+        print(f"note: {empty_images} of {counts.n_images} images have no label; they count in N (every p(i) = c_i / N) "
+              "but in no pair")
     return 0
 
 
@@ -540,6 +545,7 @@ def _threshold_value(text: str):
 
 def _run_classify(args) -> int:
     import json
+    import os
     from pathlib import Path
 
     from workbench.method.decoding import setting_name
@@ -555,11 +561,15 @@ def _run_classify(args) -> int:
         from workbench.learning.calibration import calibrated_threshold
 
         calibrated_threshold(run_dir, decoder=args.decoder)
-    store = None
-    if not args.no_store:  # opened first, so a bad --store fails before the model loads
+    store = store_path = None
+    if not args.no_store:  # checked first, so a bad --store fails before the model loads
         from workbench.apps.store import ResultStore, default_store_path
 
-        store = ResultStore(args.store or default_store_path(run_dir))
+        store_path = Path(args.store or default_store_path(run_dir))
+        if store_path.exists():
+            store = ResultStore(store_path)  # an existing file must be a result store
+        elif store_path.parent.exists() and not os.access(store_path.parent, os.W_OK):
+            raise UserError(f"{store_path.parent} is not writable; give --store a path you can write, or --no-store.")
     from workbench.apps.classify import Classifier
 
     classifier = Classifier.from_run_dir(run_dir, decoder=args.decoder)
@@ -585,14 +595,15 @@ def _run_classify(args) -> int:
     failed = sum(not result.ok for result in results)
     if failed:
         print(f"workbench classify: {failed} of {len(results)} image(s) could not be classified", file=sys.stderr)
-    if store is not None and any(result.ok for result in results):
+    if store_path is not None and any(result.ok for result in results):
         import sqlite3
 
         try:
+            store = store or ResultStore(store_path)  # created only now: a failed classify leaves no empty store
             store.add_classifications(results, run_id=store.add_trained_run(classifier.run, path=run_dir))
         except (sqlite3.Error, OSError, ValueError) as error:
             reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-            print(f"workbench classify: error: could not store the results in {store.path} ({reason}); every result "
+            print(f"workbench classify: error: could not store the results in {store_path} ({reason}); every result "
                   "is printed above.", file=sys.stderr)
             return EXIT_STORE_FAILED
     return 1 if failed else 0

@@ -150,8 +150,11 @@ class ResultStore:
                 mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 connection.execute("PRAGMA synchronous = FULL")
                 connection.execute("PRAGMA foreign_keys = ON")
+            except sqlite3.OperationalError as error:  # a full disk, an I/O error, a lock: not the file's fault
+                raise ValueError(f"{self.path}: cannot use the result store now ({error}); the file is left as it is: "
+                                 "free disk space or check the disk, then try again.") from None
             except sqlite3.DatabaseError as error:
-                raise ValueError(f"{self.path}: not a result store ({error}); give a new file name or delete it.") from None
+                raise ValueError(f"{self.path}: not a result store ({error}); give a new file name, or move this file away.") from None
             if str(mode).lower() != "wal":
                 raise ValueError(f"{self.path}: the file system does not support SQLite's WAL mode; put the store on a local disk.")
             yield connection
