@@ -283,6 +283,7 @@ def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_history(tmp_path
     resumed = subprocess.run([*command, "--out", str(tmp_path / "killed")], capture_output=True, text=True,
                              env=environment, timeout=300)
     assert resumed.returncode == 0 and "Resuming" in resumed.stdout, resumed.stdout + resumed.stderr
+    assert "absl::InitializeLog" not in resumed.stderr and "oneDNN" not in resumed.stderr, "no start-up noise"
     whole = json.loads((tmp_path / "whole" / "history.json").read_text())
     again = json.loads((tmp_path / "killed" / "history.json").read_text())
     assert [record["epoch"] for record in again] == [1, 2, 3, 4]
@@ -333,3 +334,15 @@ def test_embed_says_how_many_images_have_no_label(tmp_path, capsys):
     (folder / "labels.csv").write_text("image,labels\nimages/1.png,a|b\nimages/2.png,\nimages/3.png,b\nimages/4.png,\n")
     assert main(["embed", "--data", str(folder), "--format", "list-csv", "--dim", "1", "--out", str(tmp_path / "e")]) == 0
     assert "note: 2 of 4 images have no label" in capsys.readouterr().out
+
+
+def test_keras_is_imported_without_tensorflows_start_up_notices():
+    import subprocess
+    import sys
+
+    code = ("import sys; from workbench.learning.startup import import_keras_quietly; keras = import_keras_quietly(); "
+            "print('imported', keras.backend.backend()); print('after', file=sys.stderr)")
+    completed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                               env={**__import__("os").environ, "KERAS_BACKEND": "tensorflow"})
+    assert completed.returncode == 0 and completed.stdout.startswith("imported tensorflow")
+    assert completed.stderr.strip() == "after", completed.stderr

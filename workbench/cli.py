@@ -36,6 +36,10 @@ __all__ = ["main", "build_parser"]
 EXIT_STORE_FAILED = 3
 
 
+#: Commands that load Keras: TensorFlow's start-up notices are dropped as it is imported.
+_KERAS_COMMANDS = {"train", "compare", "classify", "calibrate"}
+
+
 class UserError(Exception):
     """Raised by a subcommand for a problem the user can fix; printed as one line."""
 
@@ -62,6 +66,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
+        if args.command in _KERAS_COMMANDS:
+            from workbench.learning.startup import import_keras_quietly
+
+            import_keras_quietly()
         return int(args.run(args) or 0)
     except (UserError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError, KeyError) as error:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
