@@ -393,3 +393,19 @@ def test_coco128(shared_data):
     expected = sorted({int(line.split()[0]) for line in lines if line.strip()})
     assert dataset.vocabulary.indices(dataset.label_sets[0]).tolist() == expected
     assert isinstance(dataset.vocabulary, Vocabulary)
+
+
+def test_bundled_coco_counts_load_and_equal_the_shared_copy():
+    from workbench.data.bundled import FILES, coco2014_counts_path
+    from workbench.method.cooccurrence import CooccurrenceCounts
+
+    counts = CooccurrenceCounts.load_json(coco2014_counts_path())
+    assert counts.n_images == 82081 and counts.num_labels == 80
+    fork, knife = counts.vocabulary.index("fork"), counts.vocabulary.index("knife")
+    assert counts.pair_counts[fork, knife] > 0
+    assert "CC BY 4.0" in (FILES / "ATTRIBUTION.md").read_text()
+    from tests.conftest import SHARED_DATA
+
+    shared = SHARED_DATA / "cooccurrence" / "coco2014_train.json"
+    if shared.is_file():
+        assert coco2014_counts_path().read_bytes() == shared.read_bytes()
