@@ -58,7 +58,8 @@ __all__ = ["TrainedRun", "load_run", "read_state", "save_model", "check_out_dir"
 #: ``config.json``'s ``format`` and ``format_version``.
 RUN_FORMAT = "workbench-run"
 RUN_FORMAT_VERSION = 1
-#: Up to this many images, a run scores with ``model.predict_on_batch`` (no data pipeline).
+#: Up to this many images, a run scores with ``model.predict_on_batch`` on a batch padded to a power
+#: of two (no data pipeline; at most seven traced shapes).
 _SMALL_BATCH = 64
 
 
@@ -134,8 +135,13 @@ class TrainedRun:
         if len(images) == 0:
             return np.zeros((0, width), dtype=np.float32)
         if len(images) <= _SMALL_BATCH:
-            # One compiled inference step: milliseconds. predict() sets up a data pipeline per call.
-            outputs = self.model.predict_on_batch(images)
+            # One compiled step on a batch padded to the next power of two: milliseconds, and at most
+            # seven traced shapes (a batch of every new size would be traced again, and TensorFlow
+            # warns about it; predict() sets up a data pipeline per call).
+            size = 1 << (len(images) - 1).bit_length()
+            padded = np.zeros((size, *images.shape[1:]), dtype=images.dtype)
+            padded[: len(images)] = images
+            outputs = np.asarray(self.model.predict_on_batch(padded))[: len(images)]
         else:
             outputs = self.model.predict(images, batch_size=int(batch_size), verbose=0)
         return np.asarray(keras.ops.convert_to_numpy(outputs), dtype=np.float32)
