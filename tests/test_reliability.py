@@ -346,3 +346,151 @@ def test_keras_is_imported_without_tensorflows_start_up_notices():
                                env={**__import__("os").environ, "KERAS_BACKEND": "tensorflow"})
     assert completed.returncode == 0 and completed.stdout.startswith("imported tensorflow")
     assert completed.stderr.strip() == "after", completed.stderr
+
+
+# ---------------------------------------------------------------------------------
+# fault injection: a full disk, a damaged store page, killed writers, fuzzed images
+# ---------------------------------------------------------------------------------
+def _run_with_file_size_limit(arguments, *, limit_bytes, cwd):
+    """``workbench ARGUMENTS`` in a subprocess that may write no file beyond ``limit_bytes`` (as on a full disk)."""
+    import os
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    def limit():
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG instead of killing
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit_bytes, limit_bytes))
+
+    return subprocess.run([sys.executable, "-m", "workbench.cli", *arguments], capture_output=True, text=True, cwd=cwd,
+                          preexec_fn=limit, timeout=300, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_embed_gives_one_line_and_keeps_the_earlier_embedding(tmp_path):
+    from workbench.cli import main
+    from workbench.data.scenes import write_scenes
+
+    write_scenes(coloured_squares(30, seed=5), tmp_path / "data")
+    out = tmp_path / "emb"
+    assert main(["embed", "--data", str(tmp_path / "data"), "--dim", "2", "--out", str(out)]) == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    # the projector's vectors.tsv is the largest file written: it no longer fits
+    completed = _run_with_file_size_limit(["embed", "--data", str(tmp_path / "data"), "--dim", "2", "--projector",
+                                           "--out", str(out)], limit_bytes=600, cwd=tmp_path)
+    assert completed.returncode == 4, completed.stderr
+    assert completed.stderr.count("\n") == 1 and "could not read or write" in completed.stderr and "Traceback" not in completed.stderr
+    assert {path.name: path.read_bytes() for path in out.iterdir() if path.is_file()} == before, "earlier files intact"
+    leftovers = [path for path in out.rglob(".*") if path.is_file()]
+    assert leftovers == [], "no temporary left behind"
+
+
+@pytest.mark.slow
+def test_a_damaged_store_page_loses_no_printed_result(tmp_path, capsys):
+    from tests.test_classify import train_tiny_run
+    from workbench.cli import main
+
+    run_dir = train_tiny_run(tmp_path / "run", epochs=1, num_images=64)
+    image = tmp_path / "one.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((16, 16, 3), 40, np.uint8)).save(image)
+    assert main(["classify", str(run_dir), str(image), "--top", "2", "--json"]) == 0
+    capsys.readouterr()
+    store = run_dir / "results.sqlite"
+    connection = sqlite3.connect(store)
+    connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # every committed row into the main file
+    page_size, page_count = (connection.execute(f"PRAGMA {name}").fetchone()[0] for name in ("page_size", "page_count"))
+    connection.close()
+    data = bytearray(store.read_bytes())
+    data[page_size:] = b"\x5a" * (page_count - 1) * page_size  # every page but the header's overwritten with garbage
+    store.write_bytes(bytes(data))
+    status = main(["classify", str(run_dir), str(image), "--top", "2", "--json"])
+    captured = capsys.readouterr()
+    assert status == 3, captured.err
+    assert captured.err.count("\n") == 1 and "could not store" in captured.err and "Traceback" not in captured.err
+    assert json.loads(captured.out)[0]["labels"], "every result printed before the store was touched"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["scenes", "embed"])
+def test_killed_writers_then_a_rerun_give_the_uninterrupted_result(tmp_path, command):
+    """``kill -9`` in the middle of writing, then the same command again: the same files as an uninterrupted run."""
+    import hashlib
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from workbench.data.scenes import write_scenes
+
+    if command == "scenes":
+        arguments = ["scenes", "--images", "3000", "--labels", "40", "--size", "32", "--seed", "2"]
+    else:
+        write_scenes(coloured_squares(60, seed=8), tmp_path / "data")
+        arguments = ["embed", "--data", str(tmp_path / "data"), "--dim", "3", "--projector", "--save-counts"]
+
+    def digest(folder):
+        return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+                for path in sorted(folder.rglob("*")) if path.is_file() and not path.name.startswith(".")}
+
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(tmp_path / "whole")], check=True,
+                   capture_output=True, env=environment, timeout=300)
+    killed_dir = tmp_path / "killed"
+    process = subprocess.Popen([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(killed_dir)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
+    deadline = time.monotonic() + 120
+    while process.poll() is None and time.monotonic() < deadline:
+        if killed_dir.exists() and any(killed_dir.rglob("*")):
+            time.sleep(0.2 if command == "scenes" else 0.0)
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    process.wait(timeout=60)
+    rerun = subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(killed_dir)],
+                           capture_output=True, text=True, env=environment, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    whole, again = digest(tmp_path / "whole"), digest(killed_dir)
+    if command == "embed":  # the settings record the seconds it took
+        for folder, table in ((tmp_path / "whole", whole), (killed_dir, again)):
+            table.pop("embedding.json")
+            settings = json.loads((folder / "embedding.json").read_text())
+            assert settings["settings"]["options"]["embedding_dim"] == 3
+    assert again == whole
+
+
+def test_fuzzed_images_either_decode_or_raise_one_image_error():
+    """Every prefix class and byte flip of real PNG, JPEG, GIF, BMP and WebP files: a proper array or ImageLoadError."""
+    import io
+
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+    from PIL import Image
+
+    from workbench.data.images import ImageLoadError, load_image
+
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    encoded = []
+    for fmt in ("PNG", "JPEG", "GIF", "BMP", "WEBP"):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format=fmt)
+        encoded.append(buffer.getvalue())
+
+    @settings(max_examples=300, deadline=None, derandomize=True)
+    @given(st.sampled_from(range(len(encoded))), st.floats(0, 1), st.lists(st.tuples(st.floats(0, 1), st.integers(0, 255)), max_size=4))
+    def check(which, keep, flips):
+        data = bytearray(encoded[which][: max(1, int(len(encoded[which]) * keep))])
+        for where, value in flips:
+            data[min(int(where * len(data)), len(data) - 1)] = value
+        try:
+            image = load_image(bytes(data), size=16)
+        except ImageLoadError as error:
+            assert "\n" not in str(error)
+        else:
+            assert image.shape == (16, 16, 3) and image.dtype == np.uint8
+
+    check()

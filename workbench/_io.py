@@ -143,7 +143,7 @@ def check_output_folder(path: str | Path, *, marker: str, command: str, differen
         return folder
     if not folder.is_dir():
         raise ValueError(f"{folder} exists and is not a folder; give --out a folder path.")
-    if not any(folder.iterdir()):
+    if not any(not entry.name.startswith(".") for entry in folder.iterdir()):  # temporaries of a killed writer don't count
         return folder
     if not (folder / marker).is_file():
         raise ValueError(f"{folder} is not empty and was not written by '{command}' (no {marker}); give --out a new "

@@ -7,7 +7,8 @@ Heavy modules (Keras above all) are imported inside ``_run_*`` so that
 
 User errors (``ValueError``, ``FileNotFoundError``, ``KeyError`` raised for bad
 input) are printed as one line, ``workbench <command>: error: …``, with exit status 2;
-never a traceback.
+faults of the machine (``OSError``: a full disk, a read-only folder) likewise, with exit
+status 4; never a traceback.
 
 Why one module of about 600 lines: it is argument parsing only, one short section per
 command; every choice list and help text comes from the package (heads, formats, PMI
@@ -34,6 +35,8 @@ __all__ = ["main", "build_parser"]
 #: ``workbench classify``'s exit status when the results were printed but could not be stored
 #: (1: some images could not be classified; 2: bad usage or input).
 EXIT_STORE_FAILED = 3
+#: Exit status of any command stopped by the machine rather than its input (a full disk, an I/O error).
+EXIT_SYSTEM_ERROR = 4
 
 
 #: Commands that load Keras: TensorFlow's start-up notices are dropped as it is imported.
@@ -75,6 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         message = error.args[0] if isinstance(error, KeyError) and error.args else error
         print(f"workbench {args.command}: error: {message}", file=sys.stderr)
         return 2
+    except OSError as error:  # the machine, not the input: a full disk, a read-only folder, an I/O error
+        where = f" {error.filename}" if getattr(error, "filename", None) else ""
+        reason = error.strerror or str(error) or type(error).__name__
+        print(f"workbench {args.command}: error: could not read or write{where} ({reason}); nothing was half-written, "
+              "earlier files are intact: free disk space or check the folder's permissions, then run it again.",
+              file=sys.stderr)
+        return EXIT_SYSTEM_ERROR
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted", file=sys.stderr)
         return 130

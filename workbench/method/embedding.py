@@ -149,10 +149,6 @@ class LabelEmbedding:
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        arrays = {"vectors": self.vectors, "eigenvalues": self.eigenvalues}
-        if self.label_counts is not None:
-            arrays["label_counts"] = self.label_counts
-        atomic_save_npz(directory / "embedding.npz", **arrays)
         atomic_write_json(
             directory / "embedding.json",
             {
@@ -164,6 +160,12 @@ class LabelEmbedding:
                 "settings": self.settings,
             },
         )
+        # the description first: a writer killed between the two files leaves a folder that is
+        # recognisably an embedding's (load() then says the arrays are missing or do not match)
+        arrays = {"vectors": self.vectors, "eigenvalues": self.eigenvalues}
+        if self.label_counts is not None:
+            arrays["label_counts"] = self.label_counts
+        atomic_save_npz(directory / "embedding.npz", **arrays)
         return directory
 
     @classmethod
