@@ -494,3 +494,41 @@ def test_fuzzed_images_either_decode_or_raise_one_image_error():
             assert image.shape == (16, 16, 3) and image.dtype == np.uint8
 
     check()
+
+
+@pytest.mark.slow
+def test_a_comparison_killed_mid_way_resumes_to_the_uninterrupted_results(tmp_path):
+    """``kill -9`` once the second run has a checkpoint, then the same ``compare`` again: the same curves, run by run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from workbench.data.scenes import write_scenes
+
+    write_scenes(coloured_squares(80, seed=12), tmp_path / "data")
+    command = [sys.executable, "-m", "workbench.cli", "compare", "--data", str(tmp_path / "data"), "--dim", "3",
+               "--heads", "pmi,sigmoid", "--seeds", "1", "--epochs", "3", "--image-size", "16", "--width", "4",
+               "--depth", "2", "--batch-size", "16", "--validation-fraction", "0.25", "--workers", "1"]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([*command, "--out", str(tmp_path / "whole")], check=True, capture_output=True, env=environment, timeout=300)
+    process = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, env=environment)
+    state = tmp_path / "killed" / "runs" / "sigmoid-seed0" / "checkpoints" / "state.json"
+    deadline = time.monotonic() + 240
+    while process.poll() is None and time.monotonic() < deadline:
+        if state.is_file():
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL, "killed during the second run"
+    rerun = subprocess.run([*command, "--out", str(tmp_path / "killed")], capture_output=True, text=True,
+                           env=environment, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    whole = json.loads((tmp_path / "whole" / "results.json").read_text())["runs"]
+    again = json.loads((tmp_path / "killed" / "results.json").read_text())["runs"]
+    assert [(run["head"], run["seed"]) for run in again] == [(run["head"], run["seed"]) for run in whole]
+    for first, second in zip(whole, again):
+        assert [r["map_at_100"] for r in second["history"]] == pytest.approx([r["map_at_100"] for r in first["history"]], abs=1e-4)
