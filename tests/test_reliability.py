@@ -246,6 +246,21 @@ def test_a_run_detects_an_embedding_replaced_after_training(tmp_path, capsys):
     assert error.count("\n") == 1 and "was replaced or changed after training" in error
 
 
+def _kill_when(process, ready, *, timeout: float = 240.0, poll: float = 0.02) -> None:
+    """``kill -9`` ``process`` as soon as ``ready()`` is true (or let it end); wait for it."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        if ready():
+            os.kill(process.pid, signal.SIGKILL)
+            break
+        time.sleep(poll)
+    process.wait(timeout=60)
+
+
 # ---------------------------------------------------------------------------------
 # resume equals an uninterrupted run
 # ---------------------------------------------------------------------------------
@@ -259,7 +274,6 @@ def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_history(tmp_path
     import signal
     import subprocess
     import sys
-    import time
 
     from workbench.data.scenes import write_scenes
 
@@ -272,13 +286,7 @@ def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_history(tmp_path
     killed = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
                               stderr=subprocess.DEVNULL, env=environment)
     state = tmp_path / "killed" / "checkpoints" / "state.json"
-    deadline = time.monotonic() + 240
-    while killed.poll() is None and time.monotonic() < deadline:
-        if state.is_file() and json.loads(state.read_text())["epoch"] >= 1:
-            os.kill(killed.pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    killed.wait(timeout=60)
+    _kill_when(killed, lambda: state.is_file() and json.loads(state.read_text())["epoch"] >= 1)
     assert killed.returncode == -signal.SIGKILL, "the run was killed mid-training"
     resumed = subprocess.run([*command, "--out", str(tmp_path / "killed")], capture_output=True, text=True,
                              env=environment, timeout=300)
@@ -419,10 +427,8 @@ def test_killed_writers_then_a_rerun_give_the_uninterrupted_result(tmp_path, com
     """``kill -9`` in the middle of writing, then the same command again: the same files as an uninterrupted run."""
     import hashlib
     import os
-    import signal
     import subprocess
     import sys
-    import time
 
     from workbench.data.scenes import write_scenes
 
@@ -442,14 +448,10 @@ def test_killed_writers_then_a_rerun_give_the_uninterrupted_result(tmp_path, com
     killed_dir = tmp_path / "killed"
     process = subprocess.Popen([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(killed_dir)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
-    deadline = time.monotonic() + 120
-    while process.poll() is None and time.monotonic() < deadline:
-        if killed_dir.exists() and any(killed_dir.rglob("*")):
-            time.sleep(0.2 if command == "scenes" else 0.0)
-            os.kill(process.pid, signal.SIGKILL)
-            break
-        time.sleep(0.01)
-    process.wait(timeout=60)
+    # scenes: once its first images are written; embed: as soon as its folder has a file
+    threshold = 50 if command == "scenes" else 1
+    _kill_when(process, lambda: killed_dir.exists() and sum(1 for _ in killed_dir.rglob("*")) >= threshold, timeout=120,
+               poll=0.005)
     rerun = subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(killed_dir)],
                            capture_output=True, text=True, env=environment, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
@@ -503,7 +505,6 @@ def test_a_comparison_killed_mid_way_resumes_to_the_uninterrupted_results(tmp_pa
     import signal
     import subprocess
     import sys
-    import time
 
     from workbench.data.scenes import write_scenes
 
@@ -516,13 +517,7 @@ def test_a_comparison_killed_mid_way_resumes_to_the_uninterrupted_results(tmp_pa
     process = subprocess.Popen([*command, "--out", str(tmp_path / "killed")], stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, env=environment)
     state = tmp_path / "killed" / "runs" / "sigmoid-seed0" / "checkpoints" / "state.json"
-    deadline = time.monotonic() + 240
-    while process.poll() is None and time.monotonic() < deadline:
-        if state.is_file():
-            os.kill(process.pid, signal.SIGKILL)
-            break
-        time.sleep(0.05)
-    process.wait(timeout=60)
+    _kill_when(process, state.is_file)
     assert process.returncode == -signal.SIGKILL, "killed during the second run"
     rerun = subprocess.run([*command, "--out", str(tmp_path / "killed")], capture_output=True, text=True,
                            env=environment, timeout=300)
