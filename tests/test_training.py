@@ -445,3 +445,26 @@ def test_plot_map_curves_draws_mean_and_spread_per_head():
     with pytest.raises(ValueError, match="spread"):
         plot_map_curves(results, spread="iqr")
     plt.close("all")
+
+
+def test_the_sigmoid_head_can_start_at_each_labels_log_odds_and_compare_does(tmp_path):
+    from workbench.learning.config import label_frequency_bias
+    from workbench.learning.experiments import head_config
+
+    dataset = coloured_squares(60, seed=3)
+    train_set, validation = dataset.split(validation_fraction=0.25, random_state=0)
+    counts = np.diff(train_set.labels.tocsc().indptr)
+    expected = np.log((counts + 0.5) / (len(train_set) + 1.0) / (1 - (counts + 0.5) / (len(train_set) + 1.0)))
+    np.testing.assert_allclose(label_frequency_bias(counts, len(train_set)), expected, rtol=1e-6)
+    settings = config(head="sigmoid", sigmoid_bias="label_frequency", epochs=1)
+    fresh = build_model(settings.model, head="sigmoid", num_labels=6, output_bias=label_frequency_bias(counts, len(train_set)))
+    np.testing.assert_allclose(fresh.get_layer("sigmoid_head").bias.numpy(), expected, rtol=1e-6)
+    run = train(train_set, validation=validation, config=settings, out_dir=tmp_path / "run", verbose=0)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["train"]["sigmoid_bias"] == "label_frequency"
+    assert load_run(run.run_dir).config.sigmoid_bias == "label_frequency"
+    assert head_config("sigmoid", seed=0, epochs=1, batch_size=8, model=ModelConfig(**TINY), validation_fraction=0.25,
+                       split_random_state=0).sigmoid_bias == "label_frequency"
+    assert head_config("pmi", seed=0, epochs=1, batch_size=8, model=ModelConfig(**TINY), validation_fraction=0.25,
+                       split_random_state=0).sigmoid_bias == "zero"
+    with pytest.raises(ValueError, match="Unknown sigmoid_bias 'mean'"):
+        config(head="sigmoid", sigmoid_bias="mean")

@@ -23,7 +23,7 @@ import sys
 
 from workbench._io import check_output_folder
 
-from workbench.learning.config import HEADS, OPTIMIZERS
+from workbench.learning.config import HEADS, OPTIMIZERS, SIGMOID_BIASES
 from workbench.learning.experiments import DEFAULT_HEADS
 from workbench.method.decoders import DECODERS
 from workbench.method.embed import DEFAULT_EMBEDDING_DIM
@@ -393,6 +393,9 @@ def _add_train(subparsers) -> None:
         help=f"k of the random head (default: that of --embedding, else {DEFAULT_EMBEDDING_DIM})",
     )
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of initialisation and batch order (default: 0)")
+    parser.add_argument("--sigmoid-bias", default=SIGMOID_BIASES[0], choices=SIGMOID_BIASES,
+                        help="sigmoid head: output biases start at 0 or at each label's log-odds (default: zero; "
+                        "'workbench compare' uses label_frequency)")
     _train_model_arguments(parser)
     parser.add_argument("--progress", action="store_true", help="also show Keras' per-batch progress bar")
     parser.add_argument("--out", required=True, metavar="RUN_DIR", help="run folder (new, or an earlier run to resume)")
@@ -409,6 +412,7 @@ def _run_train(args) -> int:
         batch_size=args.batch_size,
         learning_rate=args.learning_rate,
         optimizer=args.optimizer,
+        sigmoid_bias=args.sigmoid_bias,
         embedding_dim=args.embedding_dim,
         validation_fraction=args.validation_fraction,
         random_state=args.seed,

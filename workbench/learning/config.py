@@ -12,13 +12,16 @@ from dataclasses import asdict, dataclass, field
 
 from workbench import _checks
 
-__all__ = ["HEADS", "EMBEDDING_HEADS", "OPTIMIZERS", "DEFAULT_LEARNING_RATES", "ModelConfig", "TrainConfig"]
+__all__ = ["HEADS", "EMBEDDING_HEADS", "OPTIMIZERS", "SIGMOID_BIASES", "DEFAULT_LEARNING_RATES", "ModelConfig", "TrainConfig",
+           "label_frequency_bias"]
 
 #: Every head name.
 HEADS = ("pmi", "sigmoid", "random", "identity")
 #: Heads that predict a point in a label-embedding space (scored by cosine).
 EMBEDDING_HEADS = ("pmi", "random", "identity")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
+#: Where the sigmoid head's output biases start (see :class:`TrainConfig`).
+SIGMOID_BIASES = ("zero", "label_frequency")
 
 #: Learning rate of each head with RMSprop (batch 64, the default trunk). Chosen by one
 #: sweep with the same budget for every head (``benchmarks/bench_compare.py --sweep``):
@@ -128,6 +131,13 @@ class TrainConfig:
         The ``k`` of the P@k and R@k recorded every epoch.
     model : ModelConfig
         The trunk (``image_size``, ``width``, ``depth``, ``dropout``, ``augment`` …).
+    sigmoid_bias : {"zero", "label_frequency"}, default="zero"
+        Where the sigmoid head's output biases start: 0 (every label at probability
+        0.5), or each label's log-odds in the training images,
+        ``log(p / (1 − p))`` with ``p = (count + 0.5) / (N + 1)`` (the usual
+        initialisation of a classifier over rare labels: the logits start at each label's
+        base rate instead of at even odds). Comparisons use ``"label_frequency"`` (a
+        baseline gets the same care as the method); the other heads ignore it.
     """
 
     head: str = "pmi"
@@ -143,11 +153,13 @@ class TrainConfig:
     map_k: int = 100
     precision_k: int = 5
     model: ModelConfig = field(default_factory=ModelConfig)
+    sigmoid_bias: str = "zero"
 
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = ModelConfig.from_dict(self.model)
         _checks.choice(self.head, "head", HEADS)
+        _checks.choice(self.sigmoid_bias, "sigmoid_bias", SIGMOID_BIASES)
         _checks.choice(self.optimizer, "optimizer", OPTIMIZERS)
         for name in ("epochs", "batch_size", "workers", "map_k", "precision_k"):
             setattr(self, name, _checks.integer(getattr(self, name), f"TrainConfig.{name}"))
@@ -174,4 +186,17 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         return _checks.from_dict(cls, data, "training settings")
+
+
+def label_frequency_bias(label_counts, num_images: int):
+    """Each label's log-odds in ``num_images`` images, ``log(p / (1 − p))`` with ``p = (count + 0.5) / (N + 1)``.
+
+    Returns
+    -------
+    ndarray of shape (C,), dtype float32
+    """
+    import numpy as np
+
+    probability = (np.asarray(label_counts, dtype=np.float64) + 0.5) / (int(num_images) + 1.0)
+    return np.log(probability / (1.0 - probability)).astype(np.float32)
 

@@ -65,7 +65,9 @@ def head_config(
     """The :class:`TrainConfig` a comparison gives ``head`` with ``seed``.
 
     The learning rate is explicit (``learning_rate`` or the head's default), so a run
-    trained outside the comparison with this config is that very run. ``embedding_dim``
+    trained outside the comparison with this config is that very run. The sigmoid head
+    starts from each label's log-odds (``sigmoid_bias="label_frequency"``): a baseline
+    gets the same care as the method. ``embedding_dim``
     is recorded for the random head only (the pmi head takes ``k`` from its embedding).
     """
     _checks.choice(head, "head", HEADS)
@@ -80,6 +82,7 @@ def head_config(
         random_state=seed,
         workers=workers,
         model=replace(model),
+        sigmoid_bias="label_frequency" if head == "sigmoid" else "zero",
     )
 
 

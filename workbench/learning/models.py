@@ -129,7 +129,13 @@ def output_width(head: str, *, embedding_dim: int | None = None, num_labels: int
 
 
 def build_model(
-    config: ModelConfig, *, head: str, embedding_dim: int | None = None, num_labels: int | None = None, random_state: int = 0
+    config: ModelConfig,
+    *,
+    head: str,
+    embedding_dim: int | None = None,
+    num_labels: int | None = None,
+    random_state: int = 0,
+    output_bias=None,
 ) -> keras.Model:
     """The trunk of ``config`` with one head, uncompiled.
 
@@ -146,6 +152,10 @@ def build_model(
         ``C``. Required by the sigmoid head.
     random_state : int, default=0
         Seeds the weight initialisers, dropout and augmentation (no global seeding).
+    output_bias : array-like of shape (width,), optional
+        Initial biases of the last layer (for example
+        :func:`workbench.learning.config.label_frequency_bias` for the sigmoid head);
+        default 0.
 
     Returns
     -------
@@ -183,6 +193,10 @@ def build_model(
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, seed=next(seeds), name="dropout")(x)
+    if output_bias is not None:
+        output_bias = np.asarray(output_bias, dtype=np.float32).reshape(-1)
+        if output_bias.shape != (width,) or not np.all(np.isfinite(output_bias)):
+            raise ValueError(f"output_bias must be {width} finite numbers, one per output; got shape {output_bias.shape}.")
     outputs = keras.layers.Dense(
         width,
         activation="sigmoid" if head == "sigmoid" else None,
@@ -190,7 +204,10 @@ def build_model(
         dtype="float32",
         name=f"{head}_head",
     )(x)
-    return keras.Model(inputs, outputs, name=f"workbench_{head}")
+    model = keras.Model(inputs, outputs, name=f"workbench_{head}")
+    if output_bias is not None:  # assigned, not an initializer: the saved config stays plain JSON
+        model.get_layer(f"{head}_head").bias.assign(output_bias)
+    return model
 
 
 def make_optimizer(name: str, *, learning_rate: float) -> keras.optimizers.Optimizer:

@@ -28,7 +28,7 @@ import keras
 import numpy as np
 
 from workbench._io import atomic_write_json, read_json
-from workbench.learning.config import EMBEDDING_HEADS, TrainConfig
+from workbench.learning.config import EMBEDDING_HEADS, TrainConfig, label_frequency_bias
 from workbench.learning.devices import describe_device
 from workbench.learning.evaluation import EvaluationCallback
 from workbench.learning.feeding import ImageSource, LabelBatches, drop_unreadable
@@ -236,8 +236,11 @@ def train(
         if verbose:
             print_function(f"Resuming {run_dir} after epoch {initial_epoch} of {config.epochs}.")
     else:
+        output_bias = None
+        if config.head == "sigmoid" and config.sigmoid_bias == "label_frequency":
+            output_bias = label_frequency_bias(np.diff(train_set.labels.tocsc().indptr), len(train_set))
         model = build_model(config.model, head=config.head, embedding_dim=embedding_dim, num_labels=len(vocabulary),
-                            random_state=config.random_state)
+                            random_state=config.random_state, output_bias=output_bias)
         compile_model(model, head=config.head, optimizer=config.optimizer, learning_rate=config.resolved_learning_rate)
     vocabulary.write_csv(run_dir / "vocabulary.csv")
     if head_embedding is not None:
@@ -312,7 +315,9 @@ def train(
 def _check_resumable(previous: dict, current: dict, run_dir: Path) -> None:
     if not isinstance(previous, dict) or previous.get("format") != RUN_FORMAT:
         raise ValueError(f"{run_dir / 'config.json'} is not a workbench run; give --out a new or empty folder.")
-    before = {k: v for k, v in previous.get("train", {}).items() if k not in _RESUMABLE_CHANGES}
+    defaults = TrainConfig().to_dict()  # a setting added since the run was written has its default there
+    recorded = previous.get("train", {}) if isinstance(previous.get("train"), dict) else {}
+    before = {k: recorded.get(k, defaults.get(k)) for k in set(recorded) | set(current["train"]) if k not in _RESUMABLE_CHANGES}
     after = {k: v for k, v in current["train"].items() if k not in _RESUMABLE_CHANGES}
     changed = sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
     if previous.get("data", {}).get("fingerprint") != current["data"]["fingerprint"]:

@@ -392,6 +392,7 @@ def _comparison_settings(dataset, embedding, *, heads, seeds, epochs, batch_size
         "model": model.to_dict(),
         "validation_fraction": float(validation_fraction),
         "split_random_state": int(split_random_state),
+        "sigmoid_bias": "label_frequency",  # how compare starts the sigmoid head (comparisons made before differ)
     }
 
 
