@@ -221,3 +221,24 @@ def test_cli_calibrate_then_classify_with_auto_threshold_and_decoders(calibrated
             assert all(entry["weight"] >= threshold and -1 <= entry["similarity"] <= 1 for entry in result["labels"])
     assert main(["calibrate", str(run_dir), "--data", str(folder / "data"), "--decoders", "cosine,bogus"]) == 2
     assert "Unknown decoder 'bogus'" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_sigmoid_run_is_calibrated_on_its_own_probabilities(tmp_path, capsys):
+    from tests.test_classify import colour_dataset
+    from workbench.cli import main
+    from workbench.data.datasets import read_scenes
+    from workbench.data.scenes import write_scenes
+    from workbench.learning.config import ModelConfig, TrainConfig
+    from workbench.learning.training import train
+
+    write_scenes(colour_dataset(120), tmp_path / "data")
+    dataset = read_scenes(tmp_path / "data")
+    config = TrainConfig(head="sigmoid", epochs=2, batch_size=32, workers=1, validation_fraction=0.25,
+                         model=ModelConfig(image_size=16, width=4, depth=2, augment=False, batchnorm_momentum=0.8))
+    train(dataset, config=config, out_dir=tmp_path / "run", verbose=0)
+    assert main(["calibrate", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert list(report["decoders"]) == ["cosine"] and report["head"] == "sigmoid"
+    assert main(["calibrate", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--decoders", "nnls"]) == 2
+    assert "sigmoid run has no label vectors" in capsys.readouterr().err

@@ -643,8 +643,8 @@ def _add_calibrate(subparsers) -> None:
     )
     parser.add_argument("run_dir", metavar="RUN_DIR", help="run folder written by 'workbench train'")
     add_data_arguments(parser)
-    parser.add_argument("--decoders", default=",".join(DECODERS), metavar="D,D",
-                        help=f"comma-separated decoders, some of {', '.join(DECODERS)} (default: all; a sigmoid run: cosine)")
+    parser.add_argument("--decoders", default=None, metavar="D,D",
+                        help=f"comma-separated decoders, some of {', '.join(DECODERS)} (default: all; for a sigmoid run: cosine)")
     parser.add_argument("--test-fraction", type=float, default=0.5, metavar="F",
                         help="share of the validation images kept apart to measure (default: 0.5)")
     parser.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the calibration/test division (default: 0)")
@@ -662,7 +662,7 @@ def _run_calibrate(args) -> int:
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir}: not a run folder; give a folder written by 'workbench train'.")
-    decoders = [name.strip() for name in args.decoders.split(",") if name.strip()]
+    decoders = None if args.decoders is None else [name.strip() for name in args.decoders.split(",") if name.strip()]
     report = calibrate(run_dir, _load_data(args), decoders=decoders, test_fraction=args.test_fraction,
                        random_state=args.seed)
     if args.json:

@@ -226,7 +226,7 @@ def calibrate(
     run_dir,
     dataset,
     *,
-    decoders=DECODERS,
+    decoders=None,
     test_fraction: float = 0.5,
     random_state: int = 0,
     max_top: int = 10,
@@ -240,9 +240,9 @@ def calibrate(
         A run folder written by ``workbench train``.
     dataset : MultiLabelDataset
         The data set the run was trained on (checked: its split must be the run's).
-    decoders : sequence of str
-        Some of :data:`~workbench.method.decoders.DECODERS`; a sigmoid run has only
-        ``"cosine"`` (its own probabilities).
+    decoders : sequence of str, optional
+        Some of :data:`~workbench.method.decoders.DECODERS`; default: all of them for an
+        embedding head, ``("cosine",)`` (its own probabilities) for the sigmoid head.
     test_fraction : float, default=0.5
         Share of the validation images kept apart to measure the fitted operating points.
     random_state : int, default=0
@@ -259,6 +259,8 @@ def calibrate(
     from workbench.learning.runs import load_run, run_fingerprint
 
     run = load_run(run_dir)
+    if decoders is None:
+        decoders = DECODERS if run.embedding is not None else ("cosine",)
     decoders = [_checks.choice(name, "decoder", DECODERS) for name in decoders]
     if run.embedding is None and decoders != ["cosine"]:
         raise ValueError("A sigmoid run has no label vectors to decode; calibrate it with decoders=['cosine'] (--decoders cosine).")
