@@ -133,6 +133,7 @@ def train(
     verbose: int = 1,
     print_function: Callable[[str], None] = print,
     skip_bad_images: bool = False,
+    check_images: bool = True,
 ) -> TrainedRun:
     """Train (or resume training) one head and write its run directory.
 
@@ -163,6 +164,9 @@ def train(
         files are left out (and listed in ``config.json``'s ``data.skipped_images``). A
         file that passes the check but fails to decode during training is skipped and
         logged, never fatal (``data.failed_images``).
+    check_images : bool, default=True
+        False when the caller has already checked both splits' files (as
+        :func:`workbench.learning.experiments.compare` does once for all its runs).
 
     Returns
     -------
@@ -178,7 +182,9 @@ def train(
         train_set, validation_set = dataset, validation
         if tuple(validation_set.vocabulary.names) != tuple(train_set.vocabulary.names):
             raise ValueError("The validation set has a different vocabulary from the training set; split one data set.")
-    (train_set, validation_set), skipped_images = drop_unreadable(train_set, validation_set, skip=skip_bad_images)
+    skipped_images = {}
+    if check_images:
+        (train_set, validation_set), skipped_images = drop_unreadable(train_set, validation_set, skip=skip_bad_images)
     if skipped_images and verbose:
         print_function(f"Leaving out {len(skipped_images)} image file(s) that cannot be read "
                        f"(listed in {run_dir / 'config.json'}).")
