@@ -56,6 +56,7 @@ def test_command_line_offers_every_documented_subcommand():
      "workbench.method.pmi", "workbench.method.eigensolvers", "workbench.method.embedding", "workbench.method.embed",
      "workbench.method.decoding", "workbench.learning.config", "workbench.learning.metrics",
      "workbench.learning.comparison", "workbench.learning.experiments", "workbench.learning.calibration", "workbench.learning.ceiling",
+     "workbench.learning.statistics", "workbench.learning.grid", "workbench.learning.grid_results", "workbench.learning.sweep",
      "workbench.method.decoders", "workbench.apps.classify",
      "workbench.notebook.workspace", "workbench.notebook.pipeline", "workbench.cli"],
 )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from workbench._io import check_output_folder
 
@@ -32,6 +33,8 @@ from workbench.notebook.profiles import PROFILE_NAMES
 __all__ = ["main", "build_parser"]
 
 
+#: Exit status when some of the work failed and the rest was done (images not classified, cells that failed).
+EXIT_SOME_FAILED = 1
 #: ``workbench classify``'s exit status when the results were printed but could not be stored
 #: (1: some images could not be classified; 2: bad usage or input).
 EXIT_STORE_FAILED = 3
@@ -749,6 +752,56 @@ def _run_ceiling(args) -> int:
     print(f"decoder {args.decoder}, {report['config']['num_validation_images_with_labels']} validation images; "
           f"wrote {out / 'ceiling.json'} and {out / 'ceiling.png'}")
     return 0
+
+# ---------------------------------------------------------------------------------
+# experiment: a grid of settings, every cell resumable, aggregated with intervals
+# ---------------------------------------------------------------------------------
+def _add_experiment(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "experiment",
+        help="run a grid of settings (data, embedding, heads, seeds) and aggregate it with confidence intervals",
+        description="Expand a TOML grid file into cells, train every head and seed of every cell in the cell's own "
+        "folder (a rerun skips finished cells and resumes unfinished ones), run cells in parallel on Dask, and write "
+        "DIR/results.csv, DIR/results.json (rows, histories, paired tests, provenance) and DIR/results.png. "
+        "The grid format: docs/experiments.md.",
+    )
+    parser.add_argument("--grid", required=True, metavar="GRID.toml", help="the grid file")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier experiment)")
+    parser.add_argument("--cores", type=int, default=None, metavar="N",
+                        help="cells run at once on a local Dask cluster (default: every core; 1: one after another here)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="a running Dask scheduler (tcp://host:8786) whose workers see DIR; --cores is then ignored")
+    parser.add_argument("--tune-lr", action="store_true", default=None,
+                        help="choose each head's learning rate from a small sweep on the training split (equal budgets)")
+    parser.set_defaults(run=_run_experiment)
+
+
+def _run_experiment(args) -> int:
+    from workbench.learning.grid import read_grid
+    from workbench.learning.grid_results import results_table
+    from workbench.learning.sweep import run_experiment
+
+    grid = read_grid(args.grid)
+    results = run_experiment(grid, out_dir=args.out, cores=args.cores, scheduler=args.scheduler, tune_lr=args.tune_lr,
+                             print_function=lambda line: print(line, flush=True))
+    if results["rows"]:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        from workbench.apps.plot import plot_experiment, save_figure
+
+        ax = plot_experiment(results)
+        save_figure(ax, Path(args.out) / "results.png")
+        plt.close(ax.figure)
+        print(results_table(results))
+    print(f"wrote {Path(args.out) / 'results.csv'} and {Path(args.out) / 'results.json'}")
+    for report in results["failed"]:
+        print(f"workbench experiment: cell {report['cell']} failed: {report['error']} "
+              f"(see {Path(args.out) / 'cells' / report['cell'] / 'log.txt'})", file=sys.stderr)
+    return EXIT_SOME_FAILED if results["failed"] else 0
+
 
 # ---------------------------------------------------------------------------------
 # run (issue 6): the main job

@@ -657,3 +657,66 @@ def plot_history(history, *, metric: str = "map_at_100", ax=None, label: str | N
 
 
 # <<< section notebooks
+
+
+def plot_experiment(results, *, num_labels: int | None = None, metric: str = "map_at_100", ax=None,
+                    title: str | None = None):
+    """An experiment's final MAP@100 against ``k``: per head, the mean over seeds with each seed's point.
+
+    Each head's line is the mean over seeds of the runs' final values (the mean of their
+    last 3 epochs); the band is the mean of the runs' 95 % bootstrap intervals over
+    validation images; small dots are the seeds. Heads without ``k`` (sigmoid; identity,
+    whose ``k`` is C) are horizontal lines, and each embedding's decoding ceiling is dotted.
+
+    Parameters
+    ----------
+    results : dict
+        From :func:`workbench.learning.sweep.run_experiment` (or ``results.json``).
+    num_labels : int, optional
+        The rows with this many labels (default: the first label count in the rows).
+    metric : {"map_at_100", "macro_ap"}, default="map_at_100"
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _axes(ax)
+    rows = results["rows"]
+    if num_labels is None and rows:
+        num_labels = rows[0]["num_labels"]
+    rows = [row for row in rows if row["num_labels"] == num_labels and row.get(metric) is not None]
+    colours = {"pmi": "C0", "random": "C1", "identity": "C2", "sigmoid": "C3"}
+    dims = sorted({row["dim"] for row in rows if row["head"] in ("pmi", "random")})
+    for head in dict.fromkeys(row["head"] for row in rows):
+        mine = [row for row in rows if row["head"] == head]
+        colour = colours.get(head, "C4")
+        if head in ("pmi", "random") and dims:
+            by_dim = {dim: [row for row in mine if row["dim"] == dim] for dim in dims}
+            xs = [dim for dim in dims if by_dim[dim]]
+            means = [np.mean([row[metric] for row in by_dim[dim]]) for dim in xs]
+            ax.plot(xs, means, marker="o", color=colour, label=f"{head} (mean of {len(by_dim[xs[0]])} seeds)")
+            if metric == "map_at_100" and all(row["map_at_100_low"] is not None for row in mine):
+                ax.fill_between(xs, [np.mean([row["map_at_100_low"] for row in by_dim[dim]]) for dim in xs],
+                                [np.mean([row["map_at_100_high"] for row in by_dim[dim]]) for dim in xs],
+                                color=colour, alpha=0.15, linewidth=0)
+            for dim in xs:
+                ax.scatter([dim] * len(by_dim[dim]), [row[metric] for row in by_dim[dim]], s=8, color=colour, alpha=0.6)
+            ceilings = [by_dim[dim][0].get("ceiling_map_at_100") for dim in xs]
+            if metric == "map_at_100" and all(value is not None for value in ceilings):
+                ax.plot(xs, ceilings, linestyle=":", color=colour, label=f"{head} ceiling")
+        else:
+            mean = float(np.mean([row[metric] for row in mine]))
+            ax.axhline(mean, color=colour, linestyle="--", linewidth=1.2,
+                       label=f"{head} (mean of {len(mine)} seeds{', k = C' if head == 'identity' else ''})")
+    if dims:
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(dims, [str(dim) for dim in dims])
+        ax.minorticks_off()
+    ax.set_xlabel("embedding dimension k")
+    ax.set_ylabel(f"final {metric.replace('map_at_', 'MAP@').replace('macro_ap', 'macro AP')} (mean of last 3 epochs)")
+    ax.set_ylim(0, 1.05)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize="small")
+    ax.set_title(title or f"{num_labels} labels: band = mean 95% bootstrap interval over validation images")
+    return ax

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.learning.metrics import check_k, evaluate_scores, json_number
+from workbench.learning.metrics import average_precision_at_k, check_k, evaluate_scores, json_number
 from workbench.method.decoding import LabelScorer
 
 __all__ = ["EvaluationCallback"]
@@ -39,6 +39,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         The ``k`` of MAP@k and of P@k/R@k.
     history : list of dict, optional
         Records of earlier epochs (when resuming); new records are appended.
+    image_ap : ndarray of shape (E, N), optional
+        Each earlier epoch's AP@``map_k`` of every validation image (when resuming).
     verbose : int, default=1
         Print one line per epoch when positive.
     print_function : callable, default=print
@@ -51,6 +53,11 @@ class EvaluationCallback(keras.callbacks.Callback):
         ``seconds`` (wall time of the epoch's training) and ``eval_seconds``;
         undefined values (NaN) are stored as ``None`` so records are valid JSON.
         The record is also merged into the epoch's ``logs`` for later callbacks.
+    image_ap : ndarray of shape (epochs, N), dtype float32
+        AP@``map_k`` of every validation image after each epoch (NaN for images
+        without labels): a row's mean over its non-NaN entries is that epoch's
+        MAP@``map_k``. Kept so that intervals can be drawn over validation images
+        (:func:`workbench.learning.metrics.bootstrap_interval`).
     """
 
     def __init__(
@@ -63,6 +70,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         map_k: int = 100,
         precision_k: int = 5,
         history: list | None = None,
+        image_ap=None,
         verbose: int = 1,
         print_function: Callable[[str], None] = print,
     ):
@@ -74,6 +82,12 @@ class EvaluationCallback(keras.callbacks.Callback):
         self.map_k = check_k(map_k)
         self.precision_k = check_k(precision_k)
         self.history = list(history or [])
+        # earlier epochs without their per-image values (a run from an older version) are NaN rows
+        self.image_ap = np.full((len(self.history), self.labels.shape[0]), np.nan, dtype=np.float32)
+        if image_ap is not None:
+            rows = np.asarray(image_ap, dtype=np.float32).reshape(-1, self.labels.shape[0])[: len(self.history)]
+            self.image_ap[: len(rows)] = rows
+        self._last_image_ap = None
         self.verbose = verbose
         self.print_function = print_function
         self._epoch_start = None
@@ -88,6 +102,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         else:
             outputs = self.model.predict(self.inputs, verbose=0)
         scores = self.scorer(outputs)
+        self._last_image_ap = average_precision_at_k(scores, self.labels, k=self.map_k).astype(np.float32)
         return evaluate_scores(scores, self.labels, map_k=self.map_k, precision_k=self.precision_k)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -101,6 +116,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         record["seconds"] = round(seconds, 3)
         record["eval_seconds"] = round(time.perf_counter() - start, 3)
         self.history.append(record)
+        self.image_ap = np.vstack([self.image_ap, self._last_image_ap[None, :]])
         if logs is not None:
             logs.update({key: value for key, value in record.items() if key != "epoch" and value is not None})
         if self.verbose:

@@ -20,6 +20,9 @@ A run directory (``RUN_DIR``) holds everything needed to use or continue a run:
     after every epoch, model first, then ``state.json`` (the commit point).
 ``history.json``
     One record per epoch (see :class:`workbench.learning.evaluation.EvaluationCallback`).
+``image_ap.npz``
+    ``image_ap``, shape (epochs, validation images): every validation image's AP@k after
+    each epoch (written before ``state.json``; intervals over images are drawn from it).
 ``model.keras``
     The final model, written when the last epoch is done.
 ``manifest.json``

@@ -27,7 +27,7 @@ from typing import Callable, Sequence
 import keras
 import numpy as np
 
-from workbench._io import atomic_write_json, read_json
+from workbench._io import atomic_save_npz, atomic_write_json, read_json
 from workbench.learning.config import EMBEDDING_HEADS, TrainConfig, label_frequency_bias
 from workbench.learning.devices import describe_device
 from workbench.learning.evaluation import EvaluationCallback
@@ -43,6 +43,7 @@ from workbench.learning.runs import (
     save_model,
     write_manifest,
 )
+from workbench.learning.statistics import IMAGE_AP_FILE, read_image_ap
 from workbench.learning.targets import label_vectors
 from workbench.method.embedding import LabelEmbedding
 
@@ -89,6 +90,7 @@ class _Checkpointer(keras.callbacks.Callback):
         name = f"epoch-{epoch + 1:04d}.keras"
         save_model(self.model, folder / name)
         history = self.evaluation.history
+        atomic_save_npz(self.run_dir / IMAGE_AP_FILE, image_ap=self.evaluation.image_ap)
         atomic_write_json(self.run_dir / "history.json", history)
         atomic_write_json(folder / "state.json", {"epoch": epoch + 1, "checkpoint": name, "history": history,
                                                   "seed_states": _seed_states(self.model)})
@@ -234,11 +236,13 @@ def train(
     run_dir.mkdir(parents=True, exist_ok=True)
     history: list = []
     initial_epoch = 0
+    image_ap = None
     if state is not None:
         model = keras.saving.load_model(run_dir / "checkpoints" / state["checkpoint"], safe_mode=True)
         _restore_seed_states(model, state.get("seed_states") or {})
         history = list(state["history"])
         initial_epoch = int(state["epoch"])
+        image_ap = read_image_ap(run_dir, num_epochs=initial_epoch)
         if verbose:
             print_function(f"Resuming {run_dir} after epoch {initial_epoch} of {config.epochs}.")
     else:
@@ -278,6 +282,7 @@ def train(
             map_k=config.map_k,
             precision_k=config.precision_k,
             history=history,
+            image_ap=image_ap,
             verbose=verbose,
             print_function=print_function,
         )

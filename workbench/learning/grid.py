@@ -1,0 +1,294 @@
+"""Experiment grids: a TOML file of settings, expanded into cells (no Keras, no training).
+
+A grid file has three tables, every key optional with a default (:data:`GRID_DEFAULTS`);
+a list value is an axis, a scalar is fixed::
+
+    [data]            # generated emoji scenes; or: path = "DIR" (labels/images/size/noise then do not apply)
+    labels = [20]
+    images = [200]
+    size = 32
+    missing_rate = 0.0
+    spurious_rate = 0.0
+    seed = 0
+    validation_fraction = 0.2
+    [embedding]
+    dim = [4, 8]
+    pmi = ["zero"]
+    diagonal = "self"
+    negative = "drop"
+    [train]
+    heads = ["pmi", "random", "identity", "sigmoid"]
+    seeds = [0, 1, 2]
+    epochs = 10
+    image_size = 32
+    batch_size = 64
+    width = 16                # the trunk: filters of its first block, and its blocks
+    depth = 4
+    tune_lr = false
+    [train.learning_rates]   # optional, per head
+    sigmoid = 0.003
+
+``heads`` and ``seeds`` are run inside every cell; every other list is an axis of cells.
+A **cell** is one data set, one embedding and one training setting; its heads and seeds
+are trained there on one split (:func:`workbench.learning.experiments.compare`). Heads
+that use no embedding (identity, sigmoid) do not depend on the embedding axes, so they
+get one cell per data and training setting (named ``…_no-embedding``) instead of one
+per embedding: the same runs are never trained twice. A cell's folder is named by its
+axis values (``labels-20_dim-4_pmi-zero``), so a grid grown by a value keeps the names
+of the cells it had.
+"""
+
+from __future__ import annotations
+
+import itertools
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from workbench import _checks
+from workbench.learning.config import DEFAULT_LEARNING_RATES, HEADS
+from workbench.method.embed import EmbeddingOptions
+from workbench.method.pmi import DIAGONALS, POLICIES
+
+__all__ = ["GRID_DEFAULTS", "CELL_FORMAT", "Cell", "read_grid", "parse_grid", "expand_cells"]
+
+CELL_FORMAT = "workbench-experiment-cell"
+#: Heads that score with a label embedding of the grid's ``dim`` (the others are embedding-free).
+GRID_EMBEDDING_HEADS = ("pmi", "random")
+#: Every key of a grid file with its default. Lists are axes.
+GRID_DEFAULTS = {
+    "data": {"path": None, "labels": 20, "images": 200, "size": 32, "missing_rate": 0.0, "spurious_rate": 0.0,
+             "seed": 0, "validation_fraction": 0.2},
+    "embedding": {"dim": 16, "pmi": "zero", "diagonal": "self", "negative": "drop"},
+    "train": {"heads": ["pmi", "random", "identity", "sigmoid"], "seeds": [0, 1, 2], "epochs": 10,
+              "image_size": 32, "batch_size": 64, "width": 16, "depth": 4, "tune_lr": False, "learning_rates": {}},
+}
+#: Keys that are lists by nature (run inside a cell), not axes of cells.
+_INNER = {("train", "heads"), ("train", "seeds")}
+#: Keys of generated scenes (they do not apply with ``path``).
+_SCENE_KEYS = ("labels", "images", "size", "missing_rate", "spurious_rate", "seed")
+#: Keys a cell folder may change between runs of the grid (it resumes): more epochs, heads or seeds.
+GROWABLE = ("epochs", "heads", "seeds")
+#: Short names of the axes in cell names.
+_SHORT = {"missing_rate": "missing", "spurious_rate": "spurious", "validation_fraction": "validation",
+          "image_size": "input", "batch_size": "batch"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One cell of a grid: its name, data, embedding and training settings, and the heads and seeds it trains.
+
+    Attributes
+    ----------
+    name : str
+        The cell's folder name (its axis values).
+    data : dict
+        ``path`` or the scene settings, and ``validation_fraction``.
+    embedding : dict or None
+        ``dim``, ``pmi``, ``diagonal``, ``negative``; ``None`` for a cell of
+        embedding-free heads.
+    train : dict
+        ``epochs``, ``image_size``, ``batch_size``, ``width``, ``depth``, ``tune_lr``, ``learning_rates``.
+    heads : tuple of str
+    seeds : tuple of int
+    """
+
+    name: str
+    data: dict
+    embedding: dict | None
+    train: dict
+    heads: tuple
+    seeds: tuple
+    axes: dict = field(default_factory=dict)
+
+    def embedding_options(self) -> EmbeddingOptions | None:
+        """The :class:`EmbeddingOptions` of the cell's pmi head (``None`` without an embedding)."""
+        if self.embedding is None:
+            return None
+        return EmbeddingOptions(embedding_dim=self.embedding["dim"], policy=self.embedding["pmi"],
+                                diagonal=self.embedding["diagonal"], negative=self.embedding["negative"])
+
+    @classmethod
+    def from_settings(cls, settings: dict) -> "Cell":
+        """The cell :meth:`settings` describes (as read back from ``cell.json`` or sent to a worker)."""
+        return cls(name=settings["name"], data=dict(settings["data"]),
+                   embedding=None if settings["embedding"] is None else dict(settings["embedding"]),
+                   train=dict(settings["train"]), heads=tuple(settings["heads"]), seeds=tuple(settings["seeds"]))
+
+    def settings(self) -> dict:
+        """Everything that defines the cell (recorded in its ``cell.json``)."""
+        return {"format": CELL_FORMAT, "name": self.name, "data": self.data, "embedding": self.embedding,
+                "train": self.train, "heads": list(self.heads), "seeds": list(self.seeds)}
+
+
+def read_grid(path: str | Path) -> dict:
+    """Read and check a grid file; returns :func:`parse_grid`'s dict (with the file's text under ``"text"``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"Grid file {path} not found; give --grid a TOML file (see docs/experiments.md).")
+    text = path.read_text(encoding="utf-8")
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ValueError(f"{path} is not valid TOML ({error}); fix the file.") from None
+    grid = parse_grid(raw, source=str(path))
+    if grid["data"]["path"] is not None:  # a relative data path is relative to the grid file
+        given = grid["data"]["path"]
+        resolved = [str((path.parent / item).resolve()) for item in _values(given)]
+        grid["data"]["path"] = resolved if isinstance(given, list) else resolved[0]
+    grid["text"] = text
+    return grid
+
+
+def _values(value) -> list:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _check_value(section: str, key: str, value, source: str):
+    name = f"{source}: [{section}] {key}"
+    if key in ("labels", "images", "size", "dim", "image_size", "batch_size", "epochs", "width", "depth"):
+        return _checks.integer(value, name, minimum=2 if key == "labels" else 1)
+    if key in ("seed",):
+        return _checks.integer(value, name, minimum=0)
+    if key in ("missing_rate", "spurious_rate"):
+        value = _checks.number(value, name)
+        if not 0 <= value <= 1:
+            raise ValueError(f"{name} must be between 0 and 1; got {value}.")
+        return value
+    if key == "validation_fraction":
+        value = _checks.number(value, name, positive=True)
+        if value >= 1:
+            raise ValueError(f"{name} must be between 0 and 1 (for example 0.2); got {value}.")
+        return value
+    if key == "pmi":
+        return _checks.choice(value, name, POLICIES)
+    if key == "diagonal":
+        return _checks.choice(value, name, DIAGONALS)
+    if key == "negative":
+        from workbench.method.eigensolvers import NEGATIVE_POLICIES
+
+        return _checks.choice(value, name, NEGATIVE_POLICIES)
+    if key == "path":
+        if not isinstance(value, str) or not value:
+            raise ValueError(f"{name} must be a folder path (a string); got {value!r}.")
+        return value
+    if key == "tune_lr":
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false; got {value!r}.")
+        return value
+    return value
+
+
+def parse_grid(raw: dict, *, source: str = "grid") -> dict:
+    """Check a grid's tables and fill in the defaults.
+
+    Returns
+    -------
+    dict
+        ``{"data": {...}, "embedding": {...}, "train": {...}}``, every key present;
+        axes are lists, fixed values scalars, ``heads`` and ``seeds`` lists.
+    """
+    if not isinstance(raw, dict):
+        raise ValueError(f"{source}: a grid is a TOML document with [data], [embedding] and [train] tables.")
+    unknown = sorted(set(raw) - set(GRID_DEFAULTS))
+    if unknown:
+        raise ValueError(f"{source}: unknown table [{unknown[0]}]; a grid has [data], [embedding] and [train].")
+    grid = {}
+    for section, defaults in GRID_DEFAULTS.items():
+        given = raw.get(section, {})
+        if not isinstance(given, dict):
+            raise ValueError(f"{source}: [{section}] must be a table.")
+        unknown = sorted(set(given) - set(defaults))
+        if unknown:
+            raise ValueError(f"{source}: [{section}] has no key {unknown[0]!r}; its keys are {', '.join(defaults)}.")
+        table = {}
+        for key, default in defaults.items():
+            value = given.get(key, default)
+            if key == "learning_rates":
+                if not isinstance(value, dict):
+                    raise ValueError(f"{source}: [train.learning_rates] must be a table of head = rate.")
+                for head in value:
+                    _checks.choice(head, f"{source}: a head of [train.learning_rates]", HEADS)
+                table[key] = {head: _checks.number(rate, f"{source}: learning rate of {head}", positive=True)
+                              for head, rate in value.items()}
+                continue
+            if value is None:
+                table[key] = None
+                continue
+            if isinstance(value, list) and not value:
+                raise ValueError(f"{source}: [{section}] {key} is an empty list; give at least one value.")
+            checked = [_check_value(section, key, item, source) for item in _values(value)]
+            if len(set(map(repr, checked))) != len(checked):
+                raise ValueError(f"{source}: [{section}] {key} repeats a value; list each value once.")
+            table[key] = checked if isinstance(value, list) or (section, key) in _INNER else checked[0]
+        grid[section] = table
+    train = grid["train"]
+    train["heads"] = [_checks.choice(head, f"{source}: [train] heads", HEADS) for head in train["heads"]]
+    train["seeds"] = [_checks.integer(seed, f"{source}: [train] seeds", minimum=0) for seed in train["seeds"]]
+    if grid["data"]["path"] is not None:
+        given_scene_keys = [key for key in _SCENE_KEYS if key in raw.get("data", {})]
+        if given_scene_keys:
+            raise ValueError(f"{source}: [data] path is set, so {given_scene_keys[0]!r} does not apply; remove it.")
+    return grid
+
+
+def _axes(grid: dict, section: str, keys) -> list[dict]:
+    """Every combination of ``keys``' values in ``section`` (lists are axes)."""
+    table = grid[section]
+    lists = [_values(table[key]) for key in keys]
+    return [dict(zip(keys, combination)) for combination in itertools.product(*lists)]
+
+
+def _format(value) -> str:
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value).replace("/", "-").replace(" ", "-")
+
+
+def _name(parts: list[tuple[str, object]]) -> str:
+    return "_".join(f"{_SHORT.get(key, key)}-{_format(value)}" for key, value in parts) or "cell"
+
+
+def expand_cells(grid: dict) -> list[Cell]:
+    """The grid's cells, in a stable order (data, training, then embedding axes).
+
+    Returns
+    -------
+    list of Cell
+        Names are unique; a cell of embedding-free heads is added for each data and
+        training setting when the grid has any (identity, sigmoid).
+    """
+    data_keys = ["path", "validation_fraction"] if grid["data"]["path"] is not None else \
+        [*_SCENE_KEYS, "validation_fraction"]
+    train_keys = ["epochs", "image_size", "batch_size", "width", "depth"]
+    embedding_keys = ["dim", "pmi", "diagonal", "negative"]
+    heads = list(grid["train"]["heads"])
+    with_embedding = tuple(head for head in heads if head in GRID_EMBEDDING_HEADS)
+    without_embedding = tuple(head for head in heads if head not in GRID_EMBEDDING_HEADS)
+    is_axis = {(section, key) for section in GRID_DEFAULTS for key, value in grid[section].items()
+               if isinstance(value, list) and (section, key) not in _INNER}
+    cells = []
+    for data in _axes(grid, "data", data_keys):
+        for train in _axes(grid, "train", train_keys):
+            train = {**train, "tune_lr": grid["train"]["tune_lr"], "learning_rates": dict(grid["train"]["learning_rates"])}
+            named = [(key, data[key]) for key in data_keys if ("data", key) in is_axis] + \
+                [(key, train[key]) for key in train_keys if ("train", key) in is_axis]
+            if with_embedding:
+                for embedding in _axes(grid, "embedding", embedding_keys):
+                    parts = named + [(key, embedding[key]) for key in embedding_keys if ("embedding", key) in is_axis]
+                    cells.append(Cell(name=_name(parts), data=data, embedding=embedding, train=train,
+                                      heads=with_embedding, seeds=tuple(grid["train"]["seeds"]), axes=dict(parts)))
+            if without_embedding:
+                name = _name(named + [("no", "embedding")]) if named else "no-embedding"
+                cells.append(Cell(name=name, data=data, embedding=None, train=train, heads=without_embedding,
+                                  seeds=tuple(grid["train"]["seeds"]), axes=dict(named)))
+    names = [cell.name for cell in cells]
+    if len(set(names)) != len(names):  # cannot happen with distinct axis values; a guard against silent overwrites
+        raise ValueError("Two cells of the grid would share a folder; give each axis distinct values.")
+    return cells
+
+
+def default_learning_rate(head: str, cell: Cell) -> float:
+    """The cell's learning rate of ``head``: the grid's ``[train.learning_rates]`` or the documented default."""
+    return float(cell.train["learning_rates"].get(head, DEFAULT_LEARNING_RATES[head]))
+

@@ -1,0 +1,179 @@
+"""An experiment's results: one row per finished (cell, head, seed), paired tests, ``results.csv``/``results.json``.
+
+Read from the cell folders :mod:`workbench.learning.sweep` writes (Keras-free, so the
+results can be read and plotted anywhere). Each row's ``map_at_100`` and ``macro_ap``
+are the mean of the run's last ``min(3, epochs)`` epochs
+(:func:`workbench.learning.statistics.final_value`); ``map_at_100_low``/``_high`` the 95 %
+percentile bootstrap interval over validation images of each image's AP averaged over
+those epochs (seeded by the run's seed, so a rerun gives the same interval). Paired
+tests compare pmi with random in every cell that has both with the same seeds
+(:func:`workbench.learning.statistics.paired_difference`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+from workbench._io import atomic_write_json, atomic_write_text, read_json
+from workbench.learning.statistics import (
+    LAST_EPOCHS,
+    bootstrap_interval,
+    final_image_values,
+    final_value,
+    paired_difference,
+    read_image_ap,
+)
+
+__all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_table", "read_results"]
+
+#: Columns of ``results.csv``, in order.
+RESULT_COLUMNS = ("cell", "head", "dim", "dim_achieved", "pmi", "diagonal", "negative", "seed", "num_labels", "num_images",
+                  "missing_rate", "spurious_rate", "data_seed", "image_size", "epochs", "learning_rate",
+                  "map_at_100", "map_at_100_low", "map_at_100_high", "macro_ap", "last_epoch_map_at_100",
+                  "ceiling_map_at_100", "seconds")
+
+
+def _ceiling_of(folder: Path, head: str) -> float | None:
+    path = folder / "ceiling.json"
+    if not path.is_file():
+        return None
+    rows = read_json(path).get("rows", [])
+    values = [row.get("map_at_100") for row in rows if row.get("embedding") == head]
+    return values[0] if values else None
+
+
+def _rows_of_cell(folder: Path, cell, heads, seeds) -> tuple[list[dict], list[dict], dict]:
+    """Rows, histories and per-image final values ``{(head, seed): array}`` of one cell's finished runs."""
+    results = read_json(folder / "results.json") if (folder / "results.json").is_file() else {"runs": [], "config": {}}
+    config = results.get("config", {})
+    cell_record = read_json(folder / "cell.json") if (folder / "cell.json").is_file() else {}
+    rates = cell_record.get("learning_rates") or config.get("learning_rates") or {}
+    rows, histories, image_values = [], [], {}
+    for run in results.get("runs", []):
+        head, seed, history = run["head"], run["seed"], run["history"]
+        if head not in heads or seed not in seeds or len(history) < cell.train["epochs"]:
+            continue  # a run of a larger grid, or not finished
+        history = history[: cell.train["epochs"]]
+        image_ap = read_image_ap(folder / "runs" / f"{head}-seed{seed}", num_epochs=len(history))
+        low = high = None
+        if image_ap is not None:
+            values = final_image_values(image_ap, last=LAST_EPOCHS)
+            image_values[(head, seed)] = values
+            low, high = bootstrap_interval(values, random_state=seed)
+        data = cell.data
+        uses_embedding = head in ("pmi", "random")
+        rows.append({
+            "cell": cell.name, "head": head,
+            "dim": cell.embedding["dim"] if uses_embedding and cell.embedding else
+            (config.get("num_labels") if head == "identity" else None),
+            "dim_achieved": config.get("embedding_dim") if uses_embedding else
+            (config.get("num_labels") if head == "identity" else None),
+            "pmi": cell.embedding["pmi"] if head == "pmi" and cell.embedding else None,
+            "diagonal": cell.embedding["diagonal"] if head == "pmi" and cell.embedding else None,
+            "negative": cell.embedding["negative"] if head == "pmi" and cell.embedding else None,
+            "seed": seed, "num_labels": config.get("num_labels"), "num_images": config.get("num_images"),
+            "missing_rate": data.get("missing_rate"), "spurious_rate": data.get("spurious_rate"),
+            "data_seed": data.get("seed"), "image_size": cell.train["image_size"], "epochs": len(history),
+            "learning_rate": rates.get(head),
+            "map_at_100": final_value(history, "map_at_100"),
+            "map_at_100_low": low, "map_at_100_high": high,
+            "macro_ap": final_value(history, "macro_ap"),
+            "last_epoch_map_at_100": history[-1].get("map_at_100"),
+            "ceiling_map_at_100": _ceiling_of(folder, head),
+            "seconds": round(sum(record.get("seconds", 0.0) for record in history), 3),
+        })
+        histories.append({"cell": cell.name, "head": head, "seed": seed, "history": history})
+    return rows, histories, image_values
+
+
+def collect_results(out_dir: str | Path, cells, *, grid: dict | None = None, provenance: dict | None = None) -> dict:
+    """Everything finished so far in the cells of a grid.
+
+    Returns
+    -------
+    dict
+        ``{"grid": {...}, "rows": [...], "histories": [{"cell", "head", "seed", "history"}], "paired":
+        [{"cell", "first": "pmi", "second": "random", "difference", "low", "high", …}],
+        "cells": {name: {"status", "settings", "seconds"}}, "provenance": {...}}``.
+    """
+    out_dir = Path(out_dir)
+    rows, histories, paired, states = [], [], [], {}
+    for cell in cells:
+        folder = out_dir / "cells" / cell.name
+        record = read_json(folder / "cell.json") if (folder / "cell.json").is_file() else {}
+        states[cell.name] = {"status": record.get("status", "not started"), "settings": cell.settings(),
+                             "seconds": record.get("seconds"), "learning_rates": record.get("learning_rates"),
+                             "tuning": record.get("tuning")}
+        if not folder.is_dir():
+            continue
+        cell_rows, cell_histories, values = _rows_of_cell(folder, cell, set(cell.heads), set(cell.seeds))
+        rows += cell_rows
+        histories += cell_histories
+        common = sorted(seed for seed in cell.seeds if ("pmi", seed) in values and ("random", seed) in values)
+        if common:
+            test = paired_difference([values[("pmi", seed)] for seed in common],
+                                     [values[("random", seed)] for seed in common], random_state=0)
+            paired.append({"cell": cell.name, "first": "pmi", "second": "random", "seeds": common, **test})
+    return {"grid": grid or {}, "rows": rows, "histories": histories, "paired": paired, "cells": states,
+            "provenance": provenance or {}}
+
+
+def _csv_text(rows) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=RESULT_COLUMNS, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({key: "" if row.get(key) is None else row[key] for key in RESULT_COLUMNS})
+    return buffer.getvalue()
+
+
+def write_results(out_dir: str | Path, results: dict) -> None:
+    """Write ``results.csv`` (the rows) and ``results.json`` (everything), each atomically."""
+    out_dir = Path(out_dir)
+    atomic_write_text(out_dir / "results.csv", _csv_text(results["rows"]))
+    atomic_write_json(out_dir / "results.json", results)
+
+
+def read_results(out_dir: str | Path) -> dict:
+    """``DIR/results.json`` of an experiment."""
+    path = Path(out_dir) / "results.json"
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found; run 'workbench experiment --grid GRID.toml --out {out_dir}' first.")
+    return read_json(path)
+
+
+def _mean_std(values) -> str:
+    values = np.asarray([value for value in values if value is not None], dtype=np.float64)
+    if not len(values):
+        return "—"
+    spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
+    return f"{values.mean():.3f} ± {spread:.3f}"
+
+
+def results_table(results: dict) -> str:
+    """One line per (cell, head): MAP@100 mean ± std over seeds, mean bootstrap interval, ceiling; then the paired tests."""
+    groups: dict = {}
+    for row in results["rows"]:
+        groups.setdefault((row["cell"], row["head"]), []).append(row)
+    lines = [("cell", "head", "seeds", "MAP@100 (last 3 epochs)", "95% interval (mean)", "ceiling", "macro AP")]
+    for (cell, head), rows in groups.items():
+        lows = [row["map_at_100_low"] for row in rows if row["map_at_100_low"] is not None]
+        highs = [row["map_at_100_high"] for row in rows if row["map_at_100_high"] is not None]
+        ceiling = rows[0]["ceiling_map_at_100"]
+        lines.append((cell, head, str(len(rows)), _mean_std(row["map_at_100"] for row in rows),
+                      f"[{np.mean(lows):.3f}, {np.mean(highs):.3f}]" if lows else "—",
+                      "—" if ceiling is None else f"{ceiling:.3f}", _mean_std(row["macro_ap"] for row in rows)))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = ["  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    for test in results.get("paired", []):
+        verdict = {True: "pmi beats random", False: "random beats pmi", None: "no difference beyond the interval"}
+        pvalue = "—" if test["t_pvalue"] is None else f"{test['t_pvalue']:.3f}"
+        text.append(f"{test['cell']}: pmi − random = {test['difference']:+.3f} [{test['low']:+.3f}, {test['high']:+.3f}]"
+                    f" over {test['num_seeds']} seed(s), {test['wins']} won, paired t p = {pvalue}: "
+                    f"{verdict[test['beats']]}")
+    return "\n".join(text)

@@ -1,0 +1,328 @@
+"""Running an experiment grid: every cell trained in its own folder, resumably, in parallel.
+
+``DIR/cells/<cell name>/`` holds one cell: ``cell.json`` (its settings and status), the
+comparison :func:`workbench.learning.experiments.compare` writes (``results.json``,
+``embedding/``, ``runs/<head>-seed<seed>/``), ``ceiling.json`` (the decoding ceiling of
+the cell's embedding, :func:`workbench.learning.ceiling.decoding_ceiling`), ``tuning/``
+(with ``tune_lr``) and ``log.txt``. Before anything is written, every cell folder is
+checked: new, or holding the same cell (more epochs, heads or seeds are fine: it
+resumes); anything else is refused, so a cell never overwrites another. A finished cell
+is skipped without starting Keras; an unfinished one resumes where it stopped (a run
+resumes after its last complete epoch).
+
+Cells run one after another with ``cores=1``; otherwise on a ``dask.distributed``
+cluster: a ``LocalCluster`` of ``cores`` single-threaded worker processes by default, or
+the cluster at ``scheduler`` (its workers need the package and must see ``DIR``). After
+every finished cell, ``DIR/results.csv`` and ``DIR/results.json`` are rewritten
+(:mod:`workbench.learning.grid_results`).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from workbench import _checks
+from workbench._io import atomic_write_json, atomic_write_text, check_output_folder, read_json
+from workbench.learning.grid import CELL_FORMAT, GROWABLE, Cell, default_learning_rate, expand_cells
+
+__all__ = ["run_experiment", "run_cell", "cell_state", "tune_learning_rates", "EXPERIMENT_MARKER",
+           "TUNING_FACTORS"]
+
+#: The file that makes a folder an experiment's output.
+EXPERIMENT_MARKER = "experiment.json"
+#: ``tune_lr`` tries each head's default learning rate times these factors.
+TUNING_FACTORS = (1 / 3, 1.0, 3.0)
+#: Epochs of each tuning run (at most the cell's epochs): the same budget for every head.
+TUNING_EPOCHS = 3
+
+
+def cell_folder(out_dir: str | Path, cell: Cell) -> Path:
+    return Path(out_dir) / "cells" / cell.name
+
+
+def _comparable(settings: dict) -> dict:
+    """A cell's settings without what may grow between runs of the grid."""
+    train = {key: value for key, value in settings.get("train", {}).items() if key not in GROWABLE}
+    return {**{key: value for key, value in settings.items() if key not in (*GROWABLE, "train", "status", "seconds",
+                                                                             "learning_rates", "tuning", "error")},
+            "train": train}
+
+
+def cell_state(out_dir: str | Path, cell: Cell) -> str:
+    """``"new"``, ``"finished"`` or ``"unfinished"``; ``ValueError`` when the folder holds something else.
+
+    Finished means a complete earlier run of this very cell with at least its heads,
+    seeds and epochs.
+    """
+    folder = cell_folder(out_dir, cell)
+    if not folder.exists() or not any(not entry.name.startswith(".") for entry in folder.iterdir()):
+        return "new"
+    if not (folder / "cell.json").is_file():
+        raise ValueError(f"{folder} is not empty and holds no experiment cell (no cell.json); move it away or "
+                         "give --out another folder.")
+    before = read_json(folder / "cell.json")
+    if not isinstance(before, dict) or before.get("format") != CELL_FORMAT:
+        raise ValueError(f"{folder / 'cell.json'} is not an experiment cell; move the folder away.")
+    current = cell.settings()
+    if _comparable(before) != _comparable(current):
+        changed = sorted(key for key in set(before) | set(current)
+                         if key not in (*GROWABLE, "status", "seconds", "learning_rates", "tuning", "error")
+                         and _comparable(before).get(key) != _comparable(current).get(key))
+        raise ValueError(f"{folder} holds a cell with other settings ({', '.join(changed) or 'train'}); give --out "
+                         "a new folder, or delete that cell to run it again.")
+    finished = (before.get("status") == "complete" and set(cell.heads) <= set(before.get("heads", ()))
+                and set(cell.seeds) <= set(before.get("seeds", ()))
+                and before.get("train", {}).get("epochs", 0) >= cell.train["epochs"])
+    return "finished" if finished else "unfinished"
+
+
+def _cell_dataset(cell: Cell):
+    data = cell.data
+    if data.get("path"):
+        from workbench.data.datasets import load_dataset
+
+        return load_dataset(data["path"])
+    from workbench.data.scenes import generate_scenes
+
+    return generate_scenes(num_images=data["images"], num_labels=data["labels"], image_size=data["size"],
+                           missing_rate=data["missing_rate"], spurious_rate=data["spurious_rate"],
+                           random_state=data["seed"])
+
+
+def _limit_threads(threads: int | None) -> None:
+    """One worker process, ``threads`` threads (set before Keras starts; no effect after)."""
+    if threads:
+        for name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
+            os.environ.setdefault(name, str(threads))
+
+
+def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding_options,
+                        print_function: Callable[[str], None] = print) -> tuple[dict, list]:
+    """Each head's learning rate from one small sweep with an equal budget, on the training split only.
+
+    The training split is split again (the cell's ``validation_fraction``, another
+    seed); every head tries its default rate times :data:`TUNING_FACTORS`, with the
+    cell's first seed, for ``min(TUNING_EPOCHS, epochs)`` epochs; the rate with the highest
+    final MAP@100 (:func:`workbench.learning.statistics.final_value`) wins. The runs are
+    kept under ``folder`` (a rerun reuses them). The validation split is never seen.
+
+    Returns
+    -------
+    (rates, table) : dict, list of dict
+        The chosen rate per head, and every tried ``{"head", "learning_rate", "map_at_100"}``.
+    """
+    from workbench.learning.experiments import head_config
+    from workbench.learning.statistics import final_value
+    from workbench.learning.training import train
+
+    inner_train, inner_validation = train_set.split(validation_fraction=cell.data["validation_fraction"],
+                                                    random_state=1)
+    embedding = None
+    if "pmi" in cell.heads:
+        from workbench.method.cooccurrence import count_cooccurrence
+        from workbench.method.embed import embed_labels
+
+        embedding = embed_labels(count_cooccurrence(inner_train.labels, inner_train.vocabulary),
+                                 options=embedding_options)
+    epochs = min(TUNING_EPOCHS, cell.train["epochs"])
+    rates, table = {}, []
+    for head in cell.heads:
+        best = None
+        for factor in TUNING_FACTORS:
+            rate = float(f"{default_learning_rate(head, cell) * factor:.3g}")
+            config = head_config(head, seed=cell.seeds[0], epochs=epochs, batch_size=cell.train["batch_size"],
+                                 model=model, learning_rate=rate, validation_fraction=cell.data["validation_fraction"],
+                                 split_random_state=1,
+                                 embedding_dim=None if cell.embedding is None else cell.embedding["dim"])
+            run = train(inner_train, validation=inner_validation, config=config, embedding=embedding,
+                        out_dir=folder / f"{head}-lr{rate:g}", verbose=0, check_images=False)
+            value = final_value(run.history)
+            table.append({"head": head, "learning_rate": rate, "map_at_100": value})
+            if value is not None and (best is None or value > best[1]):
+                best = (rate, value)
+        rates[head] = best[0] if best else default_learning_rate(head, cell)
+        print_function(f"tuned {head}: learning rate {rates[head]:g}")
+    return rates, table
+
+
+def run_cell(settings: dict, out_dir: str, *, threads: int | None = None) -> dict:
+    """Run (or resume) one cell; a top-level function so that Dask workers can run it.
+
+    Returns
+    -------
+    dict
+        ``{"cell", "status": "finished" | "failed", "seconds", "error"}``; a failure is
+        reported, never raised, so one cell cannot stop the others.
+    """
+    _limit_threads(threads)
+    from workbench.learning.startup import import_keras_quietly
+
+    import_keras_quietly()
+    import logging
+
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, one per prediction shape
+    began = time.perf_counter()
+    cell = Cell.from_settings(settings)
+    folder = cell_folder(out_dir, cell)
+    folder.mkdir(parents=True, exist_ok=True)
+    record = {**cell.settings(), "status": "running"}
+    if (folder / "cell.json").is_file():  # keep what an earlier run of the cell found (its tuned rates)
+        before = read_json(folder / "cell.json")
+        record.update({key: before[key] for key in ("learning_rates", "tuning") if key in before})
+    atomic_write_json(folder / "cell.json", record)
+    log = open(folder / "log.txt", "a", encoding="utf-8")
+
+    def say(line: str) -> None:
+        log.write(line + "\n")
+        log.flush()
+
+    try:
+        from workbench.learning.ceiling import decoding_ceiling
+        from workbench.learning.config import ModelConfig
+        from workbench.learning.experiments import compare
+
+        dataset = _cell_dataset(cell)
+        model = ModelConfig(image_size=cell.train["image_size"], width=cell.train.get("width", 16),
+                            depth=cell.train.get("depth", 4))
+        options = cell.embedding_options()
+        rates = {head: default_learning_rate(head, cell) for head in cell.heads}
+        if cell.train["tune_lr"]:
+            train_set, _ = dataset.split(validation_fraction=cell.data["validation_fraction"], random_state=0)
+            rates, table = tune_learning_rates(train_set, cell=cell, folder=folder / "tuning", model=model,
+                                               embedding_options=options, print_function=say)
+            record["tuning"] = table
+        record["learning_rates"] = rates
+        atomic_write_json(folder / "cell.json", record)
+        if not (folder / "ceiling.json").is_file():
+            ceiling = decoding_ceiling(
+                dataset, dims=[] if options is None else [options.embedding_dim],
+                embeddings=[name for name in ("pmi", "random", "identity") if name in cell.heads],
+                options=options, validation_fraction=cell.data["validation_fraction"], split_random_state=0,
+            ) if any(head != "sigmoid" for head in cell.heads) else {"config": {}, "rows": []}
+            atomic_write_json(folder / "ceiling.json", ceiling)
+        compare(dataset, out_dir=folder, embedding=options, heads=cell.heads, seeds=cell.seeds,
+                epochs=cell.train["epochs"], batch_size=cell.train["batch_size"], model=model, learning_rates=rates,
+                validation_fraction=cell.data["validation_fraction"], split_random_state=0,
+                workers=1, verbose=1, print_function=say)
+        seconds = round(time.perf_counter() - began, 3)
+        atomic_write_json(folder / "cell.json", {**record, "status": "complete", "seconds": seconds})
+        return {"cell": cell.name, "status": "finished", "seconds": seconds, "error": None}
+    except Exception as error:  # noqa: BLE001 - one failed cell is reported, the others go on
+        message = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        say(f"failed: {type(error).__name__}: {message}")
+        atomic_write_json(folder / "cell.json", {**record, "status": "failed", "error": message})
+        return {"cell": cell.name, "status": "failed", "seconds": round(time.perf_counter() - began, 3),
+                "error": message}
+    finally:
+        log.close()
+
+
+def _provenance(seconds: float | None = None) -> dict:
+    import platform
+    import subprocess
+
+    import workbench
+
+    commit = None
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(workbench.__file__).parent, text=True,
+                                capture_output=True, timeout=10).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        pass
+    memory = None
+    try:
+        memory = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1)
+    except (ValueError, OSError, AttributeError):
+        pass
+    return {"version": workbench.__version__, "git_commit": commit, "python": platform.python_version(),
+            "platform": platform.platform(), "processor": platform.processor() or platform.machine(),
+            "cpu_count": os.cpu_count(), "memory_gib": memory, "seconds": seconds}
+
+
+def _open_client(scheduler: str | None, cores: int):
+    from dask.distributed import Client, LocalCluster
+
+    if scheduler:
+        return Client(scheduler), None
+    cluster = LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None, scheduler: str | None = None,
+                   tune_lr: bool | None = None, print_function: Callable[[str], None] = print) -> dict:
+    """Run every cell of a grid that is not finished, then write ``DIR/results.csv`` and ``DIR/results.json``.
+
+    Parameters
+    ----------
+    grid : dict
+        From :func:`workbench.learning.grid.read_grid` or :func:`~workbench.learning.grid.parse_grid`.
+    out_dir : path
+        New, empty, or an earlier output of an experiment (it resumes; cells of another
+        grid are kept, and left out of this grid's results).
+    cores : int, optional
+        Cells run at once (default: the machine's cores). ``1`` runs them in this
+        process, one after another.
+    scheduler : str, optional
+        Address of a running Dask scheduler (``tcp://host:8786``); ``cores`` is then
+        ignored.
+    tune_lr : bool, optional
+        Overrides the grid's ``[train] tune_lr``.
+
+    Returns
+    -------
+    dict
+        The content of ``results.json`` (:func:`workbench.learning.grid_results.collect_results`).
+    """
+    from workbench.learning.grid_results import collect_results, write_results
+
+    began = time.perf_counter()
+    cores = _checks.integer(cores if cores is not None else (os.cpu_count() or 1), "cores")
+    if tune_lr is not None:
+        grid = {**grid, "train": {**grid["train"], "tune_lr": bool(tune_lr)}}
+    cells = expand_cells(grid)
+    out_dir = check_output_folder(out_dir, marker=EXPERIMENT_MARKER, command="workbench experiment")
+    states = {cell.name: cell_state(out_dir, cell) for cell in cells}  # every refusal before anything is written
+    out_dir.mkdir(parents=True, exist_ok=True)
+    record = {"format": "workbench-experiment", "grid": {key: grid[key] for key in ("data", "embedding", "train")},
+              "cells": [cell.name for cell in cells]}
+    atomic_write_json(out_dir / EXPERIMENT_MARKER, record)
+    if "text" in grid:
+        atomic_write_text(out_dir / "grid.toml", grid["text"])
+    pending = [cell for cell in cells if states[cell.name] != "finished"]
+    for cell in cells:
+        if states[cell.name] == "finished":
+            print_function(f"{cell.name}: finished earlier, skipped")
+    print_function(f"{len(cells)} cell(s), {len(pending)} to run "
+                   f"({'on ' + scheduler if scheduler else f'{min(cores, max(len(pending), 1))} at a time'}).")
+    reports = []
+
+    def finished(report: dict) -> None:
+        reports.append(report)
+        line = f"{report['cell']}: {report['status']} in {report['seconds']:.1f} s"
+        print_function(line + (f" ({report['error']})" if report["error"] else ""))
+        write_results(out_dir, collect_results(out_dir, cells, grid=record["grid"], provenance=_provenance()))
+
+    if pending and scheduler is None and cores == 1:
+        for cell in pending:
+            finished(run_cell(cell.settings(), str(out_dir)))
+    elif pending:
+        from dask.distributed import as_completed
+
+        client, cluster = _open_client(scheduler, min(cores, len(pending)))
+        try:
+            futures = [client.submit(run_cell, cell.settings(), str(out_dir.resolve()), threads=1, pure=False,
+                                     key=f"cell-{cell.name}-{time.time_ns()}") for cell in pending]
+            for future in as_completed(futures):
+                finished(future.result())
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    results = collect_results(out_dir, cells, grid=record["grid"],
+                              provenance=_provenance(round(time.perf_counter() - began, 3)))
+    results["failed"] = [report for report in reports if report["status"] == "failed"]
+    write_results(out_dir, results)
+    return results
