@@ -214,3 +214,30 @@ def test_an_experiment_on_the_real_miml_photos(tmp_path):
     assert not results["failed"]
     assert {row["head"] for row in results["rows"]} == {"pmi", "sigmoid"}
     assert all(0 <= row["map_at_100"] <= 1 for row in results["rows"])
+
+
+@pytest.mark.slow
+def test_tune_lr_picks_each_heads_best_rate_from_an_equal_budget_sweep_on_the_training_split(tmp_path):
+    from workbench.learning.sweep import TUNING_FACTORS, run_experiment
+    from workbench.learning.config import DEFAULT_LEARNING_RATES
+
+    grid = parse_grid({"data": {"labels": 6, "images": 48, "size": 16, "validation_fraction": 0.25},
+                       "embedding": {"dim": 2},
+                       "train": {"heads": ["pmi", "sigmoid"], "seeds": [0], "epochs": 2, "image_size": 16,
+                                 "batch_size": 16, "width": 4, "depth": 2}})
+    results = run_experiment(grid, out_dir=tmp_path / "out", cores=1, tune_lr=True, print_function=lambda line: None)
+    assert not results["failed"]
+    for cell in results["cells"].values():
+        table = cell["tuning"]
+        for head in cell["settings"]["heads"]:
+            tried = [entry for entry in table if entry["head"] == head]
+            assert [entry["learning_rate"] for entry in tried] == pytest.approx(
+                [DEFAULT_LEARNING_RATES[head] * factor for factor in TUNING_FACTORS], rel=1e-2)
+            best = max(tried, key=lambda entry: entry["map_at_100"])
+            assert cell["learning_rates"][head] == best["learning_rate"]
+            row = next(row for row in results["rows"] if row["head"] == head)
+            assert row["learning_rate"] == best["learning_rate"]
+    # the tuning runs saw a part of the training split only: fewer images than the comparison's training split
+    tuning = json.loads(next((tmp_path / "out" / "cells").glob("*/tuning/*/config.json")).read_text())
+    compared = json.loads(next((tmp_path / "out" / "cells").glob("*/runs/*/config.json")).read_text())
+    assert tuning["data"]["num_train"] + tuning["data"]["num_validation"] == compared["data"]["num_train"]

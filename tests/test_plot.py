@@ -165,3 +165,59 @@ def test_threshold_sweep_curves_and_the_chosen_threshold():
     ax = plot_threshold_sweep(sweep, chosen=chosen)
     assert [line.get_label() for line in ax.get_lines()][:3] == ["precision", "recall", "F1"]
     assert any(f"{chosen:.2f}" in text.get_text() for text in ax.get_legend().get_texts())
+
+
+def _experiment_results():
+    """A results.json-shaped dict: two k values for pmi and random, identity and sigmoid once, two seeds."""
+    rows, histories, per_label = [], [], []
+    for head, base in (("pmi", 0.5), ("random", 0.4), ("identity", 0.45), ("sigmoid", 0.3)):
+        cell = "no-embedding" if head in ("identity", "sigmoid") else None
+        for dim in ((4, 8) if cell is None else (None,)):
+            name = cell or f"dim-{dim}"
+            for seed in (0, 1):
+                value = base + 0.01 * seed + (0.02 if dim == 8 else 0)
+                rows.append({"cell": name, "head": head, "dim": dim if dim else 10, "num_labels": 10, "seed": seed,
+                             "map_at_100": value, "map_at_100_low": value - 0.05, "map_at_100_high": value + 0.05,
+                             "macro_ap": value / 2, "ceiling_map_at_100": 0.9 if dim else None})
+                histories.append({"cell": name, "head": head, "seed": seed,
+                                  "history": [{"epoch": e, "map_at_100": value * e / 3, "seconds": 1.5} for e in (1, 2, 3)]})
+            per_label.append({"cell": name, "head": head, "train_counts": [1, 3, 9, 27, 81, 0],
+                              "per_label_ap": [0.1, 0.2, 0.4, None, 0.9, None]})
+    for row in rows:
+        if row["head"] == "sigmoid":
+            row["dim"] = None
+    return {"rows": rows, "histories": histories, "per_label": per_label}
+
+
+def test_plot_experiment_draws_a_line_per_embedding_head_and_a_level_for_the_others():
+    from workbench.apps.plot import plot_experiment
+
+    ax = plot_experiment(_experiment_results())
+    labels = [line.get_label() for line in ax.get_lines()]
+    assert "pmi (mean of 2 seeds)" in labels and "random ceiling" in labels
+    pmi = next(line for line in ax.get_lines() if line.get_label() == "pmi (mean of 2 seeds)")
+    assert list(pmi.get_xdata()) == [4, 8] and list(pmi.get_ydata()) == pytest.approx([0.505, 0.525])
+    identity = next(line for line in ax.get_lines() if line.get_label().startswith("identity"))
+    assert identity.get_ydata()[0] == pytest.approx(0.455)
+
+
+def test_plot_experiment_curves_against_epochs_and_seconds():
+    from workbench.apps.plot import plot_experiment_curves
+
+    results = _experiment_results()
+    ax = plot_experiment_curves(results, cells=["dim-4", "no-embedding"])
+    thick = [line for line in ax.get_lines() if line.get_linewidth() == 2]
+    assert len(thick) == 4 and len(ax.get_lines()) == 4 * 3  # two seeds and the mean per head
+    ax = plot_experiment_curves(results, cells=["dim-4"], x="seconds")
+    assert list(ax.get_lines()[0].get_xdata()) == pytest.approx([1.5, 3.0, 4.5])
+    with pytest.raises(ValueError, match="x must be"):
+        plot_experiment_curves(results, cells=["dim-4"], x="minutes")
+
+
+def test_plot_label_ap_by_frequency_leaves_out_absent_labels():
+    from workbench.apps.plot import plot_label_ap_by_frequency
+
+    ax = plot_label_ap_by_frequency(_experiment_results(), cells=["dim-4"], bins=2)
+    scatter = ax.collections[0].get_offsets()
+    assert len(scatter) == 4  # the unseen label and the label without validation AP are left out
+    assert ax.get_xscale() == "log"

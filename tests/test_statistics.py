@@ -119,3 +119,42 @@ def test_a_training_run_keeps_every_validation_images_ap_and_its_rows_average_to
     train_tiny_run(tmp_path / "run", epochs=3, num_images=64)  # resumes after epoch 2
     longer = read_image_ap(run_dir)
     assert longer.shape[0] == 3 and np.array_equal(longer[:2], image_ap, equal_nan=True)
+
+
+def test_analysis_of_a_run_per_label_ap_matches_scikit_learn_and_companions_match_brute_force(tmp_path):
+    from sklearn.metrics import average_precision_score
+
+    from tests.test_classify import colour_dataset, train_tiny_run
+    from workbench.learning.analysis import analyse_run, companion_table
+    from workbench.learning.feeding import ImageSource
+    from workbench.learning.runs import load_run
+
+    run_dir = train_tiny_run(tmp_path / "run", epochs=1, num_images=64)
+    dataset = colour_dataset(64)
+    train_set, validation_set = dataset.split(validation_fraction=0.1, random_state=0)
+    analysis = analyse_run(run_dir, validation_set, train_set, num_errors=5, companions=2)
+    run = load_run(run_dir)
+    scores = run.label_scores(ImageSource(validation_set, image_size=run.image_size).load_all())
+    truth = validation_set.labels.toarray() != 0
+    for label, value in enumerate(analysis["per_label_ap"]):
+        if truth[:, label].any():
+            assert value == pytest.approx(average_precision_score(truth[:, label], scores[:, label]), abs=1e-9)
+        else:
+            assert value is None
+    errors = analysis["errors"]
+    assert len(errors) <= 5 and [e["score"] for e in errors] == sorted((e["score"] for e in errors), reverse=True)
+    for error in errors:
+        assert error["wrong"] not in error["true"]
+    # companions: brute force PMI from the definition
+    labels = train_set.labels.toarray() != 0
+    n = len(labels)
+    table = companion_table(train_set, companions=2)
+    for a in range(labels.shape[1]):
+        values = []
+        for b in range(labels.shape[1]):
+            both = np.sum(labels[:, a] & labels[:, b])
+            if a != b and both:
+                values.append((np.log(both * n / (labels[:, a].sum() * labels[:, b].sum())), b))
+        best = {b for value, b in sorted(values, key=lambda item: (-item[0], item[1]))[:2] if value > 0}
+        assert table[a] == best
+    assert 0 <= analysis["companion_share_chance"] <= 1 and 0 <= analysis["companion_share_all"] <= 1

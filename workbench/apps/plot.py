@@ -50,7 +50,8 @@ def figure_png(ax, *, dpi: int = 100) -> bytes:
     return buffer.getvalue()
 
 
-__all__ += ["save_figure", "figure_png", "plot_threshold_sweep", "plot_ceiling"]
+__all__ += ["save_figure", "figure_png", "plot_threshold_sweep", "plot_ceiling", "plot_experiment",
+            "plot_experiment_curves", "plot_label_ap_by_frequency"]
 
 
 # ---------------------------------------------------------------------------------
@@ -719,4 +720,103 @@ def plot_experiment(results, *, num_labels: int | None = None, metric: str = "ma
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize="small")
     ax.set_title(title or f"{num_labels} labels: band = mean 95% bootstrap interval over validation images")
+    return ax
+
+
+def plot_experiment_curves(results, *, cells, metric: str = "map_at_100", x: str = "epoch", ax=None,
+                           title: str | None = None):
+    """Every seed's validation curve (thin) and the mean over seeds (thick), per head, against epochs or seconds.
+
+    Parameters
+    ----------
+    results : dict
+        From :func:`workbench.learning.sweep.run_experiment` (``results.json``).
+    cells : sequence of str
+        The cells whose runs are drawn (for example a ``dim-16`` cell and the
+        ``no-embedding`` cell of the same data).
+    x : {"epoch", "seconds"}, default="epoch"
+        Against epochs, or against cumulative training wall-clock seconds (each seed's
+        own clock; the mean curve is drawn at the seeds' mean times).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    if x not in ("epoch", "seconds"):
+        raise ValueError(f"x must be 'epoch' or 'seconds'; got {x!r}.")
+    ax = _axes(ax)
+    colours = {"pmi": "C0", "random": "C1", "identity": "C2", "sigmoid": "C3"}
+    groups: dict = {}
+    for run in results["histories"]:
+        if run["cell"] in cells:
+            groups.setdefault(run["head"], []).append(run["history"])
+    for head, histories in groups.items():
+        colour = colours.get(head, "C4")
+        length = min(len(history) for history in histories)
+        values = np.array([[np.nan if r.get(metric) is None else r[metric] for r in h[:length]] for h in histories])
+        if x == "epoch":
+            positions = np.tile(np.arange(1, length + 1), (len(histories), 1))
+        else:
+            positions = np.array([np.cumsum([r.get("seconds", 0.0) for r in h[:length]]) for h in histories])
+        for row in range(len(histories)):
+            ax.plot(positions[row], values[row], color=colour, linewidth=0.7, alpha=0.45)
+        ax.plot(positions.mean(axis=0), np.nanmean(values, axis=0), color=colour, linewidth=2,
+                label=f"{head} (mean of {len(histories)} seeds)")
+    name = metric.replace("map_at_", "MAP@").replace("macro_ap", "macro AP")
+    ax.set_xlabel("epoch" if x == "epoch" else "training wall-clock seconds")
+    ax.set_ylabel(f"validation {name}")
+    ax.grid(True, alpha=0.3)
+    if groups:
+        ax.legend(fontsize="small")
+    ax.set_title(title or f"{name} per {'epoch' if x == 'epoch' else 'second'}: thin = one seed, thick = mean")
+    return ax
+
+
+def plot_label_ap_by_frequency(results, *, cells, ax=None, bins: int = 6, title: str | None = None):
+    """Each label's AP (mean over seeds) against its training frequency, per head, with binned means.
+
+    Parameters
+    ----------
+    results : dict
+        ``results.json`` of an experiment (its ``per_label`` entries).
+    cells : sequence of str
+        The cells drawn (one data set: the same labels and counts).
+    bins : int, default=6
+        Logarithmic frequency bins of the mean lines.
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+    """
+    ax = _axes(ax)
+    colours = {"pmi": "C0", "random": "C1", "identity": "C2", "sigmoid": "C3"}
+    entries = [entry for entry in results.get("per_label", []) if entry["cell"] in cells]
+    for entry in entries:
+        colour = colours.get(entry["head"], "C4")
+        counts = np.asarray(entry["train_counts"], dtype=np.float64)
+        values = np.array([np.nan if value is None else value for value in entry["per_label_ap"]])
+        keep = (counts > 0) & ~np.isnan(values)
+        ax.scatter(counts[keep], values[keep], s=6, alpha=0.3, color=colour)
+        edges = np.geomspace(counts[keep].min(), counts[keep].max() * 1.0001, _checks.integer(bins, "bins") + 1)
+        which = np.digitize(counts[keep], edges) - 1
+        centres, means = [], []
+        for position in range(len(edges) - 1):
+            members = values[keep][which == position]
+            if len(members):
+                centres.append(np.sqrt(edges[position] * edges[position + 1]))
+                means.append(members.mean())
+        ax.plot(centres, means, marker="o", color=colour, label=f"{entry['head']} ({entry['cell']})")
+    ax.set_xscale("log")
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_xlabel("training images with the label")
+    ax.set_ylabel("average precision of the label (validation)")
+    ax.set_ylim(0, 1.02)
+    ax.grid(True, alpha=0.3)
+    if entries:
+        ax.legend(fontsize="small")
+    ax.set_title(title or "Per-label AP against label frequency (lines: binned means)")
     return ax

@@ -33,8 +33,10 @@ from workbench.method.embedding import LabelEmbedding
 
 __all__ = ["DEFAULT_HEADS", "compare", "head_config", "embedding_fingerprint"]
 
-#: The heads :func:`compare` trains when none are named.
-DEFAULT_HEADS = ("pmi", "sigmoid", "random")
+#: The heads :func:`compare` trains when none are named: the method, random vectors of the same k with the
+#: same loss (does the PMI structure matter?), one-hot vectors with the same loss (does the cosine loss
+#: matter?), and the usual sigmoid cross-entropy head.
+DEFAULT_HEADS = ("pmi", "random", "identity", "sigmoid")
 #: Heads whose label vectors need an embedding (pmi: its vectors; random: its k).
 _EMBEDDING_USERS = ("pmi", "random")
 #: results.json ``config`` entries that must match for a comparison to resume (heads, seeds and epochs may grow).
@@ -173,7 +175,7 @@ def compare(
         (default: ``EmbeddingOptions()``) are computed from the training split's counts,
         once; an embedding is used as it is (``results.json`` says whether its counts are
         the training split's).
-    heads : sequence of str, default=("pmi", "sigmoid", "random")
+    heads : sequence of str, default=("pmi", "random", "identity", "sigmoid")
     epochs : int, default=10
     seeds : sequence of int, default=(0, 1, 2)
         The ``random_state`` of each run (initialisation, batch order, random vectors).

@@ -34,7 +34,7 @@ __all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_table"
 RESULT_COLUMNS = ("cell", "head", "dim", "dim_achieved", "pmi", "diagonal", "negative", "seed", "num_labels", "num_images",
                   "missing_rate", "spurious_rate", "data_seed", "image_size", "epochs", "learning_rate",
                   "map_at_100", "map_at_100_low", "map_at_100_high", "macro_ap", "last_epoch_map_at_100",
-                  "ceiling_map_at_100", "seconds")
+                  "ceiling_map_at_100", "companion_share", "seconds")
 
 
 def _ceiling_of(folder: Path, head: str) -> float | None:
@@ -52,7 +52,7 @@ def _rows_of_cell(folder: Path, cell, heads, seeds) -> tuple[list[dict], list[di
     config = results.get("config", {})
     cell_record = read_json(folder / "cell.json") if (folder / "cell.json").is_file() else {}
     rates = cell_record.get("learning_rates") or config.get("learning_rates") or {}
-    rows, histories, image_values = [], [], {}
+    rows, histories, image_values, analyses = [], [], {}, []
     for run in results.get("runs", []):
         head, seed, history = run["head"], run["seed"], run["history"]
         if head not in heads or seed not in seeds or len(history) < cell.train["epochs"]:
@@ -84,10 +84,38 @@ def _rows_of_cell(folder: Path, cell, heads, seeds) -> tuple[list[dict], list[di
             "macro_ap": final_value(history, "macro_ap"),
             "last_epoch_map_at_100": history[-1].get("map_at_100"),
             "ceiling_map_at_100": _ceiling_of(folder, head),
+            "companion_share": None,
             "seconds": round(sum(record.get("seconds", 0.0) for record in history), 3),
         })
+        analysis_path = folder / "runs" / f"{head}-seed{seed}" / "analysis.json"
+        if analysis_path.is_file():
+            analysis = read_json(analysis_path)
+            rows[-1]["companion_share"] = analysis.get("companion_share_top")
+            analyses.append({"cell": cell.name, "head": head, "seed": seed, **analysis})
         histories.append({"cell": cell.name, "head": head, "seed": seed, "history": history})
-    return rows, histories, image_values
+    return rows, histories, image_values, analyses
+
+
+def _per_label(analyses: list[dict]) -> list[dict]:
+    """Per (cell, head): every label's AP averaged over seeds, beside its training count; and the confident errors."""
+    groups: dict = {}
+    for analysis in analyses:
+        groups.setdefault((analysis["cell"], analysis["head"]), []).append(analysis)
+    summary = []
+    for (cell, head), runs in groups.items():
+        values = np.array([[np.nan if value is None else value for value in run["per_label_ap"]] for run in runs])
+        with np.errstate(all="ignore"):
+            mean = np.nanmean(values, axis=0) if len(values) else values
+        summary.append({
+            "cell": cell, "head": head, "seeds": [run["seed"] for run in runs], "labels": runs[0]["labels"],
+            "train_counts": runs[0]["train_counts"], "validation_counts": runs[0]["validation_counts"],
+            "per_label_ap": [None if np.isnan(value) else float(value) for value in mean],
+            "companion_share_top": float(np.mean([run["companion_share_top"] or 0.0 for run in runs])),
+            "companion_share_all": float(np.mean([run["companion_share_all"] or 0.0 for run in runs])),
+            "companion_share_chance": float(np.mean([run.get("companion_share_chance") or 0.0 for run in runs])),
+            "errors": runs[0]["errors"],  # of the first seed
+        })
+    return summary
 
 
 def collect_results(out_dir: str | Path, cells, *, grid: dict | None = None, provenance: dict | None = None) -> dict:
@@ -97,11 +125,12 @@ def collect_results(out_dir: str | Path, cells, *, grid: dict | None = None, pro
     -------
     dict
         ``{"grid": {...}, "rows": [...], "histories": [{"cell", "head", "seed", "history"}], "paired":
-        [{"cell", "first": "pmi", "second": "random", "difference", "low", "high", …}],
+        [{"cell", "first": "pmi", "second": "random", "difference", "low", "high", …}], "per_label": [{"cell",
+        "head", "labels", "train_counts", "per_label_ap" (mean over seeds), "companion_share_top", "errors"}],
         "cells": {name: {"status", "settings", "seconds"}}, "provenance": {...}}``.
     """
     out_dir = Path(out_dir)
-    rows, histories, paired, states = [], [], [], {}
+    rows, histories, paired, states, analyses = [], [], [], {}, []
     for cell in cells:
         folder = out_dir / "cells" / cell.name
         record = read_json(folder / "cell.json") if (folder / "cell.json").is_file() else {}
@@ -110,7 +139,8 @@ def collect_results(out_dir: str | Path, cells, *, grid: dict | None = None, pro
                              "tuning": record.get("tuning")}
         if not folder.is_dir():
             continue
-        cell_rows, cell_histories, values = _rows_of_cell(folder, cell, set(cell.heads), set(cell.seeds))
+        cell_rows, cell_histories, values, cell_analyses = _rows_of_cell(folder, cell, set(cell.heads), set(cell.seeds))
+        analyses += cell_analyses
         rows += cell_rows
         histories += cell_histories
         common = sorted(seed for seed in cell.seeds if ("pmi", seed) in values and ("random", seed) in values)
@@ -118,7 +148,8 @@ def collect_results(out_dir: str | Path, cells, *, grid: dict | None = None, pro
             test = paired_difference([values[("pmi", seed)] for seed in common],
                                      [values[("random", seed)] for seed in common], random_state=0)
             paired.append({"cell": cell.name, "first": "pmi", "second": "random", "seeds": common, **test})
-    return {"grid": grid or {}, "rows": rows, "histories": histories, "paired": paired, "cells": states,
+    return {"grid": grid or {}, "rows": rows, "histories": histories, "paired": paired, "per_label": _per_label(analyses),
+            "cells": states,
             "provenance": provenance or {}}
 
 

@@ -75,7 +75,7 @@ def cell_state(out_dir: str | Path, cell: Cell) -> str:
                          "a new folder, or delete that cell to run it again.")
     finished = (before.get("status") == "complete" and set(cell.heads) <= set(before.get("heads", ()))
                 and set(cell.seeds) <= set(before.get("seeds", ()))
-                and before.get("train", {}).get("epochs", 0) >= cell.train["epochs"])
+                and before.get("train", {}).get("epochs", 0) >= cell.train["epochs"] and _analysed(folder, cell))
     return "finished" if finished else "unfinished"
 
 
@@ -148,6 +148,26 @@ def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding
     return rates, table
 
 
+def _analyse_runs(folder: Path, cell: Cell, dataset) -> None:
+    """Per-label AP and confident errors of every run of the cell that has none yet (:mod:`workbench.learning.analysis`)."""
+    from workbench.learning.analysis import ANALYSIS_FILE, analyse_run
+
+    train_set, validation_set = dataset.split(validation_fraction=cell.data["validation_fraction"], random_state=0)
+    for head in cell.heads:
+        for seed in cell.seeds:
+            run_dir = folder / "runs" / f"{head}-seed{seed}"
+            path = run_dir / ANALYSIS_FILE
+            if not path.is_file() or read_json(path).get("epochs") != len(read_json(run_dir / "history.json")):
+                analyse_run(run_dir, validation_set, train_set)  # none yet, or the run has trained more since
+
+
+def _analysed(folder: Path, cell: Cell) -> bool:
+    from workbench.learning.analysis import ANALYSIS_FILE
+
+    return all((folder / "runs" / f"{head}-seed{seed}" / ANALYSIS_FILE).is_file()
+               for head in cell.heads for seed in cell.seeds)
+
+
 def run_cell(settings: dict, out_dir: str, *, threads: int | None = None) -> dict:
     """Run (or resume) one cell; a top-level function so that Dask workers can run it.
 
@@ -207,6 +227,7 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None) -> dic
                 epochs=cell.train["epochs"], batch_size=cell.train["batch_size"], model=model, learning_rates=rates,
                 validation_fraction=cell.data["validation_fraction"], split_random_state=0,
                 workers=1, verbose=1, print_function=say)
+        _analyse_runs(folder, cell, dataset)
         seconds = round(time.perf_counter() - began, 3)
         atomic_write_json(folder / "cell.json", {**record, "status": "complete", "seconds": seconds})
         return {"cell": cell.name, "status": "finished", "seconds": seconds, "error": None}
