@@ -331,3 +331,28 @@ def test_safe_filename_length_and_properties():
         assert safe and safe not in (".", "..") and len(safe) <= 120
         assert "/" not in safe and "\\" not in safe and not safe.startswith(".")
         assert all(ord(c) >= 32 and c != "\x7f" for c in safe)
+
+
+@pytest.mark.parametrize("progressive", [False, True])
+def test_a_jpeg_cut_short_and_closed_with_an_end_marker_is_refused_not_filled_with_grey(progressive):
+    """Pillow decodes such a file with grey blocks and no error; libjpeg-turbo's check refuses it."""
+    import io
+
+    from PIL import Image
+
+    from workbench.data.images import ImageLoadError, load_image
+
+    rng = np.random.default_rng(4)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(buffer, format="JPEG", quality=90,
+                                                                               progressive=progressive)
+    data = buffer.getvalue()
+    assert load_image(data, size=32).shape == (32, 32, 3)
+    for fraction in (0.3, 0.5, 0.8, 0.95):
+        cut = data[: int(len(data) * fraction)] + b"\xff\xd9"
+        Image.open(io.BytesIO(cut)).load()  # what Pillow alone does: no error
+        with pytest.raises(ImageLoadError, match="is truncated"):
+            load_image(cut, size=32)
+    # a harmless libjpeg warning (extraneous bytes before the end marker, common in camera files) still loads
+    padded = data[:-2] + b"\x00\x00\xff\xd9"
+    assert load_image(padded, size=32).shape == (32, 32, 3)

@@ -6,6 +6,15 @@ checks the pixel count *before* decoding (decompression bombs), decodes the whol
 first frame (truncated files fail instead of coming back half grey), applies the
 EXIF orientation, and returns an RGB ``uint8`` array.
 
+Truncated JPEGs
+    Pillow decodes a JPEG cut short and then closed with an end-of-image marker (what a
+    broken download or a careless repair leaves) without a word, filling the missing
+    blocks with grey. Every JPEG is therefore also read once by libjpeg-turbo
+    (``simplejpeg``, at 1/8 scale, which still reads the whole entropy-coded data) and
+    refused when libjpeg reports that its data ended early ("premature end of data
+    segment", "premature end of JPEG file"). libjpeg's harmless warnings (extraneous
+    bytes before a marker, common in camera files) are not refused.
+
 Colour policy
     Grayscale (``1``, ``L``, 16-bit ``I;16``, 32-bit ``I``, float ``F``) becomes grey RGB:
     ``I;16`` is scaled by 255/65535; ``I`` likewise when its maximum exceeds 255 (else it
@@ -329,6 +338,8 @@ def _decode(data: bytes, label: str, *, max_pixels: int) -> Image.Image:
         )
     if width < 1 or height < 1:
         raise ImageLoadError(f"Image {label} has no pixels ({width}×{height}).")
+    if image.format == "JPEG":
+        _refuse_truncated_jpeg(data, label)
     try:
         with _truncated_images_refused():
             image.load()
@@ -337,6 +348,23 @@ def _decode(data: bytes, label: str, *, max_pixels: int) -> Image.Image:
         raise
     except Exception as error:
         raise ImageLoadError(f"Image {label} is truncated or corrupt ({_reason(error)}).") from None
+
+
+#: libjpeg's messages when the compressed data ends before every block is decoded.
+_JPEG_DATA_ENDED = re.compile(r"premature end of (data segment|JPEG file)", re.IGNORECASE)
+
+
+def _refuse_truncated_jpeg(data: bytes, label: str) -> None:
+    """Raise ``ImageLoadError`` when libjpeg finds a JPEG's data cut short (see the module docstring)."""
+    import simplejpeg
+
+    try:
+        simplejpeg.decode_jpeg(data, colorspace="GRAY", strict=True, min_height=1, min_width=1)
+    except ValueError as error:
+        if _JPEG_DATA_ENDED.search(str(error)):
+            raise ImageLoadError(f"Image {label} is truncated or corrupt (its JPEG data ends before the last block: "
+                                 f"{str(error).strip()}).") from None
+        # any other libjpeg complaint (an unusual colour space, a harmless warning) is left to Pillow's decode
 
 
 class _truncated_images_refused:
