@@ -527,3 +527,47 @@ def test_a_comparison_killed_mid_way_resumes_to_the_uninterrupted_results(tmp_pa
     assert [(run["head"], run["seed"]) for run in again] == [(run["head"], run["seed"]) for run in whole]
     for first, second in zip(whole, again):
         assert [r["map_at_100"] for r in second["history"]] == pytest.approx([r["map_at_100"] for r in first["history"]], abs=1e-4)
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_training_checkpoints_gives_one_line_and_the_run_resumes_once_there_is_room(tmp_path):
+    """The first checkpoint does not fit: exit 4, one line, no temporary left; with room again the run completes."""
+    import subprocess
+    import sys
+
+    from workbench.data.scenes import write_scenes
+
+    write_scenes(coloured_squares(48, seed=13), tmp_path / "data")
+    arguments = ["train", "--data", str(tmp_path / "data"), "--head", "sigmoid", "--epochs", "2", "--image-size", "16",
+                 "--width", "4", "--depth", "2", "--batch-size", "16", "--validation-fraction", "0.25", "--workers", "1",
+                 "--out", str(tmp_path / "run")]
+    completed = _run_with_file_size_limit(arguments, limit_bytes=12_000, cwd=tmp_path)
+    assert completed.returncode == 4, completed.stdout + completed.stderr
+    assert completed.stderr.count("\n") == 1 and "could not read or write" in completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert not (tmp_path / "run" / "checkpoints" / "state.json").exists(), "no epoch was committed"
+    assert [path for path in (tmp_path / "run").rglob(".*") if path.is_file()] == [], "no temporary left behind"
+    resumed = subprocess.run([sys.executable, "-m", "workbench.cli", *arguments], capture_output=True, text=True,
+                             timeout=300, env={**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert resumed.returncode == 0, resumed.stderr
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["status"] == "complete" and config["epochs_completed"] == 2
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_store_writes_prints_every_result_and_exits_3(tmp_path):
+    from tests.test_classify import train_tiny_run
+    from PIL import Image
+
+    run_dir = train_tiny_run(tmp_path / "run", epochs=1, num_images=64)
+    images = []
+    for value in range(3):
+        images.append(tmp_path / f"{value}.png")
+        Image.fromarray(np.full((16, 16, 3), 40 + 60 * value, np.uint8)).save(images[-1])
+    completed = _run_with_file_size_limit(["classify", str(run_dir), *map(str, images), "--top", "2", "--json"],
+                                          limit_bytes=2_000, cwd=tmp_path)
+    assert completed.returncode == 3, completed.stderr
+    printed = json.loads(completed.stdout)
+    assert len(printed) == 3 and all(result["labels"] for result in printed), "every result printed first"
+    assert completed.stderr.count("\n") == 1 and "could not store" in completed.stderr
+    assert "Traceback" not in completed.stderr
