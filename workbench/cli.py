@@ -360,6 +360,16 @@ def _train_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--workers", type=int, default=2, metavar="T", help="threads preparing batches (default: 2)")
     parser.add_argument("--skip-bad-images", action="store_true",
                         help="leave out image files that cannot be read (default: refuse them, naming them, before training)")
+    parser.add_argument("--devices", default=None, metavar="N|all",
+                        help="train data-parallel on N devices or all (JAX backend: KERAS_BACKEND=jax; default: one)")
+
+
+def _use_devices(args) -> None:
+    from workbench.learning.devices import use_devices
+
+    count = use_devices(args.devices, batch_size=args.batch_size)
+    if count > 1:
+        print(f"training on {count} devices (data parallel, global batch {args.batch_size})")
 
 
 def _model_config(args):
@@ -431,6 +441,7 @@ def _run_train(args) -> int:
         raise UserError("the pmi head needs --embedding DIR (run 'workbench embed' first).")
     elif args.head == "random" and config.embedding_dim is None:
         config.embedding_dim = DEFAULT_EMBEDDING_DIM
+    _use_devices(args)
     dataset = _load_data(args)
     run = train(dataset, config=config, out_dir=args.out, embedding=embedding, verbose=2 if args.progress else 1,
                 skip_bad_images=args.skip_bad_images)
@@ -498,6 +509,7 @@ def _run_compare(args) -> int:
         if embedding != EmbeddingOptions():
             raise UserError("--embedding DIR brings its own PMI and spectral settings; drop --dim, --pmi and the like, or drop --embedding.")
         embedding = LabelEmbedding.load(args.embedding)
+    _use_devices(args)
     dataset = _load_data(args)
     results = compare(
         dataset,
@@ -773,6 +785,8 @@ def _add_experiment(subparsers) -> None:
                         help="a running Dask scheduler (tcp://host:8786) whose workers see DIR; --cores is then ignored")
     parser.add_argument("--tune-lr", action="store_true", default=None,
                         help="choose each head's learning rate from a small sweep on the training split (equal budgets)")
+    parser.add_argument("--devices", default=None, metavar="N|all",
+                        help="each cell trains data-parallel on N devices or all (JAX backend; use with --cores 1)")
     parser.set_defaults(run=_run_experiment)
 
 
@@ -781,9 +795,11 @@ def _run_experiment(args) -> int:
     from workbench.learning.grid_results import results_table
     from workbench.learning.sweep import run_experiment
 
+    from workbench.learning.config import parse_devices
+
     grid = read_grid(args.grid)
     results = run_experiment(grid, out_dir=args.out, cores=args.cores, scheduler=args.scheduler, tune_lr=args.tune_lr,
-                             print_function=lambda line: print(line, flush=True))
+                             devices=parse_devices(args.devices), print_function=lambda line: print(line, flush=True))
     if results["rows"]:
         import matplotlib
 

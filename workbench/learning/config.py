@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from workbench import _checks
 
 __all__ = ["HEADS", "EMBEDDING_HEADS", "OPTIMIZERS", "SIGMOID_BIASES", "DEFAULT_LEARNING_RATES", "ModelConfig", "TrainConfig",
-           "label_frequency_bias"]
+           "label_frequency_bias", "parse_devices"]
 
 #: Every head name.
 HEADS = ("pmi", "sigmoid", "random", "identity")
@@ -200,3 +200,15 @@ def label_frequency_bias(label_counts, num_images: int):
     probability = (np.asarray(label_counts, dtype=np.float64) + 0.5) / (int(num_images) + 1.0)
     return np.log(probability / (1.0 - probability)).astype(np.float32)
 
+
+def parse_devices(text) -> int | str | None:
+    """``--devices``: ``None``, a positive integer, or ``"all"``."""
+    if text is None or text == "all":
+        return text
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"--devices takes a number of devices or 'all'; got {text!r}.") from None
+    if value < 1:
+        raise ValueError(f"--devices must be at least 1; got {value}.")
+    return value

@@ -168,7 +168,7 @@ def _analysed(folder: Path, cell: Cell) -> bool:
                for head in cell.heads for seed in cell.seeds)
 
 
-def run_cell(settings: dict, out_dir: str, *, threads: int | None = None) -> dict:
+def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, devices=None) -> dict:
     """Run (or resume) one cell; a top-level function so that Dask workers can run it.
 
     Returns
@@ -204,6 +204,10 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None) -> dic
         from workbench.learning.config import ModelConfig
         from workbench.learning.experiments import compare
 
+        if devices is not None:
+            from workbench.learning.devices import use_devices
+
+            use_devices(devices, batch_size=cell.train["batch_size"])
         dataset = _cell_dataset(cell)
         model = ModelConfig(image_size=cell.train["image_size"], width=cell.train.get("width", 16),
                             depth=cell.train.get("depth", 4))
@@ -273,7 +277,7 @@ def _open_client(scheduler: str | None, cores: int):
 
 
 def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None, scheduler: str | None = None,
-                   tune_lr: bool | None = None, print_function: Callable[[str], None] = print) -> dict:
+                   tune_lr: bool | None = None, devices=None, print_function: Callable[[str], None] = print) -> dict:
     """Run every cell of a grid that is not finished, then write ``DIR/results.csv`` and ``DIR/results.json``.
 
     Parameters
@@ -291,6 +295,10 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
         ignored.
     tune_lr : bool, optional
         Overrides the grid's ``[train] tune_lr``.
+    devices : int or "all", optional
+        Each cell trains data-parallel on this many devices (JAX backend; see
+        :func:`workbench.learning.devices.use_devices`): give ``cores=1`` (or one worker
+        per host), so that cells do not share devices.
 
     Returns
     -------
@@ -328,13 +336,14 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
 
     if pending and scheduler is None and cores == 1:
         for cell in pending:
-            finished(run_cell(cell.settings(), str(out_dir)))
+            finished(run_cell(cell.settings(), str(out_dir), devices=devices))
     elif pending:
         from dask.distributed import as_completed
 
         client, cluster = _open_client(scheduler, min(cores, len(pending)))
         try:
-            futures = [client.submit(run_cell, cell.settings(), str(out_dir.resolve()), threads=1, pure=False,
+            futures = [client.submit(run_cell, cell.settings(), str(out_dir.resolve()), threads=1, devices=devices,
+                                     pure=False,
                                      key=f"cell-{cell.name}-{time.time_ns()}") for cell in pending]
             for future in as_completed(futures):
                 finished(future.result())
