@@ -243,3 +243,44 @@ def test_dask_rejects_missing_client_and_empty_input(tmp_path):
         count_cooccurrence_dask([tmp_path / "x.npz"], client=None)
     with pytest.raises(ValueError, match="No label shards"):
         count_cooccurrence_dask([], client=None)
+
+
+@pytest.mark.slow
+def test_count_command_on_a_dask_cluster_started_by_the_test_equals_counting_in_memory(tmp_path, capsys):
+    """``workbench count SHARDS --scheduler ADDRESS``: a real LocalCluster's scheduler, shards counted by its workers."""
+    from dask.distributed import LocalCluster
+
+    from workbench.cli import main
+    from workbench.data.labels import Vocabulary
+    from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
+
+    rng = np.random.default_rng(8)
+    names = [f"label{i}" for i in range(12)]
+    rows = [sorted(rng.choice(12, size=rng.integers(0, 5), replace=False).tolist()) for _ in range(300)]
+    shards = []
+    for number, start in enumerate(range(0, 300, 70)):
+        path = tmp_path / f"shard{number}.csv"
+        lines = ["image,labels"] + [f"img{start + i}.png,{'|'.join(names[j] for j in row)}"
+                                    for i, row in enumerate(rows[start:start + 70])]
+        path.write_text("\n".join(lines) + "\n")
+        shards.append(str(path))
+    vocabulary = Vocabulary(names)
+    vocabulary.write_csv(tmp_path / "vocabulary.csv")
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        status = main(["count", *shards, "--vocabulary", str(tmp_path / "vocabulary.csv"),
+                       "--scheduler", cluster.scheduler_address, "--out", str(tmp_path / "counts.json")])
+    assert status == 0, capsys.readouterr().err
+    assert "300 images, 12 labels" in capsys.readouterr().out
+    counted = CooccurrenceCounts.load_json(tmp_path / "counts.json")
+    import scipy.sparse as sp
+
+    matrix = sp.csr_matrix((np.ones(sum(map(len, rows)), np.uint8),
+                            (np.repeat(np.arange(300), [len(row) for row in rows]), np.concatenate(rows).astype(int))),
+                           shape=(300, 12))
+    reference = count_cooccurrence(matrix, vocabulary)
+    assert counted.n_images == 300
+    assert np.array_equal(counted.label_counts, reference.label_counts)
+    assert (counted.pair_counts != reference.pair_counts).nnz == 0
+    # a second run refuses to replace the file
+    assert main(["count", *shards, "--out", str(tmp_path / "counts.json")]) == 2
+    assert "exists; give --out a new file" in capsys.readouterr().err

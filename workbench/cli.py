@@ -766,6 +766,66 @@ def _run_ceiling(args) -> int:
     return 0
 
 # ---------------------------------------------------------------------------------
+# count: co-occurrence counts of label shards on a Dask cluster
+# ---------------------------------------------------------------------------------
+def _add_count(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "count",
+        help="count label co-occurrences over label shards on a Dask cluster (larger than memory)",
+        description="Count every label and label pair over label shards (.csv in the labels.csv layout, or .npz "
+        "written by write_label_shards with a vocabulary.csv), one task per shard on a Dask cluster, partial counts "
+        "summed in a tree, and write the counts JSON that 'workbench embed --counts' reads. Only one shard at a time "
+        "is in a worker's memory, so the shards together may be larger than any machine's.",
+    )
+    parser.add_argument("shards", nargs="+", metavar="SHARD", help="label shards (.csv or .npz)")
+    parser.add_argument("--vocabulary", metavar="vocabulary.csv", help="the labels of .npz shards (label,group,subgroup)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help="a running Dask scheduler (tcp://host:8786) whose workers see the shards "
+                        "(default: a local cluster of --cores processes)")
+    parser.add_argument("--cores", type=int, default=None, metavar="N", help="local worker processes (default: every core)")
+    parser.add_argument("--out", required=True, metavar="COUNTS.json", help="the counts file to write (a new file)")
+    parser.set_defaults(run=_run_count)
+
+
+def _run_count(args) -> int:
+    import os
+
+    from dask.distributed import Client, LocalCluster
+
+    from workbench.data.labels import Vocabulary
+    from workbench.method.cooccurrence import count_cooccurrence_dask
+
+    out = Path(args.out)
+    if out.exists():
+        raise UserError(f"{out} exists; give --out a new file, so that nothing of yours is replaced.")
+    missing = [shard for shard in args.shards if not Path(shard).is_file()]
+    if missing:
+        raise UserError(f"label shard {missing[0]} not found{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}.")
+    vocabulary = Vocabulary.read_csv(args.vocabulary) if args.vocabulary else None
+    shards = [str(Path(shard).resolve()) for shard in args.shards]
+    cluster = None
+    if args.scheduler:
+        client = Client(args.scheduler, timeout=30)
+    else:
+        cores = args.cores or os.cpu_count() or 1
+        if cores < 1:
+            raise UserError(f"--cores must be at least 1; got {cores}.")
+        cluster = LocalCluster(n_workers=min(cores, len(shards)), threads_per_worker=1, processes=True,
+                               dashboard_address=None)
+        client = Client(cluster)
+    try:
+        counts = count_cooccurrence_dask(shards, client=client, vocabulary=vocabulary)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    counts.save_json(out, description=f"counted by 'workbench count' over {len(shards)} label shard(s)")
+    print(f"{counts.n_images} images, {len(counts.vocabulary)} labels, {counts.pair_counts.nnz // 2} label pairs "
+          f"seen together; wrote {out}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------
 # experiment: a grid of settings, every cell resumable, aggregated with intervals
 # ---------------------------------------------------------------------------------
 def _add_experiment(subparsers) -> None:
