@@ -337,3 +337,38 @@ def test_voc_neighbours_make_sense(shared_data):
     ppmi = embed_labels(counts, embedding_dim=8, policy="ppmi")
     assert _names(ppmi.nearest("bus", top=1)) == ["car"]
     assert _names(ppmi.nearest("bicycle", top=1))[0] in {"motorbike", "horse"}  # tied at similarity ~1.0
+
+
+def test_the_jax_solver_gives_the_exact_solvers_eigenpairs_in_float32():
+    """``solver="jax"`` (dense eigh on JAX's device; here the CPU) matches LAPACK: values, vectors, signs."""
+    pytest.importorskip("jax")
+    from workbench.method.eigensolvers import eigenpairs
+
+    rng = np.random.default_rng(2)
+    factor = rng.normal(size=(300, 40))
+    matrix = factor @ factor.T / 40 - 0.3 * np.eye(300)
+    matrix = (matrix + matrix.T) / 2
+    for negative in ("drop", "abs"):
+        exact_values, exact_vectors, _ = eigenpairs(matrix, num_pairs=12, negative=negative, solver="exact")
+        values, vectors, info = eigenpairs(matrix, num_pairs=12, negative=negative, solver="jax")
+        assert info["solver"] == "jax" and info["precision"] == "float32"
+        scale = np.abs(exact_values).max()
+        assert np.allclose(values, exact_values, atol=1e-5 * scale)
+        assert np.allclose(vectors, exact_vectors, atol=2e-3), "same vectors with the same deterministic signs"
+
+
+def test_auto_uses_jax_only_when_jax_sees_a_gpu(monkeypatch):
+    from workbench.method import eigensolvers
+
+    assert eigensolvers.jax_gpu_available() is False  # this machine has no GPU
+    monkeypatch.setattr(eigensolvers, "EXACT_MAX_LABELS", 50)
+    monkeypatch.setattr(eigensolvers, "jax_gpu_available", lambda: True)
+    rng = np.random.default_rng(0)
+    factor = rng.normal(size=(120, 10))
+    matrix = factor @ factor.T
+    pytest.importorskip("jax")
+    assert eigensolvers.eigenpairs(matrix, num_pairs=4, solver="auto")[2]["solver"] == "jax"
+    monkeypatch.undo()
+    assert eigensolvers.eigenpairs(matrix, num_pairs=4, solver="auto")[2]["solver"] == "exact"
+    monkeypatch.setenv("WORKBENCH_EIGH_ON_CPU", "1")
+    assert eigensolvers.jax_gpu_available() is False

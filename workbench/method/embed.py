@@ -54,8 +54,8 @@ OPTION_HELP = {
     "shift": "shifted PMI: PMI - log(shift) (1: none)",
     "negative": "negative eigenvalues: 'drop' (top-k positive ones; E Eᵀ is the best PSD rank-k approximation) "
     "or 'abs' (rank by magnitude, as an SVD)",
-    "solver": "eigen-solver: 'auto' (exact for small C or k near C), 'exact' (dense LAPACK) or 'randomized' "
-    "(block Krylov)",
+    "solver": "eigen-solver: 'auto' (exact for small C or k near C; on a GPU through JAX when one is visible), "
+    "'exact' (dense LAPACK), 'randomized' (block Krylov) or 'jax' (dense eigh through JAX, float32)",
     "random_state": "seed of the randomized solver's start block",
     "tolerance": "randomized solver: target relative eigenvalue error",
 }
