@@ -87,3 +87,21 @@ def test_the_package_layout_shows_the_data_flow_and_imports_never_point_back_up(
                     checked += 1
                     assert order[target[1]] <= order[stage], f"{path.relative_to(REPOSITORY_ROOT)} imports {name}"
     assert checked > 50
+
+
+@pytest.mark.slow
+def test_the_prepared_gpu_check_runs_end_to_end_on_the_cpu_in_its_dry_mode(tmp_path):
+    """``benchmarks/gpu_check.sh OUT --dry``: every step runs (small sizes) and leaves its figures in OUT."""
+    import json
+    import os
+
+    completed = subprocess.run(["bash", str(REPOSITORY_ROOT / "benchmarks" / "gpu_check.sh"), str(tmp_path / "gpu"), "--dry"],
+                               capture_output=True, text=True, timeout=900,
+                               env={**os.environ, "PYTHON": sys.executable})
+    assert completed.returncode == 0, completed.stderr
+    summary = (tmp_path / "gpu" / "summary.txt").read_text()
+    assert "device: ok" in summary and "training: ok" in summary and "eigh: ok" in summary, summary
+    assert "compare: ok" in summary or "compare: skipped" in summary, summary
+    eigh = json.loads((tmp_path / "gpu" / "eigh.json").read_text())
+    assert eigh["max_relative_residual"] < 1e-3 and eigh["max_relative_eigenvalue_error"] < 1e-4
+    assert "bare model.fit" in (tmp_path / "gpu" / "training.txt").read_text()
