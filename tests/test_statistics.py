@@ -158,3 +158,26 @@ def test_analysis_of_a_run_per_label_ap_matches_scikit_learn_and_companions_matc
         best = {b for value, b in sorted(values, key=lambda item: (-item[0], item[1]))[:2] if value > 0}
         assert table[a] == best
     assert 0 <= analysis["companion_share_chance"] <= 1 and 0 <= analysis["companion_share_all"] <= 1
+
+
+def test_comparison_statistics_read_a_comparison_folder(tmp_path):
+    import json
+
+    from workbench._io import atomic_save_npz
+    from workbench.learning.grid_results import comparison_statistics, statistics_table
+
+    rng = np.random.default_rng(0)
+    runs = []
+    for head, shift in (("pmi", 0.2), ("random", 0.0)):
+        for seed in (0, 1):
+            image_ap = np.clip(rng.random((4, 60)) * 0.5 + shift, 0, 1)
+            atomic_save_npz(tmp_path / "runs" / f"{head}-seed{seed}" / "image_ap.npz", image_ap=image_ap)
+            history = [{"epoch": e + 1, "map_at_100": float(image_ap[e].mean()), "macro_ap": 0.1} for e in range(4)]
+            runs.append({"head": head, "seed": seed, "history": history})
+    (tmp_path / "results.json").write_text(json.dumps({"config": {}, "runs": runs}))
+    statistics = comparison_statistics(tmp_path)
+    first = statistics["runs"][0]
+    assert first["map_at_100"] == pytest.approx(np.mean([r["map_at_100"] for r in runs[0]["history"][-3:]]))
+    assert first["low"] < first["map_at_100"] < first["high"]
+    assert statistics["paired"]["beats"] is True and statistics["paired"]["seeds"] == [0, 1]
+    assert "pmi beats random" in statistics_table(statistics)

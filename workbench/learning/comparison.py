@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from workbench.learning.statistics import LAST_EPOCHS
+
 __all__ = ["summarize_comparison", "comparison_table"]
 
 
@@ -26,7 +28,10 @@ def summarize_comparison(results: dict, *, metric: str = "map_at_100", reference
     -------
     dict
         ``{head: {"final_mean", "final_std", "num_seeds", "epochs_to_reference"}}``.
-        ``final_std`` is the sample standard deviation over seeds (0 for one seed).
+        A run's final value is the mean of its last ``min(3, epochs)`` epochs (one epoch is
+        noisy; :data:`workbench.learning.statistics.LAST_EPOCHS`); ``final_mean`` and
+        ``final_std`` are their mean and sample standard deviation over seeds (0 for one
+        seed). The reference is the reference head's mean curve at its last epoch.
         ``epochs_to_reference`` is the first epoch at which the head's seed-mean
         curve reaches the reference head's final seed-mean value (``None`` if it
         never does, or without the reference head). Curves are cut to the shortest
@@ -42,7 +47,7 @@ def summarize_comparison(results: dict, *, metric: str = "map_at_100", reference
         length = min(len(values) for values in runs)
         matrix = np.array([values[:length] for values in runs], dtype=np.float64)
         means[head] = matrix.mean(axis=0)
-        finals = matrix[:, -1] if length else np.array([np.nan])
+        finals = matrix[:, -LAST_EPOCHS:].mean(axis=1) if length else np.array([np.nan])
         summary[head] = {
             "final_mean": float(np.mean(finals)),
             "final_std": float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0,
@@ -62,9 +67,9 @@ def comparison_table(results: dict, *, metric: str = "map_at_100", reference_hea
     summary = summarize_comparison(results, metric=metric, reference_head=reference_head)
     name = metric.replace("map_at_", "MAP@").replace("macro_ap", "macro AP")
     reference = summary.get(reference_head)
-    target = f" ({reference['final_mean']:.4f})" if reference else ""
-    header_last = f"epochs to reach {reference_head}'s final {name}{target}"
-    rows = [("head", f"final {name} (mean ± std)", "seeds", header_last)]
+    target = f" ({_last_of_mean(results, reference_head, metric):.4f})" if reference else ""
+    header_last = f"epochs to reach {reference_head}'s last {name}{target}"
+    rows = [("head", f"final {name}, last 3 epochs (mean ± std)", "seeds", header_last)]
     for head, values in summary.items():
         epochs = values["epochs_to_reference"]
         rows.append(
@@ -79,3 +84,11 @@ def comparison_table(results: dict, *, metric: str = "map_at_100", reference_hea
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * width for width in widths))
     return "\n".join(lines)
+
+
+def _last_of_mean(results: dict, head: str, metric: str) -> float:
+    """The last epoch of ``head``'s mean curve over seeds (the reference of ``epochs_to_reference``)."""
+    curves = [[np.nan if r.get(metric) is None else float(r[metric]) for r in run["history"]]
+              for run in results["runs"] if run["head"] == head]
+    length = min(len(curve) for curve in curves)
+    return float(np.mean([curve[length - 1] for curve in curves])) if length else float("nan")

@@ -28,7 +28,8 @@ from workbench.learning.statistics import (
     read_image_ap,
 )
 
-__all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_table", "read_results"]
+__all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_table", "read_results",
+           "comparison_statistics", "statistics_table"]
 
 #: Columns of ``results.csv``, in order.
 RESULT_COLUMNS = ("cell", "head", "dim", "dim_achieved", "pmi", "diagonal", "negative", "seed", "num_labels", "num_images",
@@ -46,6 +47,16 @@ def _ceiling_of(folder: Path, head: str) -> float | None:
     return values[0] if values else None
 
 
+def _image_values(folder: Path, head: str, seed: int, epochs: int):
+    """A run's per-image final values and their bootstrap interval: ``(values, low, high)``, ``None``s without them."""
+    image_ap = read_image_ap(folder / "runs" / f"{head}-seed{seed}", num_epochs=epochs) if epochs else None
+    if image_ap is None:
+        return None, None, None
+    values = final_image_values(image_ap, last=LAST_EPOCHS)
+    low, high = bootstrap_interval(values, random_state=seed)
+    return values, low, high
+
+
 def _rows_of_cell(folder: Path, cell, heads, seeds) -> tuple[list[dict], list[dict], dict]:
     """Rows, histories and per-image final values ``{(head, seed): array}`` of one cell's finished runs."""
     results = read_json(folder / "results.json") if (folder / "results.json").is_file() else {"runs": [], "config": {}}
@@ -58,12 +69,9 @@ def _rows_of_cell(folder: Path, cell, heads, seeds) -> tuple[list[dict], list[di
         if head not in heads or seed not in seeds or len(history) < cell.train["epochs"]:
             continue  # a run of a larger grid, or not finished
         history = history[: cell.train["epochs"]]
-        image_ap = read_image_ap(folder / "runs" / f"{head}-seed{seed}", num_epochs=len(history))
-        low = high = None
-        if image_ap is not None:
-            values = final_image_values(image_ap, last=LAST_EPOCHS)
+        values, low, high = _image_values(folder, head, seed, len(history))
+        if values is not None:
             image_values[(head, seed)] = values
-            low, high = bootstrap_interval(values, random_state=seed)
         data = cell.data
         uses_embedding = head in ("pmi", "random")
         rows.append({
@@ -207,4 +215,56 @@ def results_table(results: dict) -> str:
         text.append(f"{test['cell']}: pmi − random = {test['difference']:+.3f} [{test['low']:+.3f}, {test['high']:+.3f}]"
                     f" over {test['num_seeds']} seed(s), {test['wins']} won, paired t p = {pvalue}: "
                     f"{verdict[test['beats']]}")
+    return "\n".join(text)
+
+
+def comparison_statistics(folder: str | Path, *, first: str = "pmi", second: str = "random") -> dict:
+    """The honest statistics of one comparison folder (``workbench compare``, a notebook's, or a cell's).
+
+    Returns
+    -------
+    dict
+        ``runs``: per run ``{"head", "seed", "epochs", "map_at_100"`` (mean of the last
+        3 epochs), ``"low", "high"`` (95 % bootstrap over validation images; ``None`` for
+        runs written before per-image values were kept), ``"macro_ap"}``; ``paired``: the
+        paired test of ``first`` against ``second`` over their common seeds
+        (:func:`workbench.learning.statistics.paired_difference`), or ``None``.
+    """
+    folder = Path(folder)
+    results = read_json(folder / "results.json")
+    runs, values = [], {}
+    for run in results.get("runs", []):
+        head, seed, history = run["head"], run["seed"], run["history"]
+        run_values, low, high = _image_values(folder, head, seed, len(history))
+        if run_values is not None:
+            values[(head, seed)] = run_values
+        runs.append({"head": head, "seed": seed, "epochs": len(history), "map_at_100": final_value(history),
+                     "low": low, "high": high, "macro_ap": final_value(history, "macro_ap")})
+    seeds = sorted(seed for (head, seed) in values if head == first and (second, seed) in values)
+    paired = None
+    if seeds:
+        paired = {"first": first, "second": second, "seeds": seeds,
+                  **paired_difference([values[(first, seed)] for seed in seeds],
+                                      [values[(second, seed)] for seed in seeds], random_state=0)}
+    return {"runs": runs, "paired": paired}
+
+
+def statistics_table(statistics: dict) -> str:
+    """:func:`comparison_statistics` as text: one line per run, then the paired test in words."""
+    lines = [("head", "seed", "epochs", "MAP@100 (last 3 epochs)", "95% interval over images", "macro AP")]
+    for run in statistics["runs"]:
+        interval = "—" if run["low"] is None else f"[{run['low']:.3f}, {run['high']:.3f}]"
+        value = "—" if run["map_at_100"] is None else f"{run['map_at_100']:.3f}"
+        macro = "—" if run["macro_ap"] is None else f"{run['macro_ap']:.3f}"
+        lines.append((run["head"], str(run["seed"]), str(run["epochs"]), value, interval, macro))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    text = ["  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip() for line in lines]
+    text.insert(1, "  ".join("-" * width for width in widths))
+    test = statistics.get("paired")
+    if test:
+        verdict = {True: f"{test['first']} beats {test['second']}", False: f"{test['second']} beats {test['first']}",
+                   None: "no difference beyond the interval"}[test["beats"]]
+        text.append(f"{test['first']} − {test['second']} = {test['difference']:+.3f}, 95% interval "
+                    f"[{test['low']:+.3f}, {test['high']:+.3f}] (seeds and images resampled) over {test['num_seeds']} "
+                    f"seed(s): {verdict}")
     return "\n".join(text)
