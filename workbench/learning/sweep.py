@@ -161,6 +161,29 @@ def _analyse_runs(folder: Path, cell: Cell, dataset) -> None:
                 analyse_run(run_dir, validation_set, train_set)  # none yet, or the run has trained more since
 
 
+def _write_ceiling(folder: Path, cell: Cell, dataset, options, *, achieved: int | None) -> None:
+    """``ceiling.json``: the decoding ceiling of the cell's embeddings at the k its heads were trained with.
+
+    ``achieved`` is that k (below the grid's when the PMI spectrum has fewer usable
+    eigenvalues; the random head then takes the same k). A ceiling computed for another k
+    is computed again.
+    """
+    from workbench.learning.ceiling import decoding_ceiling
+
+    path = folder / "ceiling.json"
+    names = [name for name in ("pmi", "random", "identity") if name in cell.heads]
+    dims = [] if options is None else [achieved or options.embedding_dim]
+    if path.is_file():
+        rows = read_json(path).get("rows", [])
+        if {row["embedding"] for row in rows} == set(names) and all(
+                row["dim"] in dims for row in rows if row["embedding"] != "identity"):
+            return
+    ceiling = decoding_ceiling(dataset, dims=dims, embeddings=names, options=options,
+                               validation_fraction=cell.data["validation_fraction"],
+                               split_random_state=0) if names else {"config": {}, "rows": []}
+    atomic_write_json(path, ceiling)
+
+
 def _analysed(folder: Path, cell: Cell) -> bool:
     from workbench.learning.analysis import ANALYSIS_FILE
 
@@ -200,7 +223,6 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, device
         log.flush()
 
     try:
-        from workbench.learning.ceiling import decoding_ceiling
         from workbench.learning.config import ModelConfig
         from workbench.learning.experiments import compare
 
@@ -220,17 +242,11 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, device
             record["tuning"] = table
         record["learning_rates"] = rates
         atomic_write_json(folder / "cell.json", record)
-        if not (folder / "ceiling.json").is_file():
-            ceiling = decoding_ceiling(
-                dataset, dims=[] if options is None else [options.embedding_dim],
-                embeddings=[name for name in ("pmi", "random", "identity") if name in cell.heads],
-                options=options, validation_fraction=cell.data["validation_fraction"], split_random_state=0,
-            ) if any(head != "sigmoid" for head in cell.heads) else {"config": {}, "rows": []}
-            atomic_write_json(folder / "ceiling.json", ceiling)
-        compare(dataset, out_dir=folder, embedding=options, heads=cell.heads, seeds=cell.seeds,
-                epochs=cell.train["epochs"], batch_size=cell.train["batch_size"], model=model, learning_rates=rates,
-                validation_fraction=cell.data["validation_fraction"], split_random_state=0,
-                workers=1, verbose=1, print_function=say)
+        compared = compare(dataset, out_dir=folder, embedding=options, heads=cell.heads, seeds=cell.seeds,
+                           epochs=cell.train["epochs"], batch_size=cell.train["batch_size"], model=model,
+                           learning_rates=rates, validation_fraction=cell.data["validation_fraction"],
+                           split_random_state=0, workers=1, verbose=1, print_function=say)
+        _write_ceiling(folder, cell, dataset, options, achieved=compared["config"]["embedding_dim"])
         _analyse_runs(folder, cell, dataset)
         seconds = round(time.perf_counter() - began, 3)
         atomic_write_json(folder / "cell.json", {**record, "status": "complete", "seconds": seconds})
