@@ -790,8 +790,7 @@ def _add_count(subparsers) -> None:
 def _run_count(args) -> int:
     import os
 
-    from dask.distributed import Client, LocalCluster
-
+    from workbench._cluster import dask_client
     from workbench.data.labels import Vocabulary
     from workbench.method.cooccurrence import count_cooccurrence_dask
 
@@ -803,22 +802,10 @@ def _run_count(args) -> int:
         raise UserError(f"label shard {missing[0]} not found{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}.")
     vocabulary = Vocabulary.read_csv(args.vocabulary) if args.vocabulary else None
     shards = [str(Path(shard).resolve()) for shard in args.shards]
-    cluster = None
-    if args.scheduler:
-        client = Client(args.scheduler, timeout=30)
-    else:
-        cores = args.cores or os.cpu_count() or 1
-        if cores < 1:
-            raise UserError(f"--cores must be at least 1; got {cores}.")
-        cluster = LocalCluster(n_workers=min(cores, len(shards)), threads_per_worker=1, processes=True,
-                               dashboard_address=None)
-        client = Client(cluster)
-    try:
+    if args.cores is not None and args.cores < 1:
+        raise UserError(f"--cores must be at least 1; got {args.cores}.")
+    with dask_client(args.scheduler, workers=min(args.cores or os.cpu_count() or 1, len(shards))) as client:
         counts = count_cooccurrence_dask(shards, client=client, vocabulary=vocabulary)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
     counts.save_json(out, description=f"counted by 'workbench count' over {len(shards)} label shard(s)")
     print(f"{counts.n_images} images, {len(counts.vocabulary)} labels, {counts.pair_counts.nnz // 2} label pairs "
           f"seen together; wrote {out}")

@@ -283,15 +283,6 @@ def _provenance(seconds: float | None = None) -> dict:
             "cpu_count": os.cpu_count(), "memory_gib": memory, "seconds": seconds}
 
 
-def _open_client(scheduler: str | None, cores: int):
-    from dask.distributed import Client, LocalCluster
-
-    if scheduler:
-        return Client(scheduler), None
-    cluster = LocalCluster(n_workers=cores, threads_per_worker=1, processes=True, dashboard_address=None)
-    return Client(cluster), cluster
-
-
 def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None, scheduler: str | None = None,
                    tune_lr: bool | None = None, devices=None, print_function: Callable[[str], None] = print) -> dict:
     """Run every cell of a grid that is not finished, then write ``DIR/results.csv`` and ``DIR/results.json``.
@@ -356,17 +347,13 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
     elif pending:
         from dask.distributed import as_completed
 
-        client, cluster = _open_client(scheduler, min(cores, len(pending)))
-        try:
+        from workbench._cluster import dask_client
+
+        with dask_client(scheduler, workers=min(cores, len(pending))) as client:
             futures = [client.submit(run_cell, cell.settings(), str(out_dir.resolve()), threads=1, devices=devices,
-                                     pure=False,
-                                     key=f"cell-{cell.name}-{time.time_ns()}") for cell in pending]
+                                     pure=False, key=f"cell-{cell.name}-{time.time_ns()}") for cell in pending]
             for future in as_completed(futures):
                 finished(future.result())
-        finally:
-            client.close()
-            if cluster is not None:
-                cluster.close()
     results = collect_results(out_dir, cells, grid=record["grid"],
                               provenance=_provenance(round(time.perf_counter() - began, 3)))
     results["failed"] = [report for report in reports if report["status"] == "failed"]
