@@ -2,13 +2,14 @@
 #   make run    set everything up, then run the main job on the bundled emoji scenes
 #   make test   set everything up, then run the whole test suite
 #   make lab    open JupyterLab on the notebooks
+#   make student  write the student copies (no answers, no outputs) to results/student/
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: run test lab setup system-packages benchmarks clean
+.PHONY: run test lab student setup system-packages benchmarks clean
 
 run: setup
 	$(BIN)/workbench run
@@ -18,6 +19,9 @@ test: setup system-packages-browser
 
 lab: setup
 	$(BIN)/jupyter lab notebooks
+
+student: setup
+	$(BIN)/python -m workbench.notebook.course notebooks results/student
 
 setup: system-packages $(STAMP)
 

@@ -4,8 +4,8 @@ Each numbered notebook is executed with nbval (``--nbval-lax``: every cell must 
 the notebooks check themselves with ``assert``) in a separate pytest process, with
 ``WORKBENCH_PROFILE=ci`` and ``WORKBENCH_RESULTS`` pointing at one temporary folder
 shared by the notebooks in order, as in the main job (``workbench run``). Run only
-these with ``.venv/bin/python -m pytest tests/test_notebooks.py``; the five together
-take about 70 seconds on two cores (kernel start-up and TensorFlow import included).
+these with ``.venv/bin/python -m pytest tests/test_notebooks.py``; the six together
+take about two minutes on two cores (kernel start-up and TensorFlow import included).
 """
 
 import os

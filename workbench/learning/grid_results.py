@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -112,7 +113,8 @@ def _per_label(analyses: list[dict]) -> list[dict]:
     summary = []
     for (cell, head), runs in groups.items():
         values = np.array([[np.nan if value is None else value for value in run["per_label_ap"]] for run in runs])
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a label absent from validation: NaN for every seed
             mean = np.nanmean(values, axis=0) if len(values) else values
         summary.append({
             "cell": cell, "head": head, "seeds": [run["seed"] for run in runs], "labels": runs[0]["labels"],

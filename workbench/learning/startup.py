@@ -62,4 +62,17 @@ def import_keras_quietly():
             kept = [line for line in text.splitlines() if line.strip() and (failed or not START_UP_NOTICES.search(line))]
             if kept:
                 print("\n".join(kept), file=sys.stderr)
+    _quiet_retracing_notices()
     return keras
+
+
+def _quiet_retracing_notices() -> None:
+    """TensorFlow's "N out of the last M calls … triggered tf.function retracing" notices: a performance hint
+    printed whenever a model predicts batches of a new size (every evaluation, every upload), not a problem."""
+    import logging
+
+    class _NoRetracing(logging.Filter):
+        def filter(self, record):
+            return "triggered tf.function retracing" not in record.getMessage()
+
+    logging.getLogger("tensorflow").addFilter(_NoRetracing())

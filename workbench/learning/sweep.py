@@ -212,9 +212,11 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, device
     folder = cell_folder(out_dir, cell)
     folder.mkdir(parents=True, exist_ok=True)
     record = {**cell.settings(), "status": "running"}
+    earlier = 0.0
     if (folder / "cell.json").is_file():  # keep what an earlier run of the cell found (its tuned rates)
         before = read_json(folder / "cell.json")
         record.update({key: before[key] for key in ("learning_rates", "tuning") if key in before})
+        earlier = float(before.get("seconds") or 0.0)  # the cell's time over every run of it
     atomic_write_json(folder / "cell.json", record)
     log = open(folder / "log.txt", "a", encoding="utf-8")
 
@@ -249,7 +251,7 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, device
         _write_ceiling(folder, cell, dataset, options, achieved=compared["config"]["embedding_dim"])
         _analyse_runs(folder, cell, dataset)
         seconds = round(time.perf_counter() - began, 3)
-        atomic_write_json(folder / "cell.json", {**record, "status": "complete", "seconds": seconds})
+        atomic_write_json(folder / "cell.json", {**record, "status": "complete", "seconds": round(earlier + seconds, 3)})
         return {"cell": cell.name, "status": "finished", "seconds": seconds, "error": None}
     except Exception as error:  # noqa: BLE001 - one failed cell is reported, the others go on
         message = (str(error).strip().splitlines() or [type(error).__name__])[0]
