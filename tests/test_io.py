@@ -55,3 +55,23 @@ def test_new_files_get_the_umask_mode_and_replaced_files_keep_theirs(tmp_path):
         assert _mode(fresh) == 0o600 and fresh.read_text() == "again"
     finally:
         os.umask(previous)
+
+
+def test_a_dead_writers_temporary_is_removed_at_once_and_a_live_ones_is_kept(tmp_path):
+    """Temporaries carry their writer's PID: a killed writer's is cleaned by the next write, a running one's is not."""
+    import os
+    import subprocess
+    import sys
+
+    from workbench._io import atomic_write_text
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    dead = tmp_path / f".notes.txt.{dead_pid}-abc123.tmp"
+    alive = tmp_path / f".notes.txt.{os.getppid()}-def456.tmp"
+    unnamed = tmp_path / ".notes.txt.xyz789.tmp"  # an older name without a PID: only its age counts
+    for path in (dead, alive, unnamed):
+        path.write_text("half")
+    atomic_write_text(tmp_path / "notes.txt", "whole")
+    assert (tmp_path / "notes.txt").read_text() == "whole"
+    assert not dead.exists() and alive.exists() and unnamed.exists()

@@ -1,8 +1,9 @@
 """Notebook 03 computes the PMI embedding once, and follows the embedding settings notebook 02 recorded.
 
 Notebook 03 is executed for real (``ci`` profile, a fresh kernel through nbclient) with
-two cells added around it: one before, wrapping
-:func:`workbench.method.embed.embed_labels` to count its calls, and one after, printing
+two cells added around its main part: one before, wrapping
+:func:`workbench.method.embed.embed_labels` to count its calls, and one after (before the
+exercises, which compute other embeddings on purpose: the ceiling at another k), printing
 the count and the output width of every trained model as JSON.
 """
 
@@ -42,7 +43,8 @@ def _run_notebook_03(results_dir: Path) -> dict:
 
     notebook = nbformat.read(NOTEBOOK, as_version=4)
     notebook.cells.insert(0, nbformat.v4.new_code_cell(COUNTING_CELL))
-    notebook.cells.append(nbformat.v4.new_code_cell(REPORT_CELL))
+    exercises = next(position for position, cell in enumerate(notebook.cells) if cell.source.startswith("## Exercises"))
+    notebook.cells.insert(exercises, nbformat.v4.new_code_cell(REPORT_CELL))
     saved = {key: os.environ.get(key) for key in ("WORKBENCH_PROFILE", "WORKBENCH_RESULTS", "MPLBACKEND")}
     os.environ.update({"WORKBENCH_PROFILE": "ci", "WORKBENCH_RESULTS": str(results_dir), "MPLBACKEND": "Agg"})
     try:
@@ -54,7 +56,7 @@ def _run_notebook_03(results_dir: Path) -> dict:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
-    text = "".join(output.get("text", "") for output in notebook.cells[-1].outputs)
+    text = "".join(output.get("text", "") for output in notebook.cells[exercises].outputs)
     return json.loads(text.split("REPORT ", 1)[1])
 
 

@@ -571,3 +571,127 @@ def test_a_full_disk_during_store_writes_prints_every_result_and_exits_3(tmp_pat
     assert len(printed) == 3 and all(result["labels"] for result in printed), "every result printed first"
     assert completed.stderr.count("\n") == 1 and "could not store" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("draw", [0, 1, 2])
+@pytest.mark.parametrize("command", ["train", "scenes"])
+def test_kill_at_a_random_moment_then_a_rerun_gives_the_uninterrupted_result(tmp_path, command, draw):
+    """``kill -9`` at a moment drawn uniformly over the command's own run time (seeded), then the same command again.
+
+    Whatever was being written at that moment (a checkpoint, the history, an image, the labels), the rerun
+    ends with what an uninterrupted run writes: the same history for ``train``, the same files for ``scenes``.
+    """
+    import hashlib
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from workbench.data.scenes import write_scenes
+
+    if command == "train":
+        write_scenes(coloured_squares(96, seed=21), tmp_path / "data")
+        arguments = ["train", "--data", str(tmp_path / "data"), "--head", "sigmoid", "--epochs", "4", "--image-size", "16",
+                     "--width", "4", "--depth", "2", "--batch-size", "16", "--validation-fraction", "0.25",
+                     "--workers", "1"]
+    else:
+        arguments = ["scenes", "--images", "1500", "--labels", "30", "--size", "24", "--seed", "4"]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1"}
+    began = time.monotonic()
+    subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(tmp_path / "whole")], check=True,
+                   capture_output=True, env=environment, timeout=300)
+    duration = time.monotonic() - began
+    moment = float(np.random.default_rng(draw).uniform(0.15, 0.95)) * duration
+    process = subprocess.Popen([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(tmp_path / "killed")],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
+    started = time.monotonic()
+    _kill_when(process, lambda: time.monotonic() - started >= moment, timeout=300, poll=0.005)
+    rerun = subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(tmp_path / "killed")],
+                           capture_output=True, text=True, env=environment, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert "Traceback" not in rerun.stderr
+    if command == "train":
+        whole = json.loads((tmp_path / "whole" / "history.json").read_text())
+        again = json.loads((tmp_path / "killed" / "history.json").read_text())
+        assert [record["epoch"] for record in again] == [1, 2, 3, 4]
+        for first, second in zip(whole, again):
+            assert second["loss"] == pytest.approx(first["loss"], rel=1e-4, abs=1e-6)
+            assert second["map_at_100"] == pytest.approx(first["map_at_100"], abs=1e-4)
+        assert json.loads((tmp_path / "killed" / "config.json").read_text())["status"] == "complete"
+    else:
+        def digest(folder):
+            return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+                    for path in sorted(folder.rglob("*")) if path.is_file() and not path.name.startswith(".")}
+
+        assert digest(tmp_path / "killed") == digest(tmp_path / "whole")
+    assert [path for path in (tmp_path / "killed").rglob(".*") if path.is_file()] == [], "no temporary left behind"
+
+
+@pytest.fixture()
+def small_disk(tmp_path):
+    """A tmpfs of a chosen size (a real full disk: ENOSPC at whatever write comes next); skipped without mount rights."""
+    import subprocess
+
+    folder = tmp_path / "disk"
+    folder.mkdir()
+    mounted = []
+
+    def resize(kilobytes: int):
+        options = f"size={kilobytes}k" if not mounted else f"remount,size={kilobytes}k"
+        command = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)] if not mounted else \
+            ["mount", "-o", options, str(folder)]
+        if subprocess.run(command, capture_output=True).returncode != 0:
+            pytest.skip("mounting a tmpfs needs root (a full disk is emulated with a file-size limit elsewhere)")
+        mounted.append(True)
+        return folder
+
+    yield resize
+    if mounted:
+        subprocess.run(["umount", str(folder)], capture_output=True)
+
+
+@pytest.mark.slow
+def test_a_disk_that_fills_up_at_any_point_of_scenes_gives_one_line_and_a_rerun_with_room_completes(tmp_path, small_disk):
+    """``scenes`` on disks of growing size: every one fills up at another write (an image, the labels, the settings).
+
+    Each attempt ends in exit 4 with one line and no temporary left, or in success; with room again the
+    same command gives exactly the files of a run that never hit a full disk.
+    """
+    import hashlib
+    import os
+    import subprocess
+    import sys
+
+    arguments = ["scenes", "--images", "400", "--labels", "20", "--size", "24", "--seed", "6"]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(tmp_path / "whole")], check=True,
+                   capture_output=True, env=environment, timeout=300)
+
+    def digest(folder):
+        return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+                for path in sorted(folder.rglob("*")) if path.is_file() and not path.name.startswith(".")}
+
+    whole = digest(tmp_path / "whole")
+    total = sum((tmp_path / "whole" / name).stat().st_size for name in whole) // 1024
+    outcomes = []
+    for share in (0.1, 0.35, 0.6, 0.85, 0.97):
+        disk = small_disk(max(16, int(total * share)))
+        out = disk / "scenes"
+        completed = subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(out)],
+                                   capture_output=True, text=True, env=environment, timeout=300)
+        outcomes.append(completed.returncode)
+        assert completed.returncode in (0, 4), completed.stderr
+        if completed.returncode == 4:
+            assert completed.stderr.count("\n") == 1 and "could not read or write" in completed.stderr
+            assert "Traceback" not in completed.stderr
+        assert [path for path in out.rglob(".*") if path.is_file()] == [], "no temporary left behind"
+        small_disk(total * 4)  # room again: the same command completes the folder
+        rerun = subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(out)],
+                               capture_output=True, text=True, env=environment, timeout=300)
+        assert rerun.returncode == 0, rerun.stderr
+        assert digest(out) == whole
+        import shutil
+
+        shutil.rmtree(out)
+    assert 4 in outcomes, "at least one disk was too small"

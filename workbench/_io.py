@@ -28,12 +28,30 @@ __all__ = ["atomic_path", "atomic_write_text", "atomic_write_bytes", "atomic_wri
 STALE_TEMPORARY_SECONDS = 3600
 
 
+def _writer_is_gone(leftover: Path, name: str) -> bool:
+    """Whether the process that made ``leftover`` (its PID is in the name: ``.NAME.PID-XXXX.tmp``) has ended."""
+    rest = leftover.name[len(name) + 2:]
+    pid_text, dash, _ = rest.partition("-")
+    if not dash or not pid_text.isdigit():
+        return False  # an older name without a PID: only its age tells
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:  # alive, and someone else's
+        return False
+    return False
+
+
 def _remove_stale_temporaries(path: Path, suffix: str) -> None:
-    """Remove ``.NAME.*SUFFIX`` files beside ``path`` that a killed writer left over an hour ago."""
+    """Remove ``.NAME.*SUFFIX`` files beside ``path`` left by a killed writer: its process is gone, or an hour passed."""
     limit = time.time() - STALE_TEMPORARY_SECONDS
     for leftover in path.parent.glob(f".{glob.escape(path.name)}.*{glob.escape(suffix)}"):
         with contextlib.suppress(OSError):
-            if leftover.is_file() and leftover.stat().st_mtime < limit:
+            if leftover.is_file() and (_writer_is_gone(leftover, path.name) or leftover.stat().st_mtime < limit):
                 leftover.unlink()
 
 
@@ -49,7 +67,7 @@ def atomic_path(path: str | Path, *, suffix: str = "", durable: bool = True) -> 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temporaries(path, suffix or ".tmp")
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}-", suffix=suffix or ".tmp", dir=path.parent)
     os.close(handle)
     temporary = Path(temporary)
     try:
