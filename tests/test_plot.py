@@ -221,3 +221,13 @@ def test_plot_label_ap_by_frequency_leaves_out_absent_labels():
     scatter = ax.collections[0].get_offsets()
     assert len(scatter) == 4  # the unseen label and the label without validation AP are left out
     assert ax.get_xscale() == "log"
+
+
+def test_plot_spectrum_marks_k_and_counts_signs_in_its_legend():
+    ax = plot_spectrum([3.0, 2.0, 0.5, -0.2, -1.0], k=2, label="zero")
+    texts = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert texts == ["zero: 3 positive", "zero: 2 negative", "k = 2 (kept: the bars to its left)"]
+    marker = [line for line in ax.get_lines() if line.get_linestyle() == "--"][0]
+    assert marker.get_xdata()[0] == pytest.approx(2.5)
+    with pytest.raises(ValueError, match="k must be a positive integer"):
+        plot_spectrum([1.0], k=0)

@@ -124,20 +124,27 @@ def plot_map_curves(results: dict, *, metric: str = "map_at_100", spread: str = 
 __all__ += ["plot_spectrum", "clustered_order", "plot_pmi_heatmap", "plot_label_map"]
 
 
-def plot_spectrum(eigenvalues, *, ax=None, title: str | None = "Spectrum of the PMI matrix"):
-    """Eigenvalues kept by a spectral embedding, one bar each.
+def plot_spectrum(eigenvalues, *, k: int | None = None, ax=None, title: str | None = "Spectrum of the PMI matrix",
+                  label: str | None = None):
+    """Eigenvalues, most significant first, one bar each; the ``k`` kept by the embedding marked.
 
     Parameters
     ----------
-    eigenvalues : array-like of shape (k,)
-        In the embedding's column order (most significant first). Positive values are
-        drawn blue, negative orange.
+    eigenvalues : array-like of shape (n,)
+        Sorted by signed value, largest first (as :func:`workbench.method.embed.spectrum`
+        returns them). Positive values are drawn blue, negative orange.
+    k : int, optional
+        The embedding's dimension: a dashed line after the ``k``-th bar, in the legend.
     ax : matplotlib Axes, optional
+    label : str, optional
+        Prefix of the legend entries (for example the PMI policy), when several spectra share a figure.
 
     Returns
     -------
     matplotlib.axes.Axes
     """
+    from matplotlib.patches import Patch
+
     values = np.asarray(eigenvalues, dtype=np.float64).reshape(-1)
     if values.size == 0 or not np.all(np.isfinite(values)):
         raise ValueError("plot_spectrum needs at least one finite eigenvalue.")
@@ -145,7 +152,14 @@ def plot_spectrum(eigenvalues, *, ax=None, title: str | None = "Spectrum of the 
     colours = np.where(values >= 0, "tab:blue", "tab:orange")
     ax.bar(np.arange(1, values.size + 1), values, color=colours, width=0.8)
     ax.axhline(0.0, color="black", linewidth=0.8)
-    ax.set_xlabel("embedding dimension")
+    prefix = f"{label}: " if label else ""
+    handles = [Patch(color="tab:blue", label=f"{prefix}{int(np.sum(values > 0))} positive"),
+               Patch(color="tab:orange", label=f"{prefix}{int(np.sum(values < 0))} negative")]
+    if k is not None:
+        handles.append(ax.axvline(_checks.integer(k, "k") + 0.5, color="black", linestyle="--", linewidth=1,
+                                  label=f"k = {k} (kept: the bars to its left)"))
+    ax.legend(handles=handles, fontsize="small")
+    ax.set_xlabel("rank of the eigenvalue (sorted by signed value)")
     ax.set_ylabel("eigenvalue")
     if title:
         ax.set_title(title)
