@@ -231,3 +231,21 @@ def test_plot_spectrum_marks_k_and_counts_signs_in_its_legend():
     assert marker.get_xdata()[0] == pytest.approx(2.5)
     with pytest.raises(ValueError, match="k must be a positive integer"):
         plot_spectrum([1.0], k=0)
+
+
+def test_label_map_group_colours_never_use_the_highlight_colours_and_the_legend_matches_the_points():
+    from matplotlib.colors import to_rgba
+
+    rng = np.random.default_rng(0)
+    groups = [f"group {i % 18}" for i in range(90)]  # more groups than colours: the rest are grey
+    names = [f"label {i}" for i in range(90)]
+    ax = plot_label_map(rng.normal(size=(90, 2)), labels=names, groups=groups, chosen=0, highlight=[1, 2])
+    group_colours = {tuple(np.round(colour[:3], 3)) for colour in ax.collections[0].get_facecolors()}
+    for highlight in ("tab:orange", "red"):
+        assert tuple(np.round(to_rgba(highlight)[:3], 3)) not in group_colours
+    for colour in group_colours:  # no orange or red hue at all (red channel well above the others)
+        red, green, blue = colour
+        assert not (red > 0.8 and green < 0.75 and blue < 0.6), colour
+    legend = ax.get_legend()
+    assert len(legend.get_texts()) == 14
+    assert all(handle.get_alpha() == pytest.approx(ax.collections[0].get_alpha()) for handle in legend.legend_handles)

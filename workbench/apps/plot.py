@@ -254,6 +254,11 @@ def plot_pmi_heatmap(pmi, *, labels=None, order: str | None = "cluster", max_tic
     return ax
 
 
+#: tab20 indices kept out of :func:`plot_label_map`'s group colours: oranges and reds mark the highlighted and
+#: chosen labels, greys the groups beyond the palette.
+_RESERVED_HUES = (2, 3, 6, 7, 14, 15)
+
+
 def plot_label_map(
     coordinates,
     *,
@@ -275,14 +280,16 @@ def plot_label_map(
     labels : sequence of str, optional
         Names; needed to annotate ``chosen`` and ``highlight``.
     groups : sequence of str, optional
-        A group per label; points are coloured by group (up to 20 groups, the rest grey).
+        A group per label; points are coloured by group (up to 14 groups, the rest grey; no
+        group gets the orange of the highlighted labels or the red of the chosen one).
     chosen : int, optional
         Index of the label in focus (drawn as a red star, annotated in bold).
     highlight : sequence of int, optional
         Indices drawn large and annotated (for example the nearest labels).
     ax : matplotlib Axes, optional
     legend : bool, default=True
-        With ``groups``, a legend of the group colours (the first 20 groups).
+        With ``groups``, a legend of the group colours (the first 14 groups), its markers as
+        transparent as the points.
     point_size : float, optional
         Marker size of the background points (default shrinks with ``C``, so 17,000
         labels stay readable).
@@ -311,12 +318,14 @@ def plot_label_map(
         names = list(dict.fromkeys(str(g) for g in groups))
         from matplotlib import colormaps
 
-        palette = [colormaps["tab20"](i % 20) for i in range(len(names))]
-        colour_of = {name: (palette[i] if i < 20 else (0.6, 0.6, 0.6, 1.0)) for i, name in enumerate(names)}
+        # tab20 without its oranges, reds and greys: those mark the neighbours, the chosen label, the rest
+        palette = [colormaps["tab20"](i) for i in range(20) if i not in _RESERVED_HUES]
+        colour_of = {name: (palette[i] if i < len(palette) else (0.6, 0.6, 0.6, 1.0)) for i, name in enumerate(names)}
         colours = [colour_of[str(g)] for g in groups]
     else:
         colours = "tab:blue"
-    ax.scatter(points[:, 0], points[:, 1], s=size, c=colours, alpha=0.35 if marked else 0.7, linewidths=0)
+    alpha = 0.35 if marked else 0.7
+    ax.scatter(points[:, 0], points[:, 1], s=size, c=colours, alpha=alpha, linewidths=0)
     if highlight:
         ax.scatter(points[highlight, 0], points[highlight, 1], s=60, c="tab:orange", edgecolors="black", linewidths=0.6, zorder=3)
     if chosen is not None:
@@ -333,8 +342,9 @@ def plot_label_map(
         from matplotlib.lines import Line2D
 
         handles = [
-            Line2D([], [], marker="o", linestyle="", markersize=6, markerfacecolor=colour_of[name], markeredgewidth=0, label=name)
-            for name in names[:20]
+            Line2D([], [], marker="o", linestyle="", markersize=6, markerfacecolor=colour_of[name], markeredgewidth=0,
+                   alpha=alpha, label=name)  # as the points are drawn
+            for name in names[:len(palette)]
         ]
         ax.legend(handles=handles, title="group", fontsize=7, title_fontsize=8, loc="best", framealpha=0.8)
     ax.set_xticks([])
