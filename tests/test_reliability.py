@@ -246,6 +246,24 @@ def test_a_run_detects_an_embedding_replaced_after_training(tmp_path, capsys):
     assert error.count("\n") == 1 and "was replaced or changed after training" in error
 
 
+def _digest(folder):
+    """SHA-256 of every file below ``folder`` (temporaries left out), by relative path."""
+    import hashlib
+
+    return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file() and not path.name.startswith(".")}
+
+
+def _assert_same_history(whole_dir, again_dir, *, epochs: int) -> None:
+    """Two runs' histories agree epoch by epoch: losses to 1e-4 relative, MAP@100 to 1e-4."""
+    whole = json.loads((whole_dir / "history.json").read_text())
+    again = json.loads((again_dir / "history.json").read_text())
+    assert [record["epoch"] for record in again] == list(range(1, epochs + 1))
+    for first, second in zip(whole, again):
+        assert second["loss"] == pytest.approx(first["loss"], rel=1e-4, abs=1e-6)
+        assert second["map_at_100"] == pytest.approx(first["map_at_100"], abs=1e-4)
+
+
 def _kill_when(process, ready, *, timeout: float = 240.0, poll: float = 0.02) -> None:
     """``kill -9`` ``process`` as soon as ``ready()`` is true (or let it end); wait for it."""
     import os
@@ -292,12 +310,7 @@ def test_a_run_killed_mid_training_resumes_to_the_uninterrupted_history(tmp_path
                              env=environment, timeout=300)
     assert resumed.returncode == 0 and "Resuming" in resumed.stdout, resumed.stdout + resumed.stderr
     assert "absl::InitializeLog" not in resumed.stderr and "oneDNN" not in resumed.stderr, "no start-up noise"
-    whole = json.loads((tmp_path / "whole" / "history.json").read_text())
-    again = json.loads((tmp_path / "killed" / "history.json").read_text())
-    assert [record["epoch"] for record in again] == [1, 2, 3, 4]
-    for first, second in zip(whole, again):
-        assert second["loss"] == pytest.approx(first["loss"], rel=1e-4, abs=1e-6)
-        assert second["map_at_100"] == pytest.approx(first["map_at_100"], abs=1e-4)
+    _assert_same_history(tmp_path / "whole", tmp_path / "killed", epochs=4)
 
 
 # ---------------------------------------------------------------------------------
@@ -425,7 +438,6 @@ def test_a_damaged_store_page_loses_no_printed_result(tmp_path, capsys):
 @pytest.mark.parametrize("command", ["scenes", "embed"])
 def test_killed_writers_then_a_rerun_give_the_uninterrupted_result(tmp_path, command):
     """``kill -9`` in the middle of writing, then the same command again: the same files as an uninterrupted run."""
-    import hashlib
     import os
     import subprocess
     import sys
@@ -437,10 +449,6 @@ def test_killed_writers_then_a_rerun_give_the_uninterrupted_result(tmp_path, com
     else:
         write_scenes(coloured_squares(60, seed=8), tmp_path / "data")
         arguments = ["embed", "--data", str(tmp_path / "data"), "--dim", "3", "--projector", "--save-counts"]
-
-    def digest(folder):
-        return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-                for path in sorted(folder.rglob("*")) if path.is_file() and not path.name.startswith(".")}
 
     environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(tmp_path / "whole")], check=True,
@@ -455,7 +463,7 @@ def test_killed_writers_then_a_rerun_give_the_uninterrupted_result(tmp_path, com
     rerun = subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(killed_dir)],
                            capture_output=True, text=True, env=environment, timeout=300)
     assert rerun.returncode == 0, rerun.stderr
-    whole, again = digest(tmp_path / "whole"), digest(killed_dir)
+    whole, again = _digest(tmp_path / "whole"), _digest(killed_dir)
     if command == "embed":  # the settings record the seconds it took
         for folder, table in ((tmp_path / "whole", whole), (killed_dir, again)):
             table.pop("embedding.json")
@@ -582,7 +590,6 @@ def test_kill_at_a_random_moment_then_a_rerun_gives_the_uninterrupted_result(tmp
     Whatever was being written at that moment (a checkpoint, the history, an image, the labels), the rerun
     ends with what an uninterrupted run writes: the same history for ``train``, the same files for ``scenes``.
     """
-    import hashlib
     import os
     import subprocess
     import sys
@@ -612,19 +619,10 @@ def test_kill_at_a_random_moment_then_a_rerun_gives_the_uninterrupted_result(tmp
     assert rerun.returncode == 0, rerun.stderr
     assert "Traceback" not in rerun.stderr
     if command == "train":
-        whole = json.loads((tmp_path / "whole" / "history.json").read_text())
-        again = json.loads((tmp_path / "killed" / "history.json").read_text())
-        assert [record["epoch"] for record in again] == [1, 2, 3, 4]
-        for first, second in zip(whole, again):
-            assert second["loss"] == pytest.approx(first["loss"], rel=1e-4, abs=1e-6)
-            assert second["map_at_100"] == pytest.approx(first["map_at_100"], abs=1e-4)
+        _assert_same_history(tmp_path / "whole", tmp_path / "killed", epochs=4)
         assert json.loads((tmp_path / "killed" / "config.json").read_text())["status"] == "complete"
     else:
-        def digest(folder):
-            return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-                    for path in sorted(folder.rglob("*")) if path.is_file() and not path.name.startswith(".")}
-
-        assert digest(tmp_path / "killed") == digest(tmp_path / "whole")
+        assert _digest(tmp_path / "killed") == _digest(tmp_path / "whole")
     assert [path for path in (tmp_path / "killed").rglob(".*") if path.is_file()] == [], "no temporary left behind"
 
 
@@ -658,7 +656,6 @@ def test_a_disk_that_fills_up_at_any_point_of_scenes_gives_one_line_and_a_rerun_
     Each attempt ends in exit 4 with one line and no temporary left, or in success; with room again the
     same command gives exactly the files of a run that never hit a full disk.
     """
-    import hashlib
     import os
     import subprocess
     import sys
@@ -668,11 +665,7 @@ def test_a_disk_that_fills_up_at_any_point_of_scenes_gives_one_line_and_a_rerun_
     subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(tmp_path / "whole")], check=True,
                    capture_output=True, env=environment, timeout=300)
 
-    def digest(folder):
-        return {str(path.relative_to(folder)): hashlib.sha256(path.read_bytes()).hexdigest()
-                for path in sorted(folder.rglob("*")) if path.is_file() and not path.name.startswith(".")}
-
-    whole = digest(tmp_path / "whole")
+    whole = _digest(tmp_path / "whole")
     total = sum((tmp_path / "whole" / name).stat().st_size for name in whole) // 1024
     outcomes = []
     for share in (0.1, 0.35, 0.6, 0.85, 0.97):
@@ -690,7 +683,7 @@ def test_a_disk_that_fills_up_at_any_point_of_scenes_gives_one_line_and_a_rerun_
         rerun = subprocess.run([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(out)],
                                capture_output=True, text=True, env=environment, timeout=300)
         assert rerun.returncode == 0, rerun.stderr
-        assert digest(out) == whole
+        assert _digest(out) == whole
         import shutil
 
         shutil.rmtree(out)
