@@ -331,17 +331,54 @@ class SceneGenerator:
             if noisy[i]:
                 image += self._noise[field[i]]
             drawn = ranked[i, : k[i]]
-            for slot in np.argsort(-scale_index[i, : k[i]], kind="stable"):  # larger glyphs first
-                z = scale_index[i, slot]
-                glyph_size = self.glyph_sizes[z]
-                y, x = (corner[i, slot] * (size - glyph_size + 1)).astype(int)
-                region = image[y : y + glyph_size, 3 * x : 3 * (x + glyph_size)]
-                region *= self._inverse_alpha[z][drawn[slot]]
-                region += self._premultiplied[z][drawn[slot]]
+            self._paint(image, drawn, scale_index[i, : k[i]], corner[i, : k[i]])
             kept = drawn[~missing[i, : k[i]]].tolist() + ranked[i, k[i] : k[i] + spurious[i]].tolist()
             label_sets.append(tuple(names[c] for c in sorted(kept)))
         np.clip(canvas, 0.0, 255.0, out=canvas)
         return np.rint(canvas, out=canvas).astype(np.uint8).reshape(count, size, size, 3), label_sets
+
+    def _paint(self, image: np.ndarray, drawn, scale_index, corner) -> None:
+        """Draw the glyphs of labels ``drawn`` onto one (S, S * 3) float32 image, larger glyphs first."""
+        size = self.config.image_size
+        for slot in np.argsort(-np.asarray(scale_index), kind="stable"):
+            z = scale_index[slot]
+            glyph_size = self.glyph_sizes[z]
+            y, x = (corner[slot] * (size - glyph_size + 1)).astype(int)
+            region = image[y : y + glyph_size, 3 * x : 3 * (x + glyph_size)]
+            region *= self._inverse_alpha[z][drawn[slot]]
+            region += self._premultiplied[z][drawn[slot]]
+
+    def compose(self, labels, *, random_state=0) -> np.ndarray:
+        """One scene of exactly ``labels`` (names of this generator's vocabulary), for hands-on work.
+
+        The background (a solid colour or a gradient) and the glyphs' sizes and places are
+        drawn from ``random_state``; no label noise is added.
+
+        Returns
+        -------
+        ndarray of shape (S, S, 3), dtype uint8
+        """
+        names = [str(label) for label in labels]
+        if not names:
+            raise ValueError("Pick at least one label to compose a scene.")
+        if len(names) > self.config.max_labels:
+            raise ValueError(f"{len(names)} labels: a scene holds at most {self.config.max_labels}; pick fewer.")
+        unknown = [name for name in names if name not in self.vocabulary]
+        if unknown:
+            raise ValueError(f"Label {unknown[0]!r} is not in the scenes' vocabulary; pick one of its labels.")
+        size = self.config.image_size
+        rng = np.random.default_rng(random_state)
+        first, second = rng.uniform(0, 255, (2, 3)).astype(np.float32)
+        image = np.empty((size, size * 3), dtype=np.float32)
+        if rng.random() < 0.5:
+            np.multiply(self._ramps[rng.integers(0, len(self._ramps))], np.tile(second - first, size), out=image)
+            image += np.tile(first, size)
+        else:
+            image[...] = np.tile(first, size)
+        drawn = [self.vocabulary.index(name) for name in names]
+        self._paint(image, drawn, rng.integers(0, len(self.glyph_sizes), size=len(drawn)), rng.random((len(drawn), 2)))
+        np.clip(image, 0.0, 255.0, out=image)
+        return np.rint(image).astype(np.uint8).reshape(size, size, 3)
 
     def generate(self) -> MultiLabelDataset:
         """All images in memory: a data set with ``images`` of shape ``(N, S, S, 3)``, uint8."""
