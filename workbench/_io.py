@@ -29,7 +29,7 @@ STALE_TEMPORARY_SECONDS = 3600
 
 
 def _writer_is_gone(leftover: Path, name: str) -> bool:
-    """Whether the process that made ``leftover`` (its PID is in the name: ``.NAME.PID-XXXX.tmp``) has ended."""
+    """Whether the process that made ``leftover`` (its PID is in the name: ``.NAME.PID-RANDOM.tmp``) has ended."""
     rest = leftover.name[len(name) + 2:]
     pid_text, dash, _ = rest.partition("-")
     if not dash or not pid_text.isdigit():
