@@ -67,11 +67,11 @@ def cell_state(out_dir: str | Path, cell: Cell) -> str:
     if not isinstance(before, dict) or before.get("format") != CELL_FORMAT:
         raise ValueError(f"{folder / 'cell.json'} is not an experiment cell; move the folder away.")
     current = cell.settings()
-    if _comparable(before) != _comparable(current):
-        changed = sorted(key for key in set(before) | set(current)
-                         if key not in (*GROWABLE, "status", "seconds", "learning_rates", "tuning", "error")
-                         and _comparable(before).get(key) != _comparable(current).get(key))
-        raise ValueError(f"{folder} holds a cell with other settings ({', '.join(changed) or 'train'}); give --out "
+    before_settings, current_settings = _comparable(before), _comparable(current)
+    if before_settings != current_settings:
+        changed = sorted(key for key in set(before_settings) | set(current_settings)
+                         if before_settings.get(key) != current_settings.get(key))
+        raise ValueError(f"{folder} holds a cell with other settings ({', '.join(changed)}); give --out "
                          "a new folder, or delete that cell to run it again.")
     finished = (before.get("status") == "complete" and set(cell.heads) <= set(before.get("heads", ()))
                 and set(cell.seeds) <= set(before.get("seeds", ()))
@@ -203,10 +203,7 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, device
     _limit_threads(threads)
     from workbench.learning.startup import import_keras_quietly
 
-    import_keras_quietly()
-    import logging
-
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)  # retracing notices, one per prediction shape
+    import_keras_quietly()  # also drops TensorFlow's retracing notices
     began = time.perf_counter()
     cell = Cell.from_settings(settings)
     folder = cell_folder(out_dir, cell)
@@ -233,8 +230,7 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, device
 
             use_devices(devices, batch_size=cell.train["batch_size"])
         dataset = _cell_dataset(cell)
-        model = ModelConfig(image_size=cell.train["image_size"], width=cell.train.get("width", 16),
-                            depth=cell.train.get("depth", 4))
+        model = ModelConfig(image_size=cell.train["image_size"], width=cell.train["width"], depth=cell.train["depth"])
         options = cell.embedding_options()
         rates = {head: default_learning_rate(head, cell) for head in cell.heads}
         if cell.train["tune_lr"]:
