@@ -249,3 +249,14 @@ def test_label_map_group_colours_never_use_the_highlight_colours_and_the_legend_
     legend = ax.get_legend()
     assert len(legend.get_texts()) == 14
     assert all(handle.get_alpha() == pytest.approx(ax.collections[0].get_alpha()) for handle in legend.legend_handles)
+
+
+def test_label_map_legend_title_says_what_the_groups_are():
+    import numpy as np
+
+    from workbench.apps.plot import plot_label_map
+
+    coordinates = np.random.default_rng(0).normal(size=(4, 2))
+    ax = plot_label_map(coordinates, groups=["kitchen", "farm", "kitchen", "other"], legend_title="scene theme")
+    assert ax.get_legend().get_title().get_text() == "scene theme"
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == ["kitchen", "farm", "other"]

@@ -244,3 +244,32 @@ def test_bad_settings_are_one_line_value_errors(bad, message):
     with pytest.raises(ValueError, match=message) as info:
         generate_scenes(**{"num_images": 5, "num_labels": 20, **bad})
     assert "\n" not in str(info.value)
+
+
+def test_label_topics_name_the_theme_that_draws_each_label_most_and_its_labels_cooccur():
+    from workbench.data.scenes import THEMES, SceneConfig, SceneGenerator
+
+    generator = SceneGenerator(SceneConfig(num_images=1000, num_labels=100, random_state=5))
+    topics = generator.label_topics()
+    assert len(topics) == len(generator.vocabulary)
+    names = [name for name, _ in generator.topics]
+    for position, (theme, subgroup) in enumerate(zip(topics, generator.vocabulary.subgroups)):
+        holding = [t for t, (name, mixture) in enumerate(generator.topics) if name in THEMES and subgroup in mixture]
+        if not holding:
+            assert theme == "other"
+            continue
+        scores = [generator._topic_probability[t] * generator._label_distribution[t, position] for t in holding]
+        assert theme == names[holding[int(np.argmax(scores))]]  # brute force, one label at a time
+    assert len(set(topics) - {"other"}) >= 5
+    # the themes are what the data shows: labels of one theme meet more often than chance, across themes less
+    data = generator.generate()
+    matrix = data.labels.astype(np.float64)
+    cooccurrence = (matrix.T @ matrix).toarray()
+    counts = np.diag(cooccurrence).copy()
+    expected = np.outer(counts, counts) / matrix.shape[0]
+    theme = np.array(topics)
+    same = (theme[:, None] == theme[None, :]) & (theme[:, None] != "other") & ~np.eye(len(theme), dtype=bool)
+    across = theme[:, None] != theme[None, :]
+    lift_same = cooccurrence[same].sum() / expected[same].sum()
+    lift_across = cooccurrence[across].sum() / expected[across].sum()
+    assert lift_same > 2.0 > 1.0 > lift_across, (lift_same, lift_across)

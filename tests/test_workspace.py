@@ -274,3 +274,41 @@ def test_format_table_aligns_columns_and_rounds_floats():
     assert text.splitlines() == ["name     x   n", "----  ----  --", "a     1.23   3", "bbbb  2.00  10"]
     with pytest.raises(ValueError, match="3 values"):
         format_table([("a", 1)], columns=["name", "x", "n"])
+
+
+def test_a_later_notebook_follows_the_data_settings_recorded_by_notebook_01(tmp_path, capsys):
+    profile = get_profile("ci")
+    default = profile.data_settings(random_state=0)
+    assert workspace.recorded_data_settings(tmp_path, default=default) == default
+    assert "No data set recorded" in capsys.readouterr().out
+    # what a learner typed into notebook 01: fewer images, another seed, another split
+    chosen = {**TINY, "num_images": 40}
+    dataset = ensure_scenes(tmp_path, random_state=2, verbose=False, **chosen)
+    ensure_counts(tmp_path, dataset, validation_fraction=0.3, split_random_state=2, verbose=False)
+    settings = workspace.recorded_data_settings(tmp_path, default=default)
+    assert settings["num_images"] == 40 and settings["num_labels"] == TINY["num_labels"]
+    assert settings["image_size"] == TINY["image_size"] and settings["max_labels"] == TINY["max_labels"]
+    assert settings["random_state"] == 2 and settings["validation_fraction"] == 0.3
+    assert set(settings) == set(default)
+    said = capsys.readouterr().out
+    assert "Using the data settings recorded" in said and f"num_images {profile.num_images} instead of 40" in said
+    # with those settings the later notebook reads the same data back instead of generating another set
+    again = ensure_scenes(tmp_path, **{key: settings[key] for key in settings if key != "validation_fraction"})
+    assert again.fingerprint() == dataset.fingerprint()
+    assert "Read 40 images" in capsys.readouterr().out
+
+
+def test_a_rebuild_with_other_settings_says_what_differs(tmp_path, tiny_dataset, capsys):
+    from workbench.method.embed import EmbeddingOptions
+
+    ensure_scenes(tmp_path, random_state=0, verbose=False, **TINY)
+    ensure_scenes(tmp_path, random_state=0, **{**TINY, "num_images": 30})
+    said = capsys.readouterr().out
+    assert "made with other settings (num_images 60 → 30)" in said and "Generated 30 images" in said
+    counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)
+    workspace.ensure_embedding(tmp_path, counts, options=EmbeddingOptions(embedding_dim=4), verbose=False)
+    workspace.ensure_embedding(tmp_path, counts, options=EmbeddingOptions(embedding_dim=3, policy="ppmi"))
+    said = capsys.readouterr().out
+    assert "built with other settings" in said
+    assert "options.embedding_dim 4 → 3" in said and "options.policy 'zero' → 'ppmi'" in said
+    assert workspace.describe_differences({"a": 1}, {"a": 1}) == "no setting"

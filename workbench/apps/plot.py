@@ -270,6 +270,7 @@ def plot_label_map(
     title: str | None = None,
     point_size: float | None = None,
     legend: bool = True,
+    legend_title: str = "group",
 ):
     """Scatter of every label on a 2-D map, the chosen label and its neighbours named.
 
@@ -290,6 +291,8 @@ def plot_label_map(
     legend : bool, default=True
         With ``groups``, a legend of the group colours (the first 14 groups), its markers as
         transparent as the points.
+    legend_title : str, default="group"
+        What the groups are (for example "scene theme").
     point_size : float, optional
         Marker size of the background points (default shrinks with ``C``, so 17,000
         labels stay readable).
@@ -318,13 +321,14 @@ def plot_label_map(
         names = list(dict.fromkeys(str(g) for g in groups))
         from matplotlib import colormaps
 
-        # tab20 without its oranges, reds and greys: those mark the neighbours, the chosen label, the rest
-        palette = [colormaps["tab20"](i) for i in range(20) if i not in _RESERVED_HUES]
+        # tab20 without its oranges, reds and greys (those mark the neighbours, the chosen label, the
+        # rest), its seven strong shades first, then the seven pale ones
+        palette = [colormaps["tab20"](i) for i in list(range(0, 20, 2)) + list(range(1, 20, 2)) if i not in _RESERVED_HUES]
         colour_of = {name: (palette[i] if i < len(palette) else (0.6, 0.6, 0.6, 1.0)) for i, name in enumerate(names)}
         colours = [colour_of[str(g)] for g in groups]
     else:
         colours = "tab:blue"
-    alpha = 0.35 if marked else 0.7
+    alpha = 0.55 if marked else 0.8
     ax.scatter(points[:, 0], points[:, 1], s=size, c=colours, alpha=alpha, linewidths=0)
     if highlight:
         ax.scatter(points[highlight, 0], points[highlight, 1], s=60, c="tab:orange", edgecolors="black", linewidths=0.6, zorder=3)
@@ -346,7 +350,7 @@ def plot_label_map(
                    alpha=alpha, label=name)  # as the points are drawn
             for name in names[:len(palette)]
         ]
-        ax.legend(handles=handles, title="group", fontsize=7, title_fontsize=8, loc="best", framealpha=0.8)
+        ax.legend(handles=handles, title=legend_title, fontsize=7, title_fontsize=8, loc="best", framealpha=0.8)
     ax.set_xticks([])
     ax.set_yticks([])
     if title:

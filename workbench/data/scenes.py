@@ -348,6 +348,31 @@ class SceneGenerator:
             region *= self._inverse_alpha[z][drawn[slot]]
             region += self._premultiplied[z][drawn[slot]]
 
+    def label_topics(self, *, other: str = "other") -> tuple[str, ...]:
+        """Each label's scene theme: the hand-named theme (:data:`THEMES`) most likely to draw it.
+
+        For label ``c`` it is the theme ``t`` holding ``c``'s subgroup with the largest
+        ``P(t) · P(c | t)`` (the theme that puts this label into the most images);
+        ``other`` when no theme holds the subgroup (such labels come only from the
+        generated mixtures and the unrelated draws).
+
+        Returns
+        -------
+        tuple of str, length C
+            In the order of :attr:`vocabulary`.
+        """
+        subgroups = np.array(self.vocabulary.subgroups, dtype=object)
+        best_score = np.zeros(len(subgroups))
+        topic_of = np.full(len(subgroups), other, dtype=object)
+        for position, (name, mixture) in enumerate(self.topics):
+            if name not in THEMES:
+                continue
+            members = np.isin(subgroups, list(mixture))
+            score = np.where(members, self._topic_probability[position] * self._label_distribution[position], 0.0)
+            better = score > best_score
+            topic_of[better], best_score[better] = name, score[better]
+        return tuple(str(name) for name in topic_of)
+
     def compose(self, labels, *, random_state=0) -> np.ndarray:
         """One scene of exactly ``labels`` (names of this generator's vocabulary), for hands-on work.
 

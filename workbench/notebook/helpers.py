@@ -21,7 +21,8 @@ def live_history(*, metrics=("loss", "map_at_100"), title: str | None = None):
     Returns
     -------
     keras.callbacks.Callback
-        Its ``history`` attribute holds the records seen so far.
+        Its ``history`` attribute holds the records seen so far; ``show(history)`` draws a
+        finished run's records in the same figure.
     """
     import keras
 
@@ -37,6 +38,13 @@ def live_history(*, metrics=("loss", "map_at_100"), title: str | None = None):
             record = {"epoch": int(epoch) + 1, **{k: float(v) for k, v in (logs or {}).items() if np.isscalar(v)}}
             self.history.append(record)
             self._draw()
+
+        def show(self, history):
+            """Draw ``history`` (a run's records) in the same figure: the finished curves, also
+            when the run was read back and no epoch was trained."""
+            self.history = [dict(record) for record in history]
+            if self.history:
+                self._draw()
 
         def _draw(self):
             import matplotlib.pyplot as plt

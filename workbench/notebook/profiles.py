@@ -78,6 +78,12 @@ class Profile:
 
         return EmbeddingOptions(embedding_dim=self.embedding_dim, policy=self.pmi_policy, diagonal=self.pmi_diagonal)
 
+    def data_settings(self, *, random_state: int = 0) -> dict:
+        """The data set's settings: the scenes' (``num_images`` … ``random_state``) and ``validation_fraction``."""
+        return {"num_images": self.num_images, "num_labels": self.num_labels, "image_size": self.image_size,
+                "max_labels": self.max_labels, "missing_rate": self.missing_rate, "spurious_rate": self.spurious_rate,
+                "random_state": int(random_state), "validation_fraction": self.validation_fraction}
+
     def to_dict(self) -> dict:
         """The profile as a JSON-serialisable dict."""
         out = asdict(self)

@@ -39,6 +39,9 @@ from pathlib import Path
 from workbench._io import atomic_write_json, read_json
 
 __all__ = [
+    "recorded_data_settings",
+    "describe_differences",
+    "scene_topics",
     "SETTINGS_FILE",
     "ensure_scenes",
     "ensure_counts",
@@ -95,9 +98,29 @@ def _status(folder: Path, artefact: str, settings: dict) -> str:
     return "complete" if saved.get("complete") else "partial"
 
 
-def _begin(folder: Path, artefact: str, settings: dict, status: str) -> None:
-    """Clear a stale folder and record the settings of the build about to start."""
+def _flat(settings, prefix: str = "") -> dict:
+    if not isinstance(settings, dict):
+        return {prefix: settings}
+    out = {}
+    for key, value in settings.items():
+        out.update(_flat(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def describe_differences(old: dict, new: dict, *, limit: int = 6) -> str:
+    """``"num_images 1600 → 3000, options.embedding_dim 8 → 16"``: the settings that differ (nested keys dotted)."""
+    old, new = _flat(_normalised(old or {})), _flat(_normalised(new or {}))
+    changed = [f"{key} {old.get(key, '(none)')!r} → {new.get(key, '(none)')!r}"
+               for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)]
+    more = f" and {len(changed) - limit} more" if len(changed) > limit else ""
+    return ", ".join(changed[:limit]) + more if changed else "no setting"
+
+
+def _begin(folder: Path, artefact: str, settings: dict, status: str, *, verbose: bool = True) -> None:
+    """Clear a stale folder (saying which settings differ) and record the settings of the build about to start."""
     if status == "stale":
+        saved = (_read_settings(folder) or {}).get("settings") or {}
+        _say(verbose, f"{folder} was built with other settings ({describe_differences(saved, settings)}); building it anew.")
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     _write_settings(folder, artefact, settings, complete=False)
@@ -170,6 +193,9 @@ def ensure_scenes(results_dir, *, random_state: int = 0, verbose: bool = True, *
                 name=_scene_name(config),
                 format="scenes",
             )
+        if isinstance(saved, dict):
+            _say(verbose, f"The data set in {folder} was made with other settings ({describe_differences(saved, wanted)}); "
+                          "generating it anew.")
     generator = SceneGenerator(config)
     generated = generator.generate()
     generator.write(folder)  # refuses a folder that is neither empty nor an earlier scenes output
@@ -184,6 +210,28 @@ def ensure_scenes(results_dir, *, random_state: int = 0, verbose: bool = True, *
         format="scenes",
     )
 
+
+
+def scene_topics(results_dir) -> dict:
+    """``{label name: scene theme}`` of the emoji scenes in ``RESULTS/data`` (for colouring label maps).
+
+    The theme is :meth:`workbench.data.scenes.SceneGenerator.label_topics` of the
+    settings recorded in ``scenes.json`` (glyphs come from the disk cache).
+
+    Raises
+    ------
+    ValueError
+        When ``RESULTS/data`` holds no emoji scenes (run :func:`ensure_scenes` first).
+    """
+    from workbench.data.scenes import SceneConfig, SceneGenerator
+
+    marker = Path(results_dir) / "data" / "scenes.json"
+    try:
+        config = SceneConfig(**read_json(marker)["config"])
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{marker} does not describe emoji scenes ({error}); run ensure_scenes first.") from None
+    generator = SceneGenerator(config)
+    return dict(zip(generator.vocabulary.names, generator.label_topics()))
 
 # ---------------------------------------------------------------------------------
 # counts and embedding
@@ -221,7 +269,7 @@ def ensure_counts(results_dir, dataset, *, validation_fraction: float, split_ran
                 label_counts=stored.label_counts,
                 pair_counts=stored.pair_counts,
             )
-    _begin(folder, "counts", settings, "stale" if status != "absent" else status)
+    _begin(folder, "counts", settings, "stale" if status != "absent" else status, verbose=verbose)
     train_set, _ = dataset.split(validation_fraction=validation_fraction, random_state=split_random_state)
     counts = count_cooccurrence(train_set.labels, train_set.vocabulary)
     counts.save_json(folder / "counts.json", description=f"Co-occurrence counts of the training split of {dataset.name}.")
@@ -257,7 +305,7 @@ def ensure_embedding(results_dir, counts, *, options, verbose: bool = True):
         embedding = LabelEmbedding.load(folder)
         _say(verbose, f"Read the {embedding.num_labels} × {embedding.embedding_dim} label embedding from {folder}.")
         return embedding
-    _begin(folder, "embedding", settings, "stale" if status != "absent" else status)
+    _begin(folder, "embedding", settings, "stale" if status != "absent" else status, verbose=verbose)
     embedding = embed_labels(counts, options=options)
     embedding.save(folder)
     _write_settings(folder, "embedding", settings, complete=True)
@@ -303,6 +351,54 @@ def recorded_embedding_options(results_dir, *, default, verbose: bool = True):
             note = ("; the profile would give " + ", ".join(f"{name} = {old!r}" for name, (old, _) in differs.items())) if differs else ""
             print(f"Using the label embedding settings recorded in {folder}: {described}{note}.")
     return options
+
+
+def recorded_data_settings(results_dir, *, default: dict, verbose: bool = True) -> dict:
+    """The data settings recorded in ``RESULTS`` (by notebook 01), else ``default``.
+
+    So a data setting changed in notebook 01 (``NUM_IMAGES``, ``SEED`` …) reaches the
+    notebooks after it instead of being silently replaced by the profile's value (which
+    would make them generate another data set).
+
+    Parameters
+    ----------
+    default : dict
+        :meth:`workbench.notebook.profiles.Profile.data_settings`: the scene settings
+        (``num_images``, ``num_labels``, ``image_size``, ``max_labels``,
+        ``missing_rate``, ``spurious_rate``, ``random_state``) and ``validation_fraction``.
+    verbose : bool
+        Print one line saying where the settings came from, and what the profile would give.
+
+    Returns
+    -------
+    dict
+        The keys of ``default``: recorded values from ``RESULTS/data/scenes.json`` (the
+        scenes) and ``RESULTS/counts`` (``validation_fraction``), defaults for the rest.
+    """
+    results_dir = Path(results_dir)
+    settings, sources = dict(default), []
+    try:
+        config = read_json(results_dir / "data" / "scenes.json").get("config")
+    except (OSError, ValueError, AttributeError):
+        config = None
+    if isinstance(config, dict):
+        settings.update({key: config[key] for key in default if key in config and key != "validation_fraction"})
+        sources.append(str(results_dir / "data"))
+    counted = _read_settings(results_dir / "counts")
+    if counted is not None and counted.get("complete") and "validation_fraction" in counted.get("settings", {}):
+        settings["validation_fraction"] = counted["settings"]["validation_fraction"]
+        sources.append(str(results_dir / "counts"))
+    if verbose:
+        described = (f"{settings.get('num_images')} images, {settings.get('num_labels')} labels, "
+                     f"{settings.get('image_size')} pixels, seed {settings.get('random_state')}, "
+                     f"validation fraction {settings.get('validation_fraction')}")
+        if not sources:
+            print(f"No data set recorded in {results_dir} yet (notebook 01 makes it); using the profile's settings: {described}.")
+        else:
+            differs = describe_differences(default, settings)
+            note = f"; the profile would give {differs.replace(' → ', ' instead of ')}" if differs != "no setting" else ""
+            print(f"Using the data settings recorded in {' and '.join(sources)}: {described}{note}.")
+    return settings
 
 
 # ---------------------------------------------------------------------------------
