@@ -105,3 +105,37 @@ def test_the_prepared_gpu_check_runs_end_to_end_on_the_cpu_in_its_dry_mode(tmp_p
     eigh = json.loads((tmp_path / "gpu" / "eigh.json").read_text())
     assert eigh["max_relative_residual"] < 1e-3 and eigh["max_relative_eigenvalue_error"] < 1e-4
     assert "bare model.fit" in (tmp_path / "gpu" / "training.txt").read_text()
+
+
+@pytest.mark.slow
+def test_the_embedding_benchmark_measures_every_family_against_an_exact_reference(tmp_path):
+    """``benchmarks/bench_embedding.py`` at a small size: every family gets times, memory and accuracy."""
+    import json
+    import os
+
+    out = tmp_path / "figures.json"
+    command = [sys.executable, str(REPOSITORY_ROOT / "benchmarks" / "bench_embedding.py"), "--labels", "400", "--images",
+               "20000", "--dims", "24", "--solver", "randomized", "--tolerance", "1e-3", "--skip-dask",
+               "--baseline-images", "500", "--neighbour-sample", "50", "--cache", str(tmp_path / "cache"), "--out", str(out)]
+    families = ["topics", "narrow", "broad", "coco"]
+    if (REPOSITORY_ROOT.parent / "shared" / "data" / "cooccurrence" / "voc2007_trainval.json").is_file():
+        families.append("voc")
+    completed = subprocess.run([*command, "--families", ",".join(families)], capture_output=True, text=True, timeout=900,
+                               env={**os.environ, "WORKBENCH_EIGH_ON_CPU": "1"})
+    assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
+    reports = {report["family"]: report for report in json.loads(out.read_text())["families"]}
+    assert sorted(reports) == sorted(families)
+    for name, report in reports.items():
+        ours, arpack = report["workbench_k24"], report["eigsh_k24"]
+        assert ours["solver"] == "randomized" and report["reference"]["cached"] is False
+        # the residual is recomputed here: an eigenvalue of P lies within residual·λ of each value
+        assert ours["max_relative_residual"] < 1e-2 and ours["eigenvalues"]["beyond_1_percent"] == 0, (name, ours)
+        assert arpack["eigenvalues"]["max_relative_error"] < 1e-2, (name, arpack)
+        assert 0 < ours["peak_gb"] < 6 and report["pmi_seconds"] >= 0
+        assert ours["neighbours"]["mean_overlap"] > 0.9, (name, ours)
+    assert reports["topics"]["counting_baseline"]["python_images"] == 500 and reports["coco"]["count_seconds"] is None
+    assert reports["coco"]["num_labels"] == 400 and reports["narrow"]["labels_per_image"] < reports["broad"]["labels_per_image"]
+    # a second run reads the exact references from the cache
+    completed = subprocess.run([*command, "--families", "coco", "--skip-eigsh"], capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0 and json.loads(out.read_text())["families"][0]["reference"]["cached"] is True
+    assert "| coco | 400 | 24 |" in completed.stdout

@@ -11,6 +11,7 @@ from sklearn.metrics.pairwise import cosine_similarity as sklearn_cosine
 from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
 from workbench.data.labels import Vocabulary, label_matrix
 from workbench.method.pmi import pmi_matrix
+from workbench.method.eigensolvers import eigenpairs
 from workbench.method.embedding import LabelEmbedding, cosine_similarities, nearest_labels; from workbench.method.embed import embed_labels, energy_kept, reconstruction_error, spectral_embedding, spectrum
 
 
@@ -372,3 +373,42 @@ def test_auto_uses_jax_only_when_jax_sees_a_gpu(monkeypatch):
     assert eigensolvers.eigenpairs(matrix, num_pairs=4, solver="auto")[2]["solver"] == "exact"
     monkeypatch.setenv("WORKBENCH_EIGH_ON_CPU", "1")
     assert eigensolvers.jax_gpu_available() is False
+
+
+def _flat_spectrum_matrix(size: int, seed: int = 0) -> np.ndarray:
+    """Eigenvalues 1 + 1e-4·rank: no gap anywhere, the worst case for a Krylov solver."""
+    rng = np.random.default_rng(seed)
+    basis, _ = np.linalg.qr(rng.normal(size=(size, size)))
+    values = 1.0 + 1e-4 * np.arange(size)[::-1]
+    return (basis * values) @ basis.T
+
+
+def test_auto_switches_to_the_dense_solver_when_the_spectrum_converges_too_slowly(monkeypatch):
+    from workbench.method import eigensolvers
+
+    monkeypatch.setattr(eigensolvers, "EXACT_MAX_LABELS", 50)
+    matrix = _flat_spectrum_matrix(400)
+    exact_values = np.linalg.eigvalsh(matrix)[::-1][:20]
+    with pytest.warns(UserWarning, match="basis limit"):  # the Krylov solver alone gives up with a warning
+        _, _, info = eigensolvers.eigenpairs(matrix, num_pairs=20, solver="randomized", max_basis=96, tolerance=1e-6)
+    assert info["solver"] == "randomized"
+    values, vectors, info = eigensolvers.eigenpairs(matrix, num_pairs=20, solver="auto", max_basis=96, tolerance=1e-6)
+    assert info["solver"] == "exact" and "randomized solver stopped" in info["switched_from_randomized"]
+    np.testing.assert_allclose(values, exact_values, rtol=1e-12)
+    np.testing.assert_allclose(np.linalg.norm(matrix @ vectors - vectors * values, axis=0), 0, atol=1e-10)
+    # a spectrum with a gap converges: auto keeps the Krylov solver
+    easy = decaying_matrix(400, seed=3)
+    assert eigensolvers.eigenpairs(easy, num_pairs=20, solver="auto")[2]["solver"] == "randomized"
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("tolerance", [1e-2, 1e-4])
+def test_randomized_results_are_certified_by_their_residuals(seed, tolerance):
+    counts = topic_counts(num_labels=400, num_images=6000, seed=seed)
+    matrix = pmi_matrix(counts).matrix
+    values, vectors, info = eigenpairs(matrix, num_pairs=30, solver="randomized", tolerance=tolerance, random_state=seed)
+    residuals = np.linalg.norm(matrix @ vectors - vectors * values, axis=0) / np.abs(values)
+    assert residuals.max() <= tolerance * 1.05  # recomputed in float64: the solver's certificate holds
+    assert info["max_relative_residual"] <= tolerance
+    exact = np.linalg.eigvalsh(matrix.toarray())[::-1][:30]
+    assert np.all(np.abs(values - exact) <= tolerance * np.abs(exact))  # so every eigenvalue is within the tolerance

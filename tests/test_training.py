@@ -445,6 +445,19 @@ def test_plot_map_curves_draws_mean_and_spread_per_head():
     assert plot_map_curves(results, spread="range", ax=other) is other
     with pytest.raises(ValueError, match="spread"):
         plot_map_curves(results, spread="iqr")
+    assert "band: ± 1 std over seeds" in ax.get_title()
+    # against wall-clock seconds: each point at the seeds' mean cumulative training time
+    for run, seconds in zip(results["runs"], ([2.0, 3.0], [4.0, 5.0], [1.0, 1.0])):
+        for record, took in zip(run["history"], seconds):
+            record["seconds"] = took
+    clock = plot_map_curves(results, x="seconds", ax=plt.subplots()[1])
+    lines = {line.get_label().split(" ")[0]: line for line in clock.get_lines()}
+    np.testing.assert_allclose(lines["pmi"].get_xdata(), [3.0, 7.0])  # mean of (2, 4) and of (5, 9)
+    np.testing.assert_allclose(lines["sigmoid"].get_xdata(), [1.0, 2.0])
+    np.testing.assert_allclose(lines["pmi"].get_ydata(), [0.3, 0.6])
+    assert "seconds" in clock.get_xlabel()
+    with pytest.raises(ValueError, match="x must be"):
+        plot_map_curves(results, x="minutes")
     plt.close("all")
 
 

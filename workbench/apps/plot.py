@@ -61,7 +61,7 @@ __all__ += ["save_figure", "figure_png", "plot_threshold_sweep", "plot_ceiling",
 __all__ += ["plot_map_curves"]
 
 
-def plot_map_curves(results: dict, *, metric: str = "map_at_100", spread: str = "std", ax=None):
+def plot_map_curves(results: dict, *, metric: str = "map_at_100", spread: str = "std", x: str = "epoch", ax=None):
     """A validation metric against epochs, one line per head: the mean over seeds and its spread.
 
     Parameters
@@ -73,6 +73,9 @@ def plot_map_curves(results: dict, *, metric: str = "map_at_100", spread: str = 
         A key of the history records.
     spread : {"std", "range", "none"}, default="std"
         Shaded band: mean ± sample standard deviation over seeds, min–max, or none.
+    x : {"epoch", "seconds"}, default="epoch"
+        Against epochs, or against cumulative training wall-clock seconds (each point at
+        the seeds' mean time to reach that epoch).
     ax : matplotlib Axes, optional
 
     Returns
@@ -81,21 +84,25 @@ def plot_map_curves(results: dict, *, metric: str = "map_at_100", spread: str = 
     """
     if spread not in ("std", "range", "none"):
         raise ValueError(f"spread must be 'std', 'range' or 'none'; got {spread!r}.")
+    if x not in ("epoch", "seconds"):
+        raise ValueError(f"x must be 'epoch' or 'seconds'; got {x!r}.")
     ax = _axes(ax)
     curves: dict[str, list[dict[int, float]]] = {}
+    clocks: dict[str, list[dict[int, float]]] = {}
     for run in results.get("runs", []):
-        values = {
-            int(record["epoch"]): float(record[metric])
-            for record in run.get("history", [])
-            if record.get(metric) is not None
-        }
+        history = run.get("history", [])
+        values = {int(record["epoch"]): float(record[metric]) for record in history if record.get(metric) is not None}
+        elapsed = np.cumsum([float(record.get("seconds") or 0.0) for record in history])
         curves.setdefault(str(run["head"]), []).append(values)
+        clocks.setdefault(str(run["head"]), []).append({int(r["epoch"]): float(t) for r, t in zip(history, elapsed)})
     for head, runs in curves.items():
         epochs = sorted(set.intersection(*(set(values) for values in runs))) if runs else []
         if not epochs:
             continue
         matrix = np.array([[values[epoch] for epoch in epochs] for values in runs], dtype=np.float64)
         mean = matrix.mean(axis=0)
+        if x == "seconds":
+            epochs = np.mean([[clock[epoch] for epoch in epochs] for clock in clocks[head]], axis=0)
         (line,) = ax.plot(epochs, mean, marker="o", markersize=3, label=f"{head} ({len(runs)} seed{'s' if len(runs) > 1 else ''})")
         if len(runs) > 1 and spread != "none":
             if spread == "std":
@@ -105,10 +112,11 @@ def plot_map_curves(results: dict, *, metric: str = "map_at_100", spread: str = 
                 low, high = matrix.min(axis=0), matrix.max(axis=0)
             ax.fill_between(epochs, low, high, color=line.get_color(), alpha=0.2, linewidth=0)
     label = metric.replace("map_at_", "MAP@").replace("macro_ap", "macro AP").replace("_", " ")
-    ax.set_xlabel("epoch")
+    ax.set_xlabel("epoch" if x == "epoch" else "training wall-clock seconds (mean over seeds)")
     ax.set_ylabel(f"validation {label}")
-    band = {"std": "mean ± std over seeds", "range": "mean, min–max over seeds", "none": "mean over seeds"}[spread]
-    ax.set_title(f"{label} per epoch ({band})")
+    band = {"std": "line: mean, band: ± 1 std over seeds", "range": "line: mean, band: min–max over seeds",
+            "none": "mean over seeds"}[spread]
+    ax.set_title(f"{label} per {'epoch' if x == 'epoch' else 'second of training'} ({band})")
     ax.grid(True, alpha=0.3)
     if curves:
         ax.legend()

@@ -364,6 +364,10 @@ def _ritz_pairs(projected: np.ndarray, num_pairs: int, negative: str):
     return values.astype(np.float64), vectors.astype(np.float64)
 
 
+class _SlowSpectrum(Exception):
+    """The block Krylov solver would not converge within its basis limit on this spectrum."""
+
+
 def _block_krylov_eigenpairs(
     matrix,
     num_pairs: int,
@@ -374,6 +378,7 @@ def _block_krylov_eigenpairs(
     block_size: int | None,
     max_basis: int | None,
     progress: bool,
+    give_up: bool = False,
 ):
     """Randomized block Krylov (block Lanczos with full reorthogonalisation) eigenpairs.
 
@@ -386,9 +391,16 @@ def _block_krylov_eigenpairs(
     Ritz values converge geometrically, so the largest relative change between two
     checks, ``c``, and its ratio to the change before, ``ρ``, estimate the remaining
     error as the tail sum ``c·ρ/(1−ρ)``; when that is ≤ ``tolerance/2`` for every
-    wanted value, Rayleigh-Ritz gives the eigenpairs. Their relative residuals
-    ``‖M u − θ u‖/|θ|`` (an eigenvalue of ``M`` lies that close to ``θ``) are reported
-    as ``max_relative_residual``. At ``max_basis`` columns it stops with a warning.
+    wanted value, Rayleigh-Ritz gives the eigenpairs and their relative residuals
+    ``‖M u − θ u‖/|θ|``: an eigenvalue of ``M`` lies that close to ``θ``, so the result
+    is accepted only when every residual is ≤ ``tolerance`` (the certificate; the
+    estimate only says when to look). The largest is reported as
+    ``max_relative_residual``. At ``max_basis`` columns it stops with a warning.
+
+    With ``give_up``, it raises :class:`_SlowSpectrum` instead, as soon as the
+    convergence rate seen so far predicts that the basis limit will be reached
+    first (each check shrinks the estimate by about ``ρ``, and the basis grows by
+    about 12 % between checks): ``solver="auto"`` then switches to the dense solver.
     Basis and products are float32; the projection is float64.
     """
     size = matrix.shape[0]
@@ -463,6 +475,13 @@ def _block_krylov_eigenpairs(
                         estimate = change * ratio / (1.0 - ratio)
                 history.append((filled, change))
                 previous_values = values
+                if give_up and not at_limit and np.isfinite(estimate) and 0.0 < ratio < 1.0 and estimate > tolerance / 2:
+                    checks_left = math.ceil(math.log(tolerance / 2 / estimate) / math.log(ratio))
+                    predicted = filled * 1.12 ** checks_left
+                    if predicted > limit:
+                        raise _SlowSpectrum(f"at {filled} basis vectors the Ritz values change by {change:.2g} per check "
+                                            f"(ratio {ratio:.2f}): about {predicted:,.0f} vectors would be needed, "
+                                            f"above the limit of {limit}")
                 # the next check shrinks the estimate by about the ratio again
                 expect_settled = bool(np.isfinite(estimate) and estimate * ratio <= tolerance / 2)
                 if estimate <= tolerance / 2 or at_limit:
@@ -472,7 +491,8 @@ def _block_krylov_eigenpairs(
                     chosen = _select(ritz, num_pairs, negative, math.sqrt(size) * np.finfo(dtype).eps * scale)
                     residuals = np.linalg.norm(r @ vectors[filled - width :, chosen], axis=0)
                     relative = residuals / np.abs(ritz[chosen])
-                    if len(chosen) == num_pairs or at_limit:
+                    certified = not len(relative) or float(relative.max()) <= tolerance
+                    if (len(chosen) == num_pairs and certified) or at_limit:
                         timing["rayleigh_ritz"] += time.perf_counter() - clock
                         break
                 next_check = filled + max(width, int(0.12 * filled) // width * width)
@@ -488,7 +508,10 @@ def _block_krylov_eigenpairs(
     clock = time.perf_counter()
     eigenvectors = basis[:, :filled] @ vectors[:, chosen].astype(dtype)
     timing["rayleigh_ritz"] += time.perf_counter() - clock
-    settled = bool(estimate <= tolerance / 2)
+    settled = bool(estimate <= tolerance / 2 and certified)
+    if give_up and not settled:
+        raise _SlowSpectrum(f"the basis limit ({limit} vectors) was reached with an estimated relative error of {estimate:.2g} "
+                            f"and a largest relative residual of {float(relative.max()) if len(relative) else 0.0:.2g}")
     info = {
         "seconds_products": round(timing["products"], 3),
         "seconds_orthogonalisation": round(timing["orthogonalisation"], 3),
@@ -503,8 +526,10 @@ def _block_krylov_eigenpairs(
     }
     if not settled:
         warnings.warn(
-            f"The randomized solver reached its basis limit ({limit} vectors) before its Ritz values settled "
-            f"(estimated relative error {estimate:.2g} > {tolerance:g}); raise max_basis or use solver='exact'.",
+            f"The randomized solver reached its basis limit ({limit} vectors) before its eigenpairs were certified "
+            f"(estimated relative error {estimate:.2g}, largest relative residual "
+            f"{float(relative.max()) if len(relative) else 0.0:.2g}; tolerance {tolerance:g}); "
+            "raise max_basis or use solver='exact' (solver='auto' switches by itself).",
             UserWarning,
             stacklevel=3,
         )
@@ -539,7 +564,9 @@ def eigenpairs(
         wanted eigenvalue is ≤ ``tolerance``. ``"jax"``: dense ``jax.numpy.linalg.eigh``
         in float32 on JAX's default device. ``"auto"``: exact up to
         ``EXACT_MAX_LABELS`` rows or when ``6·num_pairs ≥ n``; above that, ``"jax"`` when
-        JAX sees a GPU (up to ``JAX_MAX_LABELS``), else randomized.
+        JAX sees a GPU (up to ``JAX_MAX_LABELS``), else randomized, switching to exact
+        when the spectrum it sees converges too slowly for the basis limit (``info``
+        then says why under ``switched_from_randomized``).
     random_state : int, default=0
         Seed of the randomized solver's start block.
     tolerance : float, default=1e-2
@@ -569,21 +596,28 @@ def eigenpairs(
     matrix = symmetric_matrix(matrix)
     size = matrix.shape[0]
     num_pairs = min(num_pairs, size)
-    if solver == "auto":
+    automatic = solver == "auto"
+    if automatic:
         # the Krylov basis needs about 6k vectors: near n, the dense solver is cheaper
         solver = "exact" if size <= EXACT_MAX_LABELS or 6 * num_pairs >= size else "randomized"
         if size > EXACT_MAX_LABELS and size <= JAX_MAX_LABELS and jax_gpu_available():
             solver = "jax"  # every eigenpair of 17,000 labels in seconds on a GPU
+    switched = None
+    if solver == "randomized":
+        try:
+            values, vectors, zero_tolerance, info = _block_krylov_eigenpairs(
+                matrix, num_pairs, negative, random_state=random_state, tolerance=tolerance,
+                block_size=block_size, max_basis=max_basis, progress=progress, give_up=automatic,
+            )
+        except _SlowSpectrum as reason:  # only under "auto": this spectrum is the dense solver's
+            solver, switched = "exact", f"randomized solver stopped: {reason}"
     if solver in ("exact", "jax"):
         solve = _exact_eigenpairs if solver == "exact" else _jax_eigenpairs
         values, vectors, zero_tolerance, info = solve(matrix, num_pairs, negative)
         chosen = _select(values, num_pairs, negative, zero_tolerance)
         values, vectors = values[chosen], vectors[:, chosen]
-    else:
-        values, vectors, zero_tolerance, info = _block_krylov_eigenpairs(
-            matrix, num_pairs, negative, random_state=random_state, tolerance=tolerance,
-            block_size=block_size, max_basis=max_basis, progress=progress,
-        )
+        if switched:
+            info["switched_from_randomized"] = switched
     vectors = flip_signs(np.asarray(vectors, dtype=np.float64))
     return np.asarray(values, dtype=np.float64), vectors, {"solver": solver, **info}
 
