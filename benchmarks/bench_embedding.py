@@ -247,12 +247,13 @@ def run_family(name: str, args) -> dict:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             result, seconds, peak = timed(spectral_embedding, pmi, embedding_dim=dim, tolerance=args.tolerance,
-                                          random_state=args.seed, solver=args.solver)
+                                          random_state=args.seed, solver=args.solver, block_size=args.block_size)
         entry = {"seconds": round(seconds, 2), "peak_gb": round(peak, 2),
                  "end_to_end_seconds": round((report["count_seconds"] or 0) + report["pmi_seconds"] + seconds, 2),
                  **{key: value for key, value in result.info.items() if key in ("solver", "basis_size", "block_size",
                                                                               "estimated_max_relative_error", "seconds_products",
-                                                                              "seconds_orthogonalisation", "seconds_rayleigh_ritz")}}
+                                                                              "seconds_orthogonalisation", "seconds_rayleigh_ritz",
+                                                                              "switched_from_randomized")}}
         unit = result.vectors / np.sqrt(np.abs(result.eigenvalues)).astype(np.float32)
         if reference is not None:
             entry.update(accuracy(matrix, result.eigenvalues, unit, reference, neighbour_sample=args.neighbour_sample))
@@ -349,6 +350,7 @@ def parse_args(argv=None):
     parser.add_argument("--dims", default="1024", help="comma-separated embedding dimensions")
     parser.add_argument("--solver", default="auto", choices=["auto", "exact", "randomized", "jax"])
     parser.add_argument("--tolerance", type=float, default=1e-2, help="relative eigenvalue tolerance (ours and eigsh's tol)")
+    parser.add_argument("--block-size", type=int, help="Krylov block width (default: the solver's, clip(k/16, 16, 64))")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-reference", dest="reference", action="store_false", help="skip the exact reference (no accuracy)")
     parser.add_argument("--cache", type=Path, default=Path("results") / "bench-cache", help="exact references kept here")

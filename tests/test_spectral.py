@@ -132,7 +132,8 @@ def test_randomized_abs_matches_exact():
 
 @pytest.mark.parametrize("num_threads", [1, 3])
 @pytest.mark.parametrize("use_kernel", [True, False])
-def test_sparse_operator_equals_scipys_product(num_threads, use_kernel):
+def test_sparse_operator_equals_scipys_product(num_threads, use_kernel, monkeypatch):
+    from workbench.method import eigensolvers
     from workbench.method.eigensolvers import _Operator
 
     rng = np.random.default_rng(4)
@@ -141,9 +142,10 @@ def test_sparse_operator_equals_scipys_product(num_threads, use_kernel):
     matrix[7, :] = 0  # an empty row
     matrix = matrix.tocsr()
     block = rng.standard_normal((300, 12)).astype(np.float32)[:, ::2]  # strided, as a slice of the basis
-    operator = _Operator(matrix, np.float32, num_threads=num_threads)
     if not use_kernel:
-        operator.kernel = None  # the scipy path, as without numba
+        monkeypatch.setattr(eigensolvers, "_csr_product_kernel", lambda: None)  # the scipy path, as without numba
+    operator = _Operator(matrix, np.float32, num_threads=num_threads)
+    assert (operator.order is not None) == use_kernel  # the numba path renumbers rows and columns (RCM)
     try:
         product = operator(block)
     finally:
@@ -412,3 +414,18 @@ def test_randomized_results_are_certified_by_their_residuals(seed, tolerance):
     assert info["max_relative_residual"] <= tolerance
     exact = np.linalg.eigvalsh(matrix.toarray())[::-1][:30]
     assert np.all(np.abs(values - exact) <= tolerance * np.abs(exact))  # so every eigenvalue is within the tolerance
+
+
+def test_the_band_of_the_projection_is_read_straight_from_its_blocks():
+    from workbench.method.eigensolvers import _band, _projection
+
+    rng = np.random.default_rng(0)
+    width, count = 5, 4
+    diagonal = [rng.normal(size=(width, width)) for _ in range(count)]
+    sub = [np.triu(rng.normal(size=(width, width))) for _ in range(count)]  # R factors: upper triangular
+    dense = _projection(diagonal, sub)
+    expected = np.zeros((width + 1, width * count))
+    for offset in range(width + 1):
+        expected[offset, : width * count - offset] = np.diagonal(dense, -offset)
+    np.testing.assert_array_equal(_band(diagonal, sub), expected)
+    assert np.count_nonzero(np.tril(dense, -width - 1)) == 0  # nothing outside the band was dropped
