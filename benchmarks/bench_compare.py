@@ -1,7 +1,7 @@
 """The head comparison on emoji scenes: pmi vs sigmoid vs random, several seeds, label noise on.
 
 Generates an emoji-scenes data set in memory (``--labels`` ≥ 500 labels, missing and
-spurious labels on), then runs :func:`workbench.learning.experiments.compare`: one
+spurious labels on), then runs :func:`workbench.experiments.compare.compare`: one
 train/validation split, the PMI embedding from the training split only, the same
 trunk, epochs and batch size for every head, ``--seeds`` seeds each. Writes
 ``OUT/results.json``, ``OUT/map_curves.png``, ``OUT/table.txt`` and one run folder
@@ -38,7 +38,7 @@ def _write_report(results: dict, out: Path) -> str:
 
     from workbench._io import atomic_write_text
     from workbench.apps.plot import plot_map_curves, save_figure
-    from workbench.learning.comparison import comparison_table
+    from workbench.experiments.results import comparison_table
 
     ax = plot_map_curves(results)
     save_figure(ax, out / "map_curves.png")
@@ -76,9 +76,9 @@ def main(argv=None) -> int:
     from workbench._io import atomic_write_json
     from workbench.learning.models import ModelConfig
     from workbench.data.scenes import generate_scenes
-    from workbench.learning.experiments import compare
+    from workbench.experiments.compare import compare
     from workbench.learning.devices import describe_device
-    from workbench.learning.comparison import summarize_comparison
+    from workbench.experiments.results import summarize_comparison
 
     began = time.perf_counter()
     dataset = generate_scenes(

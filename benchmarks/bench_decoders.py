@@ -6,8 +6,8 @@ Three parts, each against the cosine decoder measured in the same run:
    labels' vectors; how often does each decoder recover the exact label set (top-N with
    the true N), for the PMI embedding and for random vectors of the same k?
 2. Trained runs: emoji scenes with 1–6 labels per image and label noise; the pmi head
-   and the random-embedding head (3 seeds each, :func:`workbench.learning.experiments.compare`),
-   each calibrated (:func:`workbench.learning.calibration.calibrate`: operating points fitted
+   and the random-embedding head (3 seeds each, :func:`workbench.experiments.compare.compare`),
+   each calibrated (:func:`workbench.evaluation.calibration.calibrate`: operating points fitted
    on half of the validation images, measured on the other half). Reported per decoder:
    MAP@100 and micro F1 at the calibrated global threshold, overall and by number of
    true labels per image, mean ± standard deviation over seeds (by count: the mean).
@@ -47,7 +47,7 @@ def _scenes(args):
 
 
 def ideal_targets(dataset, args) -> None:
-    from workbench.learning.targets import label_vectors
+    from workbench.method.targets import label_vectors
     from workbench.method.cooccurrence import count_cooccurrence
     from workbench.method.decoders import DECODERS, decoder_scores
     from workbench.method.embed import embed_labels
@@ -79,9 +79,10 @@ def ideal_targets(dataset, args) -> None:
 
 
 def trained_runs(dataset, args) -> dict:
-    from workbench.learning.calibration import calibrate
+    from workbench.evaluation.calibration import calibrate
     from workbench.learning.config import ModelConfig
-    from workbench.learning.experiments import compare
+    from workbench.learning.runs import load_run
+    from workbench.experiments.compare import compare
     from workbench.method.decoders import DECODERS
     from workbench.method.embed import EmbeddingOptions
 
@@ -95,7 +96,7 @@ def trained_runs(dataset, args) -> dict:
     table: dict = {}
     for head in ("pmi", "random"):
         for seed in range(args.seeds):
-            report = calibrate(out / "runs" / f"{head}-seed{seed}", dataset, random_state=seed)
+            report = calibrate(load_run(out / "runs" / f"{head}-seed{seed}"), dataset, random_state=seed)
             for decoder in DECODERS:
                 test = report["decoders"][decoder]["test"]
                 entry = table.setdefault((head, decoder), {"map": [], "f1": [], "by": {}})

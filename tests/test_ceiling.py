@@ -7,8 +7,8 @@ import pytest
 
 from workbench.data.datasets import MultiLabelDataset
 from workbench.data.labels import Vocabulary
-from workbench.learning.ceiling import decoding_ceiling
-from workbench.learning.metrics import mean_average_precision
+from workbench.evaluation.ceiling import decoding_ceiling
+from workbench.evaluation.metrics import mean_average_precision
 from workbench.method.embed import EmbeddingOptions
 
 
@@ -40,7 +40,7 @@ def test_identity_ceiling_is_perfect_and_pmi_beats_random_at_small_k():
 
 def test_ceiling_is_the_map_of_decoded_ideal_targets():
     """Recompute one row by hand: sum the validation images' true label vectors, rank labels by cosine."""
-    from workbench.learning.targets import label_vectors
+    from workbench.method.targets import label_vectors
 
     dataset = topic_dataset(600, seed=3)
     report = decoding_ceiling(dataset, dims=(3,), embeddings=("random",), random_state=7)

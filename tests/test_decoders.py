@@ -7,14 +7,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from workbench.learning.calibration import (
+from workbench.evaluation.calibration import (
     best_threshold,
     best_top_n,
     choose_labels,
     macro_f1_threshold,
     per_label_thresholds,
 )
-from workbench.learning.metrics import label_set_metrics, label_set_metrics_by_count
+from workbench.evaluation.metrics import label_set_metrics, label_set_metrics_by_count
 from workbench.method.decoders import DECODERS, decoder_scores, estimated_num_labels
 
 
@@ -164,12 +164,12 @@ def calibrated_setup(tmp_path_factory):
 
 @pytest.mark.slow
 def test_calibration_is_fitted_on_validation_and_measured_on_other_images(calibrated_setup):
-    from workbench.learning.calibration import calibrate, fit_operating_points, load_calibration, measure
+    from workbench.evaluation.calibration import calibrate, fit_operating_points, load_calibration, measure
     from workbench.learning.feeding import ImageSource
     from workbench.learning.runs import load_run
 
     folder, dataset = calibrated_setup
-    report = calibrate(folder / "run", dataset, random_state=1)
+    report = calibrate(load_run(folder / "run"), dataset, random_state=1)
     assert load_calibration(folder / "run") == json.loads(json.dumps(report))
     calibration_images, test_images = set(report["calibration_images"]), set(report["test_images"])
     assert calibration_images and test_images and not calibration_images & test_images, "fit and measure never share an image"

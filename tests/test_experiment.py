@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from workbench.learning.grid import expand_cells, parse_grid, read_grid
+from workbench.experiments.grid import expand_cells, parse_grid, read_grid
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
 
@@ -204,7 +204,7 @@ def test_an_experiment_refuses_a_folder_it_did_not_write(tmp_path, capsys):
 @pytest.mark.slow
 @pytest.mark.skipif(not (SHARED / "miml_scenes").is_dir(), reason="../shared/data/miml_scenes is absent")
 def test_an_experiment_on_the_real_miml_photos(tmp_path):
-    from workbench.learning.sweep import run_experiment
+    from workbench.experiments.experiment import run_experiment
 
     grid = parse_grid({"data": {"path": str(SHARED / "miml_scenes"), "validation_fraction": 0.25},
                        "embedding": {"dim": [2]},
@@ -218,7 +218,7 @@ def test_an_experiment_on_the_real_miml_photos(tmp_path):
 
 @pytest.mark.slow
 def test_tune_lr_picks_each_heads_best_rate_from_an_equal_budget_sweep_on_the_training_split(tmp_path):
-    from workbench.learning.sweep import TUNING_FACTORS, run_experiment
+    from workbench.experiments.experiment import TUNING_FACTORS, run_experiment
     from workbench.learning.config import DEFAULT_LEARNING_RATES
 
     grid = parse_grid({"data": {"labels": 6, "images": 48, "size": 16, "validation_fraction": 0.25},

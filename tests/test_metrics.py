@@ -8,7 +8,7 @@ import pytest
 import scipy.sparse as sp
 from sklearn.metrics import average_precision_score, label_ranking_average_precision_score
 
-from workbench.learning import metrics
+from workbench.evaluation import metrics
 
 
 def _random_problem(seed, num_images=40, num_labels=12, *, ties=False, empty_rows=True):
@@ -135,6 +135,6 @@ def test_all_empty_gives_nan():
 
 
 def test_importing_metrics_does_not_import_keras():
-    code = "import sys, workbench.learning.metrics; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    code = "import sys, workbench.evaluation.metrics; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False False"

@@ -151,7 +151,7 @@ def test_label_map_legend_names_every_group():
 def test_threshold_sweep_curves_and_the_chosen_threshold():
     from sklearn.metrics import f1_score
 
-    from workbench.learning.calibration import best_threshold, threshold_sweep
+    from workbench.evaluation.calibration import best_threshold, threshold_sweep
 
     rng = np.random.default_rng(2)
     truth = rng.random((50, 6)) < 0.3

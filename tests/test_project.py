@@ -54,9 +54,12 @@ def test_command_line_offers_every_documented_subcommand():
     "module",
     ["workbench.data.labels", "workbench.data.datasets", "workbench.data.scenes", "workbench.method.cooccurrence",
      "workbench.method.pmi", "workbench.method.eigensolvers", "workbench.method.embedding", "workbench.method.embed",
-     "workbench.method.decoding", "workbench.learning.config", "workbench.learning.metrics",
-     "workbench.learning.comparison", "workbench.learning.experiments", "workbench.learning.calibration", "workbench.learning.ceiling",
-     "workbench.learning.statistics", "workbench.learning.grid", "workbench.learning.grid_results", "workbench.learning.sweep",
+     "workbench.method.decoding", "workbench.method.targets", "workbench.learning.config",
+     # measuring is Keras-free by folder: every module of evaluation/ (checked below as well)
+     "workbench.evaluation.metrics", "workbench.evaluation.statistics", "workbench.evaluation.calibration",
+     "workbench.evaluation.ceiling", "workbench.evaluation.analysis",
+     "workbench.experiments.compare", "workbench.experiments.grid",
+     "workbench.experiments.results", "workbench.experiments.experiment",
      "workbench.method.decoders", "workbench.apps.classify",
      "workbench.notebook.workspace", "workbench.notebook.pipeline", "workbench.cli"],
 )
@@ -66,11 +69,21 @@ def test_numpy_side_never_imports_keras(module):
     assert result.stdout.strip() == "False"
 
 
+def test_every_evaluation_module_is_listed_as_keras_free():
+    """``evaluation/`` is Keras-free as a folder: a new module there must join the list above."""
+    listed = {name for mark in test_numpy_side_never_imports_keras.pytestmark if mark.name == "parametrize"
+              for name in mark.args[1]}
+    modules = {f"workbench.evaluation.{path.stem}" for path in (REPOSITORY_ROOT / "workbench" / "evaluation").glob("*.py")
+               if path.stem != "__init__"}
+    assert modules and modules <= listed, modules - listed
+
+
 def test_the_package_layout_shows_the_data_flow_and_imports_never_point_back_up():
-    """data ← method ← learning ← apps/notebook ← cli: a module never imports from a later stage."""
+    """data ← method ← evaluation ← learning ← experiments ← apps/notebook ← api/cli: never an import from a later stage."""
     import ast
 
-    order = {"data": 0, "method": 1, "learning": 2, "apps": 3, "notebook": 3, "cli": 4}
+    order = {"data": 0, "method": 1, "evaluation": 2, "learning": 3, "experiments": 4, "apps": 5, "notebook": 5,
+             "api": 6, "results": 6, "cli": 7}
     package = REPOSITORY_ROOT / "workbench"
     checked = 0
     for path in package.rglob("*.py"):

@@ -61,7 +61,7 @@ def test_the_subset_is_the_real_data(miml_subset):
 
 @pytest.mark.parametrize("head", ["pmi", "sigmoid"])
 def test_training_on_real_photos_beats_label_frequency(trained_runs, miml_subset, head):
-    from workbench.learning.metrics import mean_average_precision
+    from workbench.evaluation.metrics import mean_average_precision
     from workbench.learning.runs import load_run
 
     run_dir = trained_runs[head]

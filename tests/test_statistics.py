@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from workbench.learning.statistics import (
+from workbench.evaluation.statistics import (
     bootstrap_interval,
     final_image_values,
     final_value,
@@ -125,14 +125,14 @@ def test_analysis_of_a_run_per_label_ap_matches_scikit_learn_and_companions_matc
     from sklearn.metrics import average_precision_score
 
     from tests.test_classify import colour_dataset, train_tiny_run
-    from workbench.learning.analysis import analyse_run, companion_table
+    from workbench.evaluation.analysis import analyse_run, companion_table
     from workbench.learning.feeding import ImageSource
     from workbench.learning.runs import load_run
 
     run_dir = train_tiny_run(tmp_path / "run", epochs=1, num_images=64)
     dataset = colour_dataset(64)
     train_set, validation_set = dataset.split(validation_fraction=0.1, random_state=0)
-    analysis = analyse_run(run_dir, validation_set, train_set, num_errors=5, companions=2)
+    analysis = analyse_run(load_run(run_dir), validation_set, train_set, num_errors=5, companions=2)
     run = load_run(run_dir)
     scores = run.label_scores(ImageSource(validation_set, image_size=run.image_size).load_all())
     truth = validation_set.labels.toarray() != 0
@@ -164,7 +164,7 @@ def test_comparison_statistics_read_a_comparison_folder(tmp_path):
     import json
 
     from workbench._io import atomic_save_npz
-    from workbench.learning.grid_results import comparison_statistics, statistics_table
+    from workbench.experiments.results import comparison_statistics, statistics_table
 
     rng = np.random.default_rng(0)
     runs = []

@@ -8,19 +8,19 @@ import scipy.sparse as sp
 
 keras = pytest.importorskip("keras")
 
-from workbench.learning import metrics  # noqa: E402
+from workbench.evaluation import metrics  # noqa: E402
 from workbench.data.datasets import MultiLabelDataset  # noqa: E402
 from workbench.learning.feeding import ImageSource, LabelBatches, batch_targets  # noqa: E402
 from workbench.data.labels import Vocabulary  # noqa: E402
 from workbench.learning.models import ModelConfig, build_model  # noqa: E402
 from workbench.method.embedding import LabelEmbedding  # noqa: E402
 from workbench.learning.config import TrainConfig  # noqa: E402
-from workbench.learning.comparison import comparison_table, summarize_comparison  # noqa: E402
+from workbench.experiments.results import comparison_table, summarize_comparison  # noqa: E402
 from workbench.learning.devices import describe_device  # noqa: E402
-from workbench.learning.targets import label_vectors  # noqa: E402
+from workbench.method.targets import label_vectors  # noqa: E402
 from workbench.learning.runs import load_run  # noqa: E402
 from workbench.learning.training import train  # noqa: E402
-from workbench.learning.evaluation import EvaluationCallback  # noqa: E402
+from workbench.learning.callbacks import EvaluationCallback  # noqa: E402
 from workbench.method.decoding import LabelScorer  # noqa: E402
 
 COLOURS = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [0, 255, 255], [255, 0, 255]], np.uint8)
@@ -391,7 +391,7 @@ def test_compare_cli_writes_results_plot_and_table(tmp_path, capsys, monkeypatch
 
 
 def test_compare_uses_a_given_embedding_and_says_where_its_counts_came_from(tmp_path, monkeypatch):
-    from workbench.learning.experiments import compare
+    from workbench.experiments.compare import compare
     from workbench.method import embed
 
     dataset = coloured_squares(40, seed=6)
@@ -463,7 +463,7 @@ def test_plot_map_curves_draws_mean_and_spread_per_head():
 
 def test_the_sigmoid_head_can_start_at_each_labels_log_odds_and_compare_does(tmp_path):
     from workbench.learning.config import label_frequency_bias
-    from workbench.learning.experiments import head_config
+    from workbench.experiments.compare import head_config
 
     dataset = coloured_squares(60, seed=3)
     train_set, validation = dataset.split(validation_fraction=0.25, random_state=0)

@@ -215,7 +215,7 @@ def test_the_trained_run_is_loaded_again_and_reused_by_the_comparison(tmp_path, 
     from workbench.learning import training
     from workbench.learning.models import ModelConfig
 
-    from workbench.learning import experiments
+    from workbench.experiments import compare as experiments
     from workbench.method import embed
 
     counts = ensure_counts(tmp_path, tiny_dataset, validation_fraction=0.25, verbose=False)

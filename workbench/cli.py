@@ -25,7 +25,7 @@ from pathlib import Path
 from workbench._io import check_output_folder
 
 from workbench.learning.config import HEADS, OPTIMIZERS, SIGMOID_BIASES
-from workbench.learning.experiments import DEFAULT_HEADS
+from workbench.experiments.compare import DEFAULT_HEADS
 from workbench.method.decoders import DECODERS
 from workbench.method.embed import DEFAULT_EMBEDDING_DIM
 from workbench.notebook.profiles import PROFILE_NAMES
@@ -494,8 +494,8 @@ def _run_compare(args) -> int:
     from pathlib import Path
 
     from workbench.apps.plot import plot_map_curves, save_figure
-    from workbench.learning.experiments import compare
-    from workbench.learning.comparison import comparison_table
+    from workbench.experiments.compare import compare
+    from workbench.experiments.results import comparison_table
 
     heads = [head.strip() for head in args.heads.split(",") if head.strip()]
     if args.seeds < 1:
@@ -595,7 +595,7 @@ def _run_classify(args) -> int:
     if not run_dir.is_dir():
         raise UserError(f"{run_dir}: no such run folder; give a folder written by 'workbench train'.")
     if args.threshold == "auto":  # an uncalibrated run fails before the model loads
-        from workbench.learning.calibration import calibrated_threshold
+        from workbench.evaluation.calibration import calibrated_threshold
 
         calibrated_threshold(run_dir, decoder=args.decoder)
     store = store_path = None
@@ -671,14 +671,16 @@ def _run_calibrate(args) -> int:
     import json
     from pathlib import Path
 
-    from workbench.learning.calibration import OPERATING_POINTS, calibrate
+    from workbench.evaluation.calibration import OPERATING_POINTS, calibrate
     from workbench.notebook.helpers import format_table
 
     run_dir = Path(args.run_dir)
     if not (run_dir / "config.json").is_file():
         raise UserError(f"{run_dir}: not a run folder; give a folder written by 'workbench train'.")
     decoders = None if args.decoders is None else [name.strip() for name in args.decoders.split(",") if name.strip()]
-    report = calibrate(run_dir, _load_data(args), decoders=decoders, test_fraction=args.test_fraction,
+    from workbench.learning.runs import load_run
+
+    report = calibrate(load_run(run_dir), _load_data(args), decoders=decoders, test_fraction=args.test_fraction,
                        random_state=args.seed)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
@@ -707,7 +709,7 @@ def _run_calibrate(args) -> int:
 # ceiling: the best any head could reach with an embedding
 # ---------------------------------------------------------------------------------
 def _add_ceiling(subparsers) -> None:
-    from workbench.learning.ceiling import CEILING_EMBEDDINGS
+    from workbench.evaluation.ceiling import CEILING_EMBEDDINGS
 
     parser = subparsers.add_parser(
         "ceiling",
@@ -737,7 +739,7 @@ def _integers(text: str, flag: str) -> list[int]:
 
 def _run_ceiling(args) -> int:
     from workbench._io import atomic_write_json
-    from workbench.learning.ceiling import decoding_ceiling
+    from workbench.evaluation.ceiling import decoding_ceiling
 
     out = check_output_folder(args.out, marker="ceiling.json", command="workbench ceiling")
     options = embedding_options(args)
@@ -838,9 +840,9 @@ def _add_experiment(subparsers) -> None:
 
 
 def _run_experiment(args) -> int:
-    from workbench.learning.grid import read_grid
-    from workbench.learning.grid_results import results_table
-    from workbench.learning.sweep import run_experiment
+    from workbench.experiments.grid import read_grid
+    from workbench.experiments.results import results_table
+    from workbench.experiments.experiment import run_experiment
 
     from workbench.learning.config import parse_devices
 

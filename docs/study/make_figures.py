@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from workbench.apps import plot  # noqa: E402
-from workbench.learning.grid_results import read_results  # noqa: E402
+from workbench.experiments.results import read_results  # noqa: E402
 
 
 def _mean_std(values) -> str:
@@ -74,7 +74,7 @@ def summary_markdown(results: dict) -> str:
 def error_gallery(results: dict, cell: str, head: str, out: Path) -> None:
     """The first seed's most confident false positives of ``head`` in ``cell``, on their images."""
     from workbench.data.scenes import generate_scenes
-    from workbench.learning.grid import Cell
+    from workbench.experiments.grid import Cell
 
     entry = next(item for item in results["per_label"] if item["cell"] == cell and item["head"] == head)
     settings = results["cells"][cell]["settings"]

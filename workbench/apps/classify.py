@@ -159,7 +159,7 @@ class Classifier:
         ``workbench calibrate``.
         """
         if isinstance(threshold, str) and threshold == "auto":
-            from workbench.learning.calibration import calibrated_threshold
+            from workbench.evaluation.calibration import calibrated_threshold
 
             return calibrated_threshold(self.run.run_dir, decoder=self.decoder)
         return threshold

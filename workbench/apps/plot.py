@@ -68,7 +68,7 @@ def plot_map_curves(results: dict, *, metric: str = "map_at_100", spread: str = 
     ----------
     results : dict
         ``{"runs": [{"head", "seed", "history": [{"epoch", metric, …}, …]}, …]}`` as
-        written by :func:`workbench.learning.experiments.compare` (``results.json``).
+        written by :func:`workbench.experiments.compare.compare` (``results.json``).
     metric : str, default="map_at_100"
         A key of the history records.
     spread : {"std", "range", "none"}, default="std"
@@ -595,7 +595,7 @@ def plot_ceiling(report, *, metric: str = "map_at_100", ax=None, title: str | No
     Parameters
     ----------
     report : dict
-        From :func:`workbench.learning.ceiling.decoding_ceiling` (or ``ceiling.json``).
+        From :func:`workbench.evaluation.ceiling.decoding_ceiling` (or ``ceiling.json``).
     metric : {"map_at_100", "macro_ap"}, default="map_at_100"
     ax : matplotlib Axes, optional
 
@@ -627,7 +627,7 @@ def plot_ceiling(report, *, metric: str = "map_at_100", ax=None, title: str | No
 
 
 def plot_threshold_sweep(sweep, *, chosen: float | None = None, ax=None, title: str | None = None):
-    """Micro precision, recall and F1 against the threshold (from :func:`workbench.learning.calibration.threshold_sweep`).
+    """Micro precision, recall and F1 against the threshold (from :func:`workbench.evaluation.calibration.threshold_sweep`).
 
     Parameters
     ----------
@@ -708,7 +708,7 @@ def plot_experiment(results, *, num_labels: int | None = None, metric: str = "ma
     Parameters
     ----------
     results : dict
-        From :func:`workbench.learning.sweep.run_experiment` (or ``results.json``).
+        From :func:`workbench.experiments.experiment.run_experiment` (or ``results.json``).
     num_labels : int, optional
         The rows with this many labels (default: the first label count in the rows).
     metric : {"map_at_100", "macro_ap"}, default="map_at_100"
@@ -766,7 +766,7 @@ def plot_experiment_curves(results, *, cells, metric: str = "map_at_100", x: str
     Parameters
     ----------
     results : dict
-        From :func:`workbench.learning.sweep.run_experiment` (``results.json``).
+        From :func:`workbench.experiments.experiment.run_experiment` (``results.json``).
     cells : sequence of str
         The cells whose runs are drawn (for example a ``dim-16`` cell and the
         ``no-embedding`` cell of the same data).

@@ -20,6 +20,13 @@ with ``synchronous=FULL``: a crash or a killed process mid-write rolls back only
 unfinished transaction, never one already committed. Each call opens its own
 connection, so a store object can be shared by threads and used by several
 processes at once.
+
+Creating a store is where writers meet first: switching a new file to WAL reads it,
+then upgrades to a write lock, and SQLite answers "database is locked" at once (its
+deadlock rule skips the busy handler) to every writer but one that tries at the same
+moment. The switch and the schema are therefore retried until the busy timeout has
+passed, like any other write; a writer that still finds the store locked then is told
+so ("still locked by another writer after … s"), not that the disk failed.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import contextlib
 import datetime as _datetime
 import json
 import sqlite3
+import time
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -98,6 +106,15 @@ def _now() -> str:
     return _datetime.datetime.now(_datetime.timezone.utc).isoformat(timespec="microseconds")
 
 
+def _is_lock_error(error: sqlite3.Error) -> bool:
+    """Whether SQLite's error means another connection holds the lock (SQLITE_BUSY or SQLITE_LOCKED)."""
+    code = getattr(error, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (5, 6)
+    text = str(error).lower()
+    return "locked" in text or "busy" in text
+
+
 def _check_sha256(sha256: str) -> str:
     text = str(sha256).lower()
     if len(text) != 64 or not set(text) <= _SHA256_DIGITS:
@@ -137,27 +154,65 @@ class ResultStore:
         return f"ResultStore({str(self.path)!r})"
 
     # -- connections ------------------------------------------------------------------
+    def _locked(self, error: sqlite3.Error) -> ValueError:
+        """The one-line error for a store that other writers kept locked past the timeout."""
+        return ValueError(
+            f"{self.path}: the result store is still locked by another writer after waiting {self.timeout:g} s ({error}); "
+            "nothing was written: try again when the other writers are done, or give a longer timeout."
+        )
+
+    def _retry_while_locked(self, action, *, deadline: float):
+        """``action()``, retried while SQLite says the store is locked and ``deadline`` (monotonic) is not reached.
+
+        SQLite skips its busy handler where waiting could deadlock (a reader that wants to
+        write while another writer holds the write lock); it answers "database is locked" at
+        once, and the only way on is to let go and try again.
+        """
+        pause = 0.002
+        while True:
+            try:
+                return action()
+            except sqlite3.OperationalError as error:
+                left = deadline - time.monotonic()
+                if not _is_lock_error(error) or left <= 0:
+                    raise
+            time.sleep(min(pause, left))
+            pause = min(2 * pause, 0.05)
+
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A fresh connection (WAL, FULL sync, foreign keys, busy timeout); closed afterwards."""
+        deadline = time.monotonic() + self.timeout
         try:
             connection = sqlite3.connect(self.path, timeout=self.timeout, isolation_level="IMMEDIATE")
         except sqlite3.Error as error:
             raise ValueError(f"{self.path}: cannot open the result store ({error}).") from None
         try:
-            try:
+
+            def configure() -> str:
                 connection.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
                 mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 connection.execute("PRAGMA synchronous = FULL")
                 connection.execute("PRAGMA foreign_keys = ON")
+                return mode
+
+            try:
+                mode = self._retry_while_locked(configure, deadline=deadline)
             except sqlite3.OperationalError as error:  # a full disk, an I/O error, a lock: not the file's fault
+                if _is_lock_error(error):
+                    raise self._locked(error) from None
                 raise ValueError(f"{self.path}: cannot use the result store now ({error}); the file is left as it is: "
                                  "free disk space or check the disk, then try again.") from None
             except sqlite3.DatabaseError as error:
                 raise ValueError(f"{self.path}: not a result store ({error}); give a new file name, or move this file away.") from None
             if str(mode).lower() != "wal":
                 raise ValueError(f"{self.path}: the file system does not support SQLite's WAL mode; put the store on a local disk.")
-            yield connection
+            try:
+                yield connection
+            except sqlite3.OperationalError as error:  # a write that waited the whole busy timeout
+                if _is_lock_error(error):
+                    raise self._locked(error) from None
+                raise
         finally:
             connection.close()
 
@@ -175,7 +230,10 @@ class ResultStore:
                 raise ValueError(f"{self.path}: an SQLite file that is not a result store; give a new file name.")
             from workbench import __version__
 
-            connection.execute("BEGIN IMMEDIATE")
+            connection.execute("BEGIN IMMEDIATE")  # waits on the busy timeout while another first writer creates it
+            if connection.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
+                connection.rollback()  # that writer has made the schema meanwhile
+                return
             try:
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():

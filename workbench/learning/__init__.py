@@ -1,9 +1,9 @@
-"""Learning: Keras models trained against label embeddings, their runs, and comparisons of heads.
+"""Learning: training one head (step 4 of the method), the Keras side.
 
-``models`` (trunk, heads, cosine loss) ← ``targets`` (the label vectors each head is
-trained against) ← ``feeding`` (batches) → ``training`` (train and resume) → ``runs``
-(the run folder and :class:`TrainedRun`, the one scoring path) → ``experiments``
-(``compare``: every head and seed against one embedding) → ``comparison`` (reading
-results, Keras-free). ``metrics`` (NumPy) and ``evaluation`` (the per-epoch callback)
-measure; ``devices`` says where training runs.
+``config`` (hyper-parameters, no Keras) → ``models`` (trunk, heads, cosine loss) →
+``feeding`` (batches) → ``callbacks`` (the per-epoch validation callback) → ``runs``
+(the run folder and :class:`TrainedRun`, the one scoring path) → ``training`` (train and
+resume). ``devices`` says where training runs; ``startup`` imports Keras quietly. The label
+vectors each head is trained against come from :mod:`workbench.method.targets`; measuring
+lives in :mod:`workbench.evaluation`, multi-run experiments in :mod:`workbench.experiments`.
 """

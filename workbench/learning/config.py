@@ -11,14 +11,11 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from workbench import _checks
+from workbench.method.targets import EMBEDDING_HEADS, HEADS
 
 __all__ = ["HEADS", "EMBEDDING_HEADS", "OPTIMIZERS", "SIGMOID_BIASES", "DEFAULT_LEARNING_RATES", "ModelConfig", "TrainConfig",
            "label_frequency_bias", "parse_devices"]
 
-#: Every head name.
-HEADS = ("pmi", "sigmoid", "random", "identity")
-#: Heads that predict a point in a label-embedding space (scored by cosine).
-EMBEDDING_HEADS = ("pmi", "random", "identity")
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 #: Where the sigmoid head's output biases start (see :class:`TrainConfig`).
 SIGMOID_BIASES = ("zero", "label_frequency")

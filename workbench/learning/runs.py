@@ -19,7 +19,7 @@ A run directory (``RUN_DIR``) holds everything needed to use or continue a run:
     ``state.json`` (the last complete epoch and the history up to it), written
     after every epoch, model first, then ``state.json`` (the commit point).
 ``history.json``
-    One record per epoch (see :class:`workbench.learning.evaluation.EvaluationCallback`).
+    One record per epoch (see :class:`workbench.learning.callbacks.EvaluationCallback`).
 ``image_ap.npz``
     ``image_ap``, shape (epochs, validation images): every validation image's AP@k after
     each epoch (written before ``state.json``; intervals over images are drawn from it).
@@ -30,7 +30,7 @@ A run directory (``RUN_DIR``) holds everything needed to use or continue a run:
     the final model; :func:`load_run` checks them, so an embedding replaced after
     training is refused instead of silently changing the run's predictions.
 ``calibration.json``
-    Written by ``workbench calibrate`` (:mod:`workbench.learning.calibration`).
+    Written by ``workbench calibrate`` (:mod:`workbench.evaluation.calibration`).
 
 :func:`load_run` reads a run folder (the model in Keras' safe mode; every custom
 object is registered, no ``Lambda`` layers). :meth:`TrainedRun.label_scores` is the
@@ -119,6 +119,26 @@ class TrainedRun:
                 f"Load them with workbench.data.images.load_image(source, size={size})."
             )
         return images
+
+    def splits(self, dataset):
+        """``(train_set, validation_set)``: ``dataset`` split as this run split it, checked against the run.
+
+        Raises ``ValueError`` when ``dataset`` is not the one the run was trained on (its
+        recorded split fingerprint differs).
+        """
+        train_set, validation = dataset.split(validation_fraction=self.config.validation_fraction,
+                                              random_state=self.config.split_random_state)
+        recorded = read_json(self.run_dir / "config.json").get("data", {}).get("fingerprint")
+        if recorded != run_fingerprint(train_set, validation):
+            raise ValueError(f"{dataset.name} is not the data set {self.run_dir} was trained on (its train/validation "
+                             "split differs); give --data the run's own data set.")
+        return train_set, validation
+
+    def images_of(self, dataset) -> np.ndarray:
+        """Every image of ``dataset`` decoded at the run's size, ``(N, image_size, image_size, 3)`` uint8."""
+        from workbench.learning.feeding import ImageSource
+
+        return ImageSource(dataset, image_size=self.image_size, cache_bytes=0).load_all()
 
     def predict_points(self, images, *, batch_size: int = 256) -> np.ndarray:
         """The model's outputs.

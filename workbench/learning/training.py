@@ -2,7 +2,7 @@
 
 :func:`train` writes a run folder (its layout: :mod:`workbench.learning.runs`). After
 every epoch it evaluates the validation split
-(:class:`~workbench.learning.evaluation.EvaluationCallback`) and checkpoints: the
+(:class:`~workbench.learning.callbacks.EvaluationCallback`) and checkpoints: the
 model with its optimizer state, then ``checkpoints/state.json`` (the last complete
 epoch and the history up to it) as the commit point. Running :func:`train` again on
 the same folder with the same settings resumes after the last checkpoint (the batch
@@ -30,7 +30,7 @@ import numpy as np
 from workbench._io import atomic_save_npz, atomic_write_json, read_json
 from workbench.learning.config import EMBEDDING_HEADS, TrainConfig, label_frequency_bias
 from workbench.learning.devices import describe_device
-from workbench.learning.evaluation import EvaluationCallback
+from workbench.learning.callbacks import EvaluationCallback
 from workbench.learning.feeding import ImageSource, LabelBatches, drop_unreadable
 from workbench.learning.models import build_model, compile_model, output_width
 from workbench.learning.runs import (
@@ -43,8 +43,8 @@ from workbench.learning.runs import (
     save_model,
     write_manifest,
 )
-from workbench.learning.statistics import IMAGE_AP_FILE, read_image_ap
-from workbench.learning.targets import label_vectors
+from workbench.evaluation.statistics import IMAGE_AP_FILE, read_image_ap
+from workbench.method.targets import label_vectors
 from workbench.method.embedding import LabelEmbedding
 
 __all__ = ["train"]
@@ -168,7 +168,7 @@ def train(
         logged, never fatal (``data.failed_images``).
     check_images : bool, default=True
         False when the caller has already checked both splits' files (as
-        :func:`workbench.learning.experiments.compare` does once for all its runs).
+        :func:`workbench.experiments.compare.compare` does once for all its runs).
 
     Returns
     -------

@@ -7,7 +7,7 @@ rows in vocabulary order), so that ``E Eᵀ`` approximates ``M``.
 :class:`EmbeddingOptions` is the one record of every choice that makes an embedding
 (``embedding_dim`` = ``k``, the PMI policy and diagonal, what to do with negative
 eigenvalues, the solver). The command line (``workbench embed``, ``workbench
-compare``), the workspace behind the notebooks and :func:`workbench.learning.experiments.compare`
+compare``), the workspace behind the notebooks and :func:`workbench.experiments.compare.compare`
 all build one and hand it to :func:`embed_labels`; the resulting
 :class:`~workbench.method.embedding.LabelEmbedding` records it under
 ``settings["options"]``, so :meth:`EmbeddingOptions.of` reads it back.

@@ -13,7 +13,7 @@ __all__ = ["live_history", "example_labels", "format_table"]
 def live_history(*, metrics=("loss", "map_at_100"), title: str | None = None):
     """A Keras callback that redraws the training curves in the notebook after every epoch.
 
-    It reads the records that :class:`workbench.learning.evaluation.EvaluationCallback` merges
+    It reads the records that :class:`workbench.learning.callbacks.EvaluationCallback` merges
     into each epoch's logs (``loss``, ``map_at_100``, ``macro_ap`` …) and draws one
     panel per metric with :func:`workbench.apps.plot.plot_history`, replacing the previous
     drawing (one figure in the notebook's output, updated in place).

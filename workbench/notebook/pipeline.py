@@ -184,7 +184,7 @@ def format_summary(job: JobResult) -> str:
         lines.append(f"  {run.name:<40} {run.seconds:7.1f} s  {status}")
     results_files = sorted(job.results_dir.glob("**/results.json"))
     if results_files:
-        from workbench.learning.comparison import comparison_table
+        from workbench.experiments.results import comparison_table
 
         path = results_files[0]
         lines += ["", f"Comparison ({path.relative_to(job.results_dir)}), validation split:"]

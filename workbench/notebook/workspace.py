@@ -19,7 +19,7 @@ Layout of ``RESULTS`` (one folder per artefact, each with the settings that made
     ``pmi-seed<seed>/``, the run directory of the pmi head
     (:func:`workbench.learning.training.train`), and ``workspace.json``.
 ``comparison/``
-    :func:`workbench.learning.experiments.compare` output (``results.json``, ``runs/`` …) and
+    :func:`workbench.experiments.compare.compare` output (``results.json``, ``runs/`` …) and
     ``workspace.json``.
 
 Compatibility is equality of settings. ``workspace.json`` is written *before* an
@@ -242,7 +242,7 @@ def ensure_counts(results_dir, dataset, *, validation_fraction: float, split_ran
     Only the training split is counted, so the label embedding never sees the labels
     of the validation images that measure the trained models (the split is
     :meth:`MultiLabelDataset.split` with these settings, as in
-    :func:`workbench.learning.experiments.compare`).
+    :func:`workbench.experiments.compare.compare`).
 
     Returns
     -------
@@ -407,12 +407,12 @@ def recorded_data_settings(results_dir, *, default: dict, verbose: bool = True) 
 def pmi_train_config(
     *, epochs: int, batch_size: int, model, validation_fraction: float, split_random_state: int = 0, random_state: int = 0, workers: int = 2
 ):
-    """The :class:`~workbench.learning.config.TrainConfig` that :func:`workbench.learning.experiments.compare` gives its pmi head.
+    """The :class:`~workbench.learning.config.TrainConfig` that :func:`workbench.experiments.compare.compare` gives its pmi head.
 
     Same head, epochs, batch size, explicit default learning rate, split and seed, so a
     run trained with it is the comparison's ``pmi-seed<random_state>`` run.
     """
-    from workbench.learning.experiments import head_config
+    from workbench.experiments.compare import head_config
 
     return head_config(
         "pmi", seed=random_state, epochs=epochs, batch_size=batch_size, model=model,
@@ -421,7 +421,7 @@ def pmi_train_config(
 
 
 def _run_settings(dataset, embedding, config) -> dict:
-    from workbench.learning.experiments import embedding_fingerprint
+    from workbench.experiments.compare import embedding_fingerprint
 
     train = {k: v for k, v in config.to_dict().items() if k not in ("workers", "verbose")}
     return {"data": dataset.fingerprint(), "embedding": embedding_fingerprint(embedding), "train": train}
@@ -476,7 +476,7 @@ def ensure_run(results_dir, dataset, embedding, *, config, callbacks=(), verbose
 
 def _comparison_settings(dataset, embedding, *, heads, seeds, epochs, batch_size, model, validation_fraction,
                          split_random_state) -> dict:
-    from workbench.learning.experiments import embedding_fingerprint
+    from workbench.experiments.compare import embedding_fingerprint
 
     return {
         "data": dataset.fingerprint(),
@@ -507,7 +507,7 @@ def ensure_comparison(
     workers: int = 2,
     verbose: int = 1,
 ):
-    """The head comparison of ``RESULTS/comparison`` (:func:`workbench.learning.experiments.compare`), run when absent or different.
+    """The head comparison of ``RESULTS/comparison`` (:func:`workbench.experiments.compare.compare`), run when absent or different.
 
     Parameters
     ----------
@@ -527,7 +527,7 @@ def ensure_comparison(
         The contents of ``RESULTS/comparison/results.json``:
         ``{"config": {...}, "runs": [{"head", "seed", "history"}, …]}``.
     """
-    from workbench.learning.experiments import compare
+    from workbench.experiments.compare import compare
 
     folder = Path(results_dir) / "comparison"
     settings = _comparison_settings(

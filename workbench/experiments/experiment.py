@@ -1,9 +1,9 @@
 """Running an experiment grid: every cell trained in its own folder, resumably, in parallel.
 
 ``DIR/cells/<cell name>/`` holds one cell: ``cell.json`` (its settings and status), the
-comparison :func:`workbench.learning.experiments.compare` writes (``results.json``,
+comparison :func:`workbench.experiments.compare.compare` writes (``results.json``,
 ``embedding/``, ``runs/<head>-seed<seed>/``), ``ceiling.json`` (the decoding ceiling of
-the cell's embedding, :func:`workbench.learning.ceiling.decoding_ceiling`), ``tuning/``
+the cell's embedding, :func:`workbench.evaluation.ceiling.decoding_ceiling`), ``tuning/``
 (with ``tune_lr``) and ``log.txt``. Before anything is written, every cell folder is
 checked: new, or holding the same cell (more epochs, heads or seeds are fine: it
 resumes); anything else is refused, so a cell never overwrites another. A finished cell
@@ -14,7 +14,7 @@ Cells run one after another with ``cores=1``; otherwise on a ``dask.distributed`
 cluster: a ``LocalCluster`` of ``cores`` single-threaded worker processes by default, or
 the cluster at ``scheduler`` (its workers need the package and must see ``DIR``). After
 every finished cell, ``DIR/results.csv`` and ``DIR/results.json`` are rewritten
-(:mod:`workbench.learning.grid_results`).
+(:mod:`workbench.experiments.results`).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from typing import Callable
 
 from workbench import _checks
 from workbench._io import atomic_write_json, atomic_write_text, check_output_folder, read_json
-from workbench.learning.grid import CELL_FORMAT, GROWABLE, Cell, default_learning_rate, expand_cells
+from workbench.experiments.grid import CELL_FORMAT, GROWABLE, Cell, default_learning_rate, expand_cells
 
 __all__ = ["run_experiment", "run_cell", "cell_state", "tune_learning_rates", "EXPERIMENT_MARKER",
            "TUNING_FACTORS"]
@@ -106,7 +106,7 @@ def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding
     The training split is split again (the cell's ``validation_fraction``, another
     seed); every head tries its default rate times :data:`TUNING_FACTORS`, with the
     cell's first seed, for ``min(TUNING_EPOCHS, epochs)`` epochs; the rate with the highest
-    final MAP@100 (:func:`workbench.learning.statistics.final_value`) wins. The runs are
+    final MAP@100 (:func:`workbench.evaluation.statistics.final_value`) wins. The runs are
     kept under ``folder`` (a rerun reuses them). The validation split is never seen.
 
     Returns
@@ -114,8 +114,8 @@ def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding
     (rates, table) : dict, list of dict
         The chosen rate per head, and every tried ``{"head", "learning_rate", "map_at_100"}``.
     """
-    from workbench.learning.experiments import head_config
-    from workbench.learning.statistics import final_value
+    from workbench.experiments.compare import head_config
+    from workbench.evaluation.statistics import final_value
     from workbench.learning.training import train
 
     inner_train, inner_validation = train_set.split(validation_fraction=cell.data["validation_fraction"],
@@ -149,8 +149,9 @@ def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding
 
 
 def _analyse_runs(folder: Path, cell: Cell, dataset) -> None:
-    """Per-label AP and confident errors of every run of the cell that has none yet (:mod:`workbench.learning.analysis`)."""
-    from workbench.learning.analysis import ANALYSIS_FILE, analyse_run
+    """Per-label AP and confident errors of every run of the cell that has none yet (:mod:`workbench.evaluation.analysis`)."""
+    from workbench.evaluation.analysis import ANALYSIS_FILE, analyse_run
+    from workbench.learning.runs import load_run
 
     train_set, validation_set = dataset.split(validation_fraction=cell.data["validation_fraction"], random_state=0)
     for head in cell.heads:
@@ -158,7 +159,7 @@ def _analyse_runs(folder: Path, cell: Cell, dataset) -> None:
             run_dir = folder / "runs" / f"{head}-seed{seed}"
             path = run_dir / ANALYSIS_FILE
             if not path.is_file() or read_json(path).get("epochs") != len(read_json(run_dir / "history.json")):
-                analyse_run(run_dir, validation_set, train_set)  # none yet, or the run has trained more since
+                analyse_run(load_run(run_dir), validation_set, train_set)  # none yet, or the run has trained more since
 
 
 def _write_ceiling(folder: Path, cell: Cell, dataset, options, *, achieved: int | None) -> None:
@@ -168,7 +169,7 @@ def _write_ceiling(folder: Path, cell: Cell, dataset, options, *, achieved: int 
     eigenvalues; the random head then takes the same k). A ceiling computed for another k
     is computed again.
     """
-    from workbench.learning.ceiling import decoding_ceiling
+    from workbench.evaluation.ceiling import decoding_ceiling
 
     path = folder / "ceiling.json"
     names = [name for name in ("pmi", "random", "identity") if name in cell.heads]
@@ -185,7 +186,7 @@ def _write_ceiling(folder: Path, cell: Cell, dataset, options, *, achieved: int 
 
 
 def _analysed(folder: Path, cell: Cell) -> bool:
-    from workbench.learning.analysis import ANALYSIS_FILE
+    from workbench.evaluation.analysis import ANALYSIS_FILE
 
     return all((folder / "runs" / f"{head}-seed{seed}" / ANALYSIS_FILE).is_file()
                for head in cell.heads for seed in cell.seeds)
@@ -223,7 +224,7 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, device
 
     try:
         from workbench.learning.config import ModelConfig
-        from workbench.learning.experiments import compare
+        from workbench.experiments.compare import compare
 
         if devices is not None:
             from workbench.learning.devices import use_devices
@@ -288,7 +289,7 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
     Parameters
     ----------
     grid : dict
-        From :func:`workbench.learning.grid.read_grid` or :func:`~workbench.learning.grid.parse_grid`.
+        From :func:`workbench.experiments.grid.read_grid` or :func:`~workbench.experiments.grid.parse_grid`.
     out_dir : path
         New, empty, or an earlier output of an experiment (it resumes; cells of another
         grid are kept, and left out of this grid's results).
@@ -308,9 +309,9 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
     Returns
     -------
     dict
-        The content of ``results.json`` (:func:`workbench.learning.grid_results.collect_results`).
+        The content of ``results.json`` (:func:`workbench.experiments.results.collect_results`).
     """
-    from workbench.learning.grid_results import collect_results, write_results
+    from workbench.experiments.results import collect_results, write_results
 
     began = time.perf_counter()
     cores = _checks.integer(cores if cores is not None else (os.cpu_count() or 1), "cores")

@@ -2,7 +2,7 @@
 
 It scores the model's outputs through :class:`workbench.method.decoding.LabelScorer`
 (the scoring path every trained run and classification uses) and measures them with
-:func:`workbench.learning.metrics.evaluate_scores`.
+:func:`workbench.evaluation.metrics.evaluate_scores`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import keras
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.learning.metrics import average_precision_at_k, check_k, evaluate_scores, json_number
+from workbench.evaluation.metrics import average_precision_at_k, check_k, evaluate_scores, json_number
 from workbench.method.decoding import LabelScorer
 
 __all__ = ["EvaluationCallback"]
@@ -57,7 +57,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         AP@``map_k`` of every validation image after each epoch (NaN for images
         without labels): a row's mean over its non-NaN entries is that epoch's
         MAP@``map_k``. Kept so that intervals can be drawn over validation images
-        (:func:`workbench.learning.metrics.bootstrap_interval`).
+        (:func:`workbench.evaluation.metrics.bootstrap_interval`).
     """
 
     def __init__(

@@ -1,13 +1,19 @@
-"""An experiment's results: one row per finished (cell, head, seed), paired tests, ``results.csv``/``results.json``.
+"""Reading results, the one place: a comparison's summary and statistics, an experiment's rows and tables.
 
-Read from the cell folders :mod:`workbench.learning.sweep` writes (Keras-free, so the
+A comparison (``workbench compare``: every head and seed against one embedding, its
+``results.json``) is read by :func:`summarize_comparison`, :func:`comparison_table` and
+:func:`comparison_statistics`; an experiment (``workbench experiment``: a grid of such
+comparisons, one per cell) by :func:`collect_results` into one row per finished
+(cell, head, seed), paired tests and ``results.csv``/``results.json``.
+
+Read from the cell folders :mod:`workbench.experiments.experiment` writes (Keras-free, so the
 results can be read and plotted anywhere). Each row's ``map_at_100`` and ``macro_ap``
 are the mean of the run's last ``min(3, epochs)`` epochs
-(:func:`workbench.learning.statistics.final_value`); ``map_at_100_low``/``_high`` the 95 %
+(:func:`workbench.evaluation.statistics.final_value`); ``map_at_100_low``/``_high`` the 95 %
 percentile bootstrap interval over validation images of each image's AP averaged over
 those epochs (seeded by the run's seed, so a rerun gives the same interval). Paired
 tests compare pmi with random in every cell that has both with the same seeds
-(:func:`workbench.learning.statistics.paired_difference`).
+(:func:`workbench.evaluation.statistics.paired_difference`).
 """
 
 from __future__ import annotations
@@ -20,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench._io import atomic_write_json, atomic_write_text, read_json
-from workbench.learning.statistics import (
+from workbench.evaluation.statistics import (
     LAST_EPOCHS,
     bootstrap_interval,
     final_image_values,
@@ -30,7 +36,7 @@ from workbench.learning.statistics import (
 )
 
 __all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_table", "read_results",
-           "comparison_statistics", "statistics_table"]
+           "comparison_statistics", "statistics_table", "summarize_comparison", "comparison_table"]
 
 #: Columns of ``results.csv``, in order.
 RESULT_COLUMNS = ("cell", "head", "dim", "dim_achieved", "pmi", "diagonal", "negative", "seed", "num_labels", "num_images",
@@ -230,7 +236,7 @@ def comparison_statistics(folder: str | Path, *, first: str = "pmi", second: str
         3 epochs), ``"low", "high"`` (95 % bootstrap over validation images; ``None`` for
         runs written before per-image values were kept), ``"macro_ap"}``; ``paired``: the
         paired test of ``first`` against ``second`` over their common seeds
-        (:func:`workbench.learning.statistics.paired_difference`), or ``None``.
+        (:func:`workbench.evaluation.statistics.paired_difference`), or ``None``.
     """
     folder = Path(folder)
     results = read_json(folder / "results.json")
@@ -270,3 +276,83 @@ def statistics_table(statistics: dict) -> str:
                     f"[{test['low']:+.3f}, {test['high']:+.3f}] (seeds and images resampled) over {test['num_seeds']} "
                     f"seed(s): {verdict}")
     return "\n".join(text)
+
+def summarize_comparison(results: dict, *, metric: str = "map_at_100", reference_head: str = "sigmoid") -> dict:
+    """Final metric per head (mean and spread over seeds) and epochs to reach the reference.
+
+    Parameters
+    ----------
+    results : dict
+        As returned by :func:`compare` (or read from ``results.json``).
+    metric : str, default="map_at_100"
+    reference_head : str, default="sigmoid"
+
+    Returns
+    -------
+    dict
+        ``{head: {"final_mean", "final_std", "num_seeds", "epochs_to_reference"}}``.
+        A run's final value is :func:`~workbench.evaluation.statistics.final_value` (the
+        mean of its last ``min(3, epochs)`` epochs: one epoch is noisy); ``final_mean`` and
+        ``final_std`` are their mean and sample standard deviation over seeds (0 for one
+        seed). The reference is the reference head's mean curve at its last epoch.
+        ``epochs_to_reference`` is the first epoch at which the head's seed-mean
+        curve reaches the reference head's final seed-mean value (``None`` if it
+        never does, or without the reference head). Curves are cut to the shortest
+        run of the head.
+    """
+    curves: dict[str, list[list[float]]] = {}
+    for run in results["runs"]:
+        values = [np.nan if record.get(metric) is None else float(record[metric]) for record in run["history"]]
+        curves.setdefault(run["head"], []).append(values)
+    means = {}
+    summary = {}
+    for head, runs in curves.items():
+        length = min(len(values) for values in runs)
+        matrix = np.array([values[:length] for values in runs], dtype=np.float64)
+        means[head] = matrix.mean(axis=0)
+        finals = np.array([np.nan if value is None else value for value in
+                           (final_value(run["history"], metric) for run in results["runs"] if run["head"] == head)])
+        summary[head] = {
+            "final_mean": float(np.mean(finals)),
+            "final_std": float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0,
+            "num_seeds": len(runs),
+            "epochs_to_reference": None,
+        }
+    if reference_head in means and len(means[reference_head]):
+        target = means[reference_head][-1]
+        for head, mean in means.items():
+            reached = np.flatnonzero(mean >= target - 1e-12)
+            summary[head]["epochs_to_reference"] = int(reached[0]) + 1 if len(reached) else None
+    return summary
+
+
+def comparison_table(results: dict, *, metric: str = "map_at_100", reference_head: str = "sigmoid") -> str:
+    """The comparison as a text table: final metric (mean ± std over seeds) and epochs to reach the reference head."""
+    summary = summarize_comparison(results, metric=metric, reference_head=reference_head)
+    name = metric.replace("map_at_", "MAP@").replace("macro_ap", "macro AP")
+    reference = summary.get(reference_head)
+    target = f" ({_last_of_mean(results, reference_head, metric):.4f})" if reference else ""
+    header_last = f"epochs to reach {reference_head}'s last {name}{target}"
+    rows = [("head", f"final {name}, last 3 epochs (mean ± std)", "seeds", header_last)]
+    for head, values in summary.items():
+        epochs = values["epochs_to_reference"]
+        rows.append(
+            (
+                head,
+                f"{values['final_mean']:.4f} ± {values['final_std']:.4f}",
+                str(values["num_seeds"]),
+                "—" if epochs is None else str(epochs),
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    lines.insert(1, "  ".join("-" * width for width in widths))
+    return "\n".join(lines)
+
+
+def _last_of_mean(results: dict, head: str, metric: str) -> float:
+    """The last epoch of ``head``'s mean curve over seeds (the reference of ``epochs_to_reference``)."""
+    curves = [[np.nan if r.get(metric) is None else float(r[metric]) for r in run["history"]]
+              for run in results["runs"] if run["head"] == head]
+    length = min(len(curve) for curve in curves)
+    return float(np.mean([curve[length - 1] for curve in curves])) if length else float("nan")

@@ -24,7 +24,7 @@ import numpy as np
 
 from workbench import _checks
 from workbench._io import atomic_write_json
-from workbench.learning.metrics import json_number, per_label_average_precision
+from workbench.evaluation.metrics import json_number, per_label_average_precision
 
 __all__ = ["ANALYSIS_FILE", "analyse_run", "companion_table"]
 
@@ -52,14 +52,15 @@ def companion_table(train_set, *, companions: int = 5) -> dict[int, set]:
     return table
 
 
-def analyse_run(run_dir: str | Path, validation_set, train_set, *, num_errors: int = 24, companions: int = 5,
+def analyse_run(run, validation_set, train_set, *, num_errors: int = 24, companions: int = 5,
                 batch_size: int = 256) -> dict:
     """Per-label AP against training frequency, and the most confident false positives; writes ``analysis.json``.
 
     Parameters
     ----------
-    run_dir : path
-        A finished run (:func:`workbench.learning.runs.load_run`).
+    run : TrainedRun
+        A finished, loaded run (:func:`workbench.learning.runs.load_run`); the analysis is
+        written to ``run.run_dir``.
     validation_set, train_set : MultiLabelDataset
         The run's two splits (same vocabulary as the run).
     num_errors : int, default=24
@@ -77,13 +78,10 @@ def analyse_run(run_dir: str | Path, validation_set, train_set, *, num_errors: i
         ``companion_share_chance`` (the share of an image's wrong labels that are
         companions: what a head blind to co-occurrence would show).
     """
-    from workbench.learning.feeding import ImageSource
-    from workbench.learning.runs import load_run
-
-    run = load_run(run_dir)
+    run_dir = run.run_dir
     if tuple(run.vocabulary.names) != tuple(validation_set.vocabulary.names):
         raise ValueError(f"{run_dir} was trained on other labels than this validation split; give the run's own data.")
-    images = ImageSource(validation_set, image_size=run.image_size, cache_bytes=0).load_all()
+    images = run.images_of(validation_set)
     scores = np.asarray(run.label_scores(images, batch_size=batch_size), dtype=np.float64)
     truth = validation_set.labels.toarray() != 0
     per_label = per_label_average_precision(scores, validation_set.labels)

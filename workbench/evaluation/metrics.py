@@ -43,7 +43,7 @@ Label-set metrics (:func:`label_set_metrics`: the chosen labels of each image, n
 Images without labels have no relevant label to rank: they are left out of MAP, P@k
 and R@k (not counted as zero). Labels without positive images are left out of macro
 AP. This module imports only numpy and scipy (the per-epoch Keras callback that uses
-these metrics is :class:`workbench.learning.evaluation.EvaluationCallback`).
+these metrics is :class:`workbench.learning.callbacks.EvaluationCallback`).
 """
 
 from __future__ import annotations

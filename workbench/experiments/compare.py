@@ -27,7 +27,7 @@ import numpy as np
 from workbench import _checks
 from workbench._io import atomic_write_json, read_json
 from workbench.learning.config import DEFAULT_LEARNING_RATES, HEADS, ModelConfig, TrainConfig
-from workbench.learning.metrics import json_number
+from workbench.evaluation.metrics import json_number
 from workbench.method.embed import EmbeddingOptions
 from workbench.method.embedding import LabelEmbedding
 

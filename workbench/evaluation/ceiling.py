@@ -22,8 +22,8 @@ from dataclasses import replace
 import numpy as np
 
 from workbench import _checks
-from workbench.learning.metrics import json_number, macro_average_precision, mean_average_precision
-from workbench.learning.targets import label_vectors
+from workbench.evaluation.metrics import json_number, macro_average_precision, mean_average_precision
+from workbench.method.targets import label_vectors
 from workbench.method.decoders import DECODERS, decoder_scores
 from workbench.method.embed import EmbeddingOptions
 

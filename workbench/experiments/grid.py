@@ -30,7 +30,7 @@ a list value is an axis, a scalar is fixed::
 
 ``heads`` and ``seeds`` are run inside every cell; every other list is an axis of cells.
 A **cell** is one data set, one embedding and one training setting; its heads and seeds
-are trained there on one split (:func:`workbench.learning.experiments.compare`). Heads
+are trained there on one split (:func:`workbench.experiments.compare.compare`). Heads
 that use no embedding (identity, sigmoid) do not depend on the embedding axes, so they
 get one cell per data and training setting (named ``…_no-embedding``) instead of one
 per embedding: the same runs are never trained twice. A cell's folder is named by its

@@ -12,10 +12,14 @@ import numpy as np
 
 from workbench import _checks
 from workbench.data.labels import Vocabulary
-from workbench.learning.config import HEADS
 from workbench.method.embedding import LabelEmbedding
 
-__all__ = ["label_vectors"]
+__all__ = ["HEADS", "EMBEDDING_HEADS", "label_vectors"]
+
+#: Every head name: a head is defined by the label vectors it is trained against.
+HEADS = ("pmi", "sigmoid", "random", "identity")
+#: Heads that predict a point in a label-embedding space (scored by cosine).
+EMBEDDING_HEADS = ("pmi", "random", "identity")
 
 
 def _aligned_embedding(embedding, vocabulary: Vocabulary, *, label_counts=None):

@@ -10,7 +10,7 @@ the run's validation split:
 * the number ``N`` of top labels that maximises micro F1;
 
 and measures every operating point on the *other* part (the test part), with the
-label-set metrics of :func:`workbench.learning.metrics.label_set_metrics`, overall and by
+label-set metrics of :func:`workbench.evaluation.metrics.label_set_metrics`, overall and by
 number of true labels per image, beside MAP@100. Fitting and measuring never share an
 image. The best decoder is the one with the highest micro F1 on the calibration part
 (the test part only reports).
@@ -29,7 +29,7 @@ import scipy.sparse as sp
 
 from workbench import _checks
 from workbench._io import atomic_write_json, read_json
-from workbench.learning.metrics import json_number, label_set_metrics, label_set_metrics_by_count, mean_average_precision
+from workbench.evaluation.metrics import json_number, label_set_metrics, label_set_metrics_by_count, mean_average_precision
 from workbench.method.decoders import DECODERS
 
 __all__ = [
@@ -223,7 +223,7 @@ def measure(scores, labels, fitted: dict) -> dict:
 
 
 def calibrate(
-    run_dir,
+    run,
     dataset,
     *,
     decoders=None,
@@ -236,8 +236,9 @@ def calibrate(
 
     Parameters
     ----------
-    run_dir : path
-        A run folder written by ``workbench train``.
+    run : TrainedRun
+        A loaded run (:func:`workbench.learning.runs.load_run`); its calibration is written
+        to ``run.run_dir``.
     dataset : MultiLabelDataset
         The data set the run was trained on (checked: its split must be the run's).
     decoders : sequence of str, optional
@@ -255,10 +256,7 @@ def calibrate(
         "calibration": metrics, "test": metrics}}``), ``best`` (decoder and operating
         point with the highest calibration micro F1), and the images of each part.
     """
-    from workbench.learning.feeding import ImageSource
-    from workbench.learning.runs import load_run, run_fingerprint
-
-    run = load_run(run_dir)
+    run_dir = run.run_dir
     if decoders is None:
         decoders = DECODERS if run.embedding is not None else ("cosine",)
     decoders = [_checks.choice(name, "decoder", DECODERS) for name in decoders]
@@ -267,18 +265,14 @@ def calibrate(
     test_fraction = _checks.number(test_fraction, "test_fraction")
     if not 0 < test_fraction < 1:
         raise ValueError(f"test_fraction must be between 0 and 1; got {test_fraction!r}.")
-    train_set, validation = dataset.split(validation_fraction=run.config.validation_fraction,
-                                          random_state=run.config.split_random_state)
+    _, validation = run.splits(dataset)
     recorded = read_json(Path(run_dir) / "config.json").get("data", {}).get("fingerprint")
-    if recorded != run_fingerprint(train_set, validation):
-        raise ValueError(f"{dataset.name} is not the data set {run_dir} was trained on (its train/validation split "
-                         "differs); give --data the run's own data set.")
     if len(validation) < 4:
         raise ValueError(f"The run's validation split has {len(validation)} images; calibration needs at least 4.")
     positions = np.random.default_rng(random_state).permutation(len(validation))
     num_test = min(max(1, round(test_fraction * len(validation))), len(validation) - 1)
     test_rows, calibration_rows = np.sort(positions[:num_test]), np.sort(positions[num_test:])
-    images = ImageSource(validation, image_size=run.image_size, cache_bytes=0).load_all()
+    images = run.images_of(validation)
     truth = validation.labels.toarray() != 0
     outputs = run.predict_points(images, batch_size=batch_size)
     report = {"format": _FORMAT, "format_version": _FORMAT_VERSION, "head": run.head, "decoders": {},
