@@ -272,3 +272,99 @@ def test_killed_during_an_open_transaction(tmp_path):
     assert time.monotonic() - start < 10
     assert [row["image"] for row in store.images_classified_as("label 0")] == ["before.png", "after.png"]
     assert store.count_classifications() == 2 and store.integrity_check() == "ok"
+
+
+
+FIRST_WRITER = textwrap.dedent(
+    """
+    import glob, hashlib, os, sys, time
+    import numpy as np
+    from workbench.apps.classify import ClassificationResult
+    from workbench.apps.store import ResultStore
+    from workbench.data.labels import Vocabulary
+    from workbench.method.embedding import LabelEmbedding
+
+    run_dir, tag, writers, paths = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+    embedding = LabelEmbedding(vocabulary=Vocabulary(("a", "b", "c")), vectors=np.eye(3, dtype=np.float32),
+                               eigenvalues=np.ones(3), label_counts=np.ones(3, dtype=np.int64), settings={})
+    for path in paths:
+        open(f"{path}.ready-{tag}", "w").close()  # a barrier: every writer opens the new store at the same moment
+        while len(glob.glob(f"{path}.ready-*")) < writers:
+            time.sleep(0.0005)
+        try:  # what 'workbench classify RUN IMAGES --store PATH' does: register the run, store the results
+            store = ResultStore(path, timeout=60)
+            run_id = store.add_run(run_dir, embedding=embedding, head="pmi")
+            for round_ in range(10):
+                names = [f"{tag}-{round_}-{i}.png" for i in range(10)]
+                store.add_classifications(
+                    [ClassificationResult(image=name, sha256=hashlib.sha256(name.encode()).hexdigest(),
+                                          labels=(("a", 0.5), ("b", 0.25)), setting="top:2") for name in names],
+                    run_id=run_id)
+        except Exception as error:
+            print(f"{path}: {type(error).__name__}: {error}", flush=True)
+    """
+)
+
+
+
+def test_eight_first_writers_of_a_new_store_all_wait_and_none_loses_a_write(tmp_path):
+    """Eight processes open a store file that does not exist yet at the same moment (``parallel -j8 classify --store``).
+
+    Each registers the run and stores 10 rounds of 10 results, in three new stores one after the other.
+    For the first, this test plays a ninth writer caught creating it (its write lock held while the
+    eight start): SQLite answers their WAL switch "database is locked" at once, without waiting, so
+    before the fix every one of them failed. In the other two the eight meet only each other. Creating
+    the schema and switching to WAL must queue on the busy timeout like any other write: 800 rows each.
+    """
+    paths = [tmp_path / f"new-{number}.sqlite" for number in range(3)]
+    ninth = sqlite3.connect(paths[0], isolation_level=None)  # the file now exists, empty, in rollback mode
+    ninth.execute("BEGIN IMMEDIATE")
+    environment = dict(os.environ, PYTHONPATH=str(REPOSITORY_ROOT))
+    writers = [subprocess.Popen([sys.executable, "-c", FIRST_WRITER, str(tmp_path / "run"), f"w{n}", "8", *map(str, paths)],
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+               for n in range(8)]
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(tmp_path.glob("new-0.sqlite.ready-*"))) < 8 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.5)  # every writer is at its first attempt, or past it
+    finally:
+        ninth.execute("ROLLBACK")
+        ninth.close()
+    errors = []
+    for writer in writers:
+        out, err = writer.communicate(timeout=300)
+        assert writer.returncode == 0, err
+        errors += out.splitlines()
+    assert errors == []
+    for path in paths:
+        store = ResultStore(path)
+        assert store.count_classifications() == 8 * 100
+        assert len(store.runs()) == 1 and store.integrity_check() == "ok"
+
+
+def test_a_store_locked_past_the_timeout_says_so_not_that_the_disk_failed(tmp_path):
+    """A writer that waits the whole busy timeout is told the store is locked and for how long, nothing about the disk."""
+    path = tmp_path / "held.sqlite"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # a first writer that never lets go
+    try:
+        start = time.monotonic()
+        with pytest.raises(ValueError, match=r"still locked by another writer after waiting 0.5 s") as caught:
+            ResultStore(path, timeout=0.5)
+        assert time.monotonic() - start >= 0.5, "it waited on the timeout instead of failing at once"
+        assert "disk" not in str(caught.value) and "\n" not in str(caught.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    store = ResultStore(path)
+    run_id = store.add_run(tmp_path / "run", embedding=embedding())
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")  # now the store exists, in WAL mode: a write waits, then says so
+    try:
+        with pytest.raises(ValueError, match="still locked by another writer"):
+            ResultStore(path, timeout=0.3).add_classifications([result("x.png", [("label 0", 0.5)])], run_id=run_id)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert store.count_classifications() == 0
