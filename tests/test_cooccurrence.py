@@ -168,6 +168,14 @@ GOOD = {"n_images": 10, "labels": ["a", "b"], "label_counts": [4, 3], "pair_coun
         ({"pair_counts": [[0, 5], [5, 0]]}, "a pair cannot occur more often than either label"),
         ({"n_images": 5, "label_counts": [4, 3], "pair_counts": [[0, 1], [1, 0]]}, "too small for label counts"),
         ({"pair_counts": [[0, 2.5], [2.5, 0]]}, "'pair_counts' must be"),
+        # JSON booleans are not counts (NumPy would read [4, true] as [4, 1]; these files are valid otherwise)
+        ({"label_counts": [4, True], "pair_counts": [[0, 1], [1, 0]]},
+         r"'label_counts' must be a list of integers; got a boolean .* at label_counts\[1\]"),
+        ({"pair_counts": [[0, True], [True, 0]]},
+         r"'pair_counts' must be a list of equal-length lists of integers; got a boolean .* at pair_counts\[0\]\[1\]"),
+        ({"n_images": True, "label_counts": [1, 1], "pair_counts": [[0, 1], [1, 0]]}, "'n_images' must be a non-negative integer"),
+        ({"labels": ["a", "b\tc"]}, r"'labels': Label 1 \('b\\tc'\) contains the control character '\\t'"),
+        ({"labels": ["a\nb", "c"]}, r"'labels': Label 0 .* control character '\\n'"),
     ],
 )
 def test_load_json_rejects_bad_files_with_one_line_errors(tmp_path, change, message):

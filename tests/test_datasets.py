@@ -122,6 +122,38 @@ def test_list_csv_malformed(tmp_path, text, message):
         read_list_csv(path)
 
 
+def test_label_names_with_control_characters_are_refused_in_every_format(tmp_path):
+    """A tab or a line break inside a label name would split a Projector TSV row or a one-line output."""
+    cases = [
+        (read_list_csv, write(tmp_path / "list" / "labels.csv", 'image,labels\n1.jpg,cat|dog\n2.jpg,"sea|hot\tdog"\n'),
+         r"labels\.csv line 3: the label 'hot\\tdog' contains the control character '\\t'"),
+        (read_list_csv, write(tmp_path / "list2" / "labels.csv", 'image,labels\n1.jpg,"two\nlines"\n'),
+         r"labels\.csv line \d: the label 'two\\nlines' contains the control character '\\n'"),
+        (read_multihot_csv, write(tmp_path / "multihot.csv", 'Filenames,sea,sun\x1fset\n1.jpg,1,0\n'),
+         r"multihot\.csv line 1: Label 1 \('sun\\x1fset'\) contains the control character '\\x1f'"),
+        (read_coco, write(tmp_path / "instances.json", coco_json(categories=[
+            {"id": 18, "name": "dog", "supercategory": "animal"}, {"id": 1, "name": "per\nson", "supercategory": "person"},
+            {"id": 3, "name": "car", "supercategory": "vehicle"}])),
+         r"instances\.json: categories: Label \d \('per\\nson'\) contains the control character '\\n'"),
+    ]
+    yolo = tmp_path / "yolo"
+    write(yolo / "classes.txt", "person\nbi\x0bcycle\n")
+    (yolo / "images").mkdir()
+    (yolo / "labels").mkdir()
+    cases.append((read_yolo, yolo, r"classes\.txt: Label 1 \('bi\\x0bcycle'\) contains the control character '\\x0b'"))
+    voc = tmp_path / "voc"
+    write(voc / "Annotations" / "1.xml", voc_xml("1.jpg", "dog", "pot\ted plant"))
+    (voc / "JPEGImages").mkdir()
+    cases.append((read_voc, voc, r"1\.xml: the <name> of <object> number 2 \('pot\\ted plant'\) contains the control character '\\t'"))
+    scenes = make_scenes(tmp_path / "scenes")
+    write(scenes / "vocabulary.csv", 'label,group,subgroup\ncat,Animals,mammal\n"dog\nface",Animals,mammal\n')
+    cases.append((read_scenes, scenes, r"vocabulary\.csv: Label 1 \('dog\\nface'\) contains the control character '\\n'"))
+    for reader, path, message in cases:
+        with pytest.raises(ValueError, match=message) as error:
+            reader(path)
+        assert "\n" not in str(error.value), reader.__name__
+
+
 # -- scenes -------------------------------------------------------------------------
 def make_scenes(folder, labels_text=None):
     write(

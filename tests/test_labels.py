@@ -48,11 +48,31 @@ def test_unknown_label_names_close_matches():
         (("a", "a"), None, "appears twice"),
         (("a", " "), None, "empty name"),
         (("a", "b"), ("g",), "2 names but 1 groups"),
+        (("a", "dog\tcat"), None, r"Label 1 \('dog\\tcat'\) contains the control character '\\t'"),
+        (("first\nsecond", "b"), None, r"Label 0 .* control character '\\n'"),
+        (("a", "b\r"), None, r"Label 1 .* control character '\\r'"),
+        (("a\x00", "b"), None, r"Label 0 .* control character '\\x00'"),
+        (("a", "\x1b[31mred"), None, r"Label 1 .* control character '\\x1b'"),
+        (("a", "next\x85line"), None, r"Label 1 .* control character '\\x85'"),
+        (("a", "b"), ("g", "two\nlines"), r"The group of label 1 .* control character '\\n'"),
     ],
 )
 def test_invalid_vocabulary(names, groups, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match=message) as error:
         Vocabulary(names, groups)
+    assert "\n" not in str(error.value), "one line, whatever the label holds"
+
+
+def test_printable_names_with_spaces_and_accents_are_kept():
+    vocabulary = Vocabulary(("crème brûlée", "dog, pet", "  padded  ", "日本"))
+    assert vocabulary.names[0] == "crème brûlée" and len(vocabulary) == 4
+
+
+def test_read_csv_refuses_a_label_with_a_line_break_naming_file_and_position(tmp_path):
+    (tmp_path / "v.csv").write_text('label,group\nsea,water\n"sky\nblue",air\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"v\.csv: Label 1 \('sky\\nblue'\) contains the control character") as error:
+        Vocabulary.read_csv(tmp_path / "v.csv")
+    assert "\n" not in str(error.value)
 
 
 def test_csv_round_trip_with_groups(tmp_path):

@@ -273,7 +273,9 @@ def test_constructor_validates_shapes(embedding):
 
 
 def test_export_projector(embedding, tmp_path):
-    vocabulary = Vocabulary(("tab\tname", "b", "c", "d", "e"), ("g\n1", "", "", "", ""))
+    with pytest.raises(ValueError, match="control character"):  # a tab or a line break would split a row
+        Vocabulary(("tab\tname", "b", "c", "d", "e"), ("g\n1", "", "", "", ""))
+    vocabulary = Vocabulary(('dog, "pet"', "b", "c", "d", "e"), ("g 1", "", "", "", ""))
     odd = LabelEmbedding(vocabulary=vocabulary, vectors=embedding.vectors, eigenvalues=[1, 1], label_counts=embedding.label_counts, settings={})
     for item in (embedding, odd):
         directory = item.export_projector(tmp_path / "projector")
@@ -282,7 +284,7 @@ def test_export_projector(embedding, tmp_path):
         lines = (directory / "metadata.tsv").read_text().splitlines()
         assert lines[0] == "label\tgroup\tcount" and len(lines) == 6
         assert all(len(line.split("\t")) == 3 for line in lines)
-    assert lines[1] == "tab name\tg 1\t5"
+    assert lines[1] == 'dog, "pet"\tg 1\t5'
     assert embedding.export_projector(tmp_path / "p2") and (tmp_path / "p2" / "metadata.tsv").read_text().splitlines()[1] == "cat\tanimal\t5"
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -26,6 +27,7 @@ import scipy.sparse as sp
 
 __all__ = [
     "Vocabulary",
+    "control_character",
     "label_matrix",
     "label_sets_from_matrix",
     "summarize_label_sets",
@@ -34,6 +36,32 @@ __all__ = [
 
 #: The dtype of every label matrix: one byte per stored 1. Counting code upcasts.
 LABEL_MATRIX_DTYPE = np.uint8
+
+#: Characters no label name may hold: C0 controls (tab, newline, carriage return, …), DEL, C1
+#: controls and the Unicode line and paragraph separators; each would split a one-line output
+#: (a Projector TSV row, ``classify``'s text, a CSV cell read by another program).
+_CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character or line break in ``text`` (as ``repr`` shows it, ``'\\t'``), or None.
+
+    Parameters
+    ----------
+    text : str
+        A label, group or subgroup name.
+
+    Returns
+    -------
+    str or None
+    """
+    found = _CONTROL_CHARACTERS.search(text)
+    return None if found is None else repr(found.group())
+
+
+def _control_character_message(what: str, text: str, character: str) -> str:
+    return (f"{what} ({text!r}) contains the control character {character}; a name is one line of printable "
+            "text: remove tabs, line breaks and other control characters.")
 
 
 @dataclass(frozen=True)
@@ -44,7 +72,9 @@ class Vocabulary:
     ----------
     names : sequence of str
         Label names; position ``i`` is the label's column in label matrices and its
-        row in label embeddings. Names must be unique and non-empty.
+        row in label embeddings. Names must be unique, non-empty and one line of
+        printable text (no tab, line break or other control character; the same for
+        groups and subgroups).
     groups : sequence of str, optional
         One group name per label (for example the Unicode emoji group).
     subgroups : sequence of str, optional
@@ -69,10 +99,18 @@ class Vocabulary:
                         f"give one {attribute[:-1]} per label."
                     )
                 object.__setattr__(self, attribute, values)
+        for attribute in ("groups", "subgroups"):
+            for position, value in enumerate(getattr(self, attribute) or ()):
+                character = control_character(value)
+                if character is not None:
+                    raise ValueError(_control_character_message(f"The {attribute[:-1]} of label {position}", value, character))
         index = {}
         for position, name in enumerate(names):
             if not name.strip():
                 raise ValueError(f"Label {position} has an empty name; every label needs a name.")
+            character = control_character(name)
+            if character is not None:
+                raise ValueError(_control_character_message(f"Label {position}", name, character))
             if name in index:
                 raise ValueError(f"Label {name!r} appears twice in the vocabulary; names must be unique.")
             index[name] = position

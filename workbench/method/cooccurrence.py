@@ -180,6 +180,9 @@ class CooccurrenceCounts:
 
 def _integer_array(value, key: str, *, ndim: int) -> np.ndarray:
     shape = "a list of integers" if ndim == 1 else "a list of equal-length lists of integers"
+    where = _boolean_at(value)
+    if where is not None:  # NumPy would read [true, 3] as [1, 3]; JSON booleans are not counts
+        raise ValueError(f"{key!r} must be {shape}; got a boolean (true/false, not an integer) at {key}{where}.")
     try:
         array = np.array(value)
     except ValueError:
@@ -187,6 +190,20 @@ def _integer_array(value, key: str, *, ndim: int) -> np.ndarray:
     if array.ndim != ndim or not (np.issubdtype(array.dtype, np.integer) or array.size == 0):
         raise ValueError(f"{key!r} must be {shape}; got an array of {array.dtype} with shape {array.shape}.")
     return array.astype(np.int64)
+
+
+def _boolean_at(value) -> str | None:
+    """Where a list (or a list of lists) read from JSON holds a boolean (``"[2]"``, ``"[0][1]"``), or None."""
+    if not isinstance(value, list):
+        return None
+    for row_index, row in enumerate(value):
+        if isinstance(row, bool):
+            return f"[{row_index}]"
+        if isinstance(row, list):
+            for column_index, item in enumerate(row):
+                if isinstance(item, bool):
+                    return f"[{row_index}][{column_index}]"
+    return None
 
 
 def _validated(n_images, vocabulary, label_counts, pair_counts) -> tuple[np.ndarray, sp.csr_matrix]:

@@ -238,21 +238,21 @@ class LabelEmbedding:
         """Write ``vectors.tsv`` and ``metadata.tsv`` for the TensorFlow Embedding Projector.
 
         ``metadata.tsv`` has a header row ``label\\tgroup\\tcount`` and one row per
-        label, in the order of ``vectors.tsv``. Tabs and newlines inside names are
-        replaced by spaces; the count is empty when unknown.
+        label, in the order of ``vectors.tsv``; the count is empty when unknown. Names
+        hold no tab or line break (a :class:`~workbench.data.labels.Vocabulary` refuses
+        them), so every row has its three fields.
         """
         from workbench._io import atomic_write_text
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
-        clean = lambda text: " ".join(str(text).replace("\t", " ").splitlines())  # noqa: E731
         buffer = io.StringIO()
         np.savetxt(buffer, self.vectors, fmt="%.9g", delimiter="\t")  # 9 digits round-trip float32
         atomic_write_text(directory / "vectors.tsv", buffer.getvalue())
         meta = ["label\tgroup\tcount"]
         for position, name in enumerate(self.vocabulary.names):
             count = "" if self.label_counts is None else str(int(self.label_counts[position]))
-            meta.append(f"{clean(name)}\t{clean(self.vocabulary.group_of(position))}\t{count}")
+            meta.append(f"{name}\t{self.vocabulary.group_of(position)}\t{count}")
         atomic_write_text(directory / "metadata.tsv", "\n".join(meta) + "\n")
         return directory
 

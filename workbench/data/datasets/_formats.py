@@ -18,7 +18,7 @@ import xml.etree.ElementTree as ElementTree
 from pathlib import Path
 
 from workbench.data.datasets._container import MultiLabelDataset
-from workbench.data.labels import Vocabulary
+from workbench.data.labels import Vocabulary, control_character
 
 __all__ = [
     "FORMATS",
@@ -300,7 +300,7 @@ def read_yolo(folder: str | Path) -> MultiLabelDataset:
     ):
         if not present:
             raise ValueError(f"{folder}: no {required.name}; a YOLO data set has classes.txt, images/ and labels/.")
-    lines = _read_text(classes_path).splitlines()
+    lines = _read_text(classes_path).split("\n")  # not splitlines(): a form feed or \x1e is a bad name, not a line break
     while lines and not lines[-1].strip():
         lines.pop()
     for number, line in enumerate(lines, start=1):
@@ -525,6 +525,11 @@ def _read_list_entries(path: Path, separator: str | None) -> list[tuple[int, str
             raise ValueError(
                 f"{path} line {line}: empty label in {cell!r}; remove the doubled, leading or trailing {separator!r}."
             )
+        for label in labels:
+            character = control_character(label)
+            if character is not None:
+                raise ValueError(f"{path} line {line}: the label {label!r} contains the control character {character}; "
+                                 "remove tabs, line breaks and other control characters from label names.")
         entries.append((line, image, tuple(dict.fromkeys(labels))))
     return entries
 
@@ -634,5 +639,9 @@ def _read_voc_annotation(path: Path) -> tuple[str, tuple[str, ...]]:
         name = (obj.findtext("name") or "").strip()
         if not name:
             raise ValueError(f"{path}: <object> number {position} has no <name>; give every object a class name.")
+        character = control_character(name)
+        if character is not None:
+            raise ValueError(f"{path}: the <name> of <object> number {position} ({name!r}) contains the control character "
+                             f"{character}; remove tabs, line breaks and other control characters from class names.")
         labels.append(name)
     return file_name, tuple(dict.fromkeys(labels))
