@@ -30,6 +30,7 @@ from workbench.learning.config import DEFAULT_LEARNING_RATES, HEADS, ModelConfig
 from workbench.evaluation.metrics import json_number
 from workbench.method.embed import EmbeddingOptions
 from workbench.method.embedding import LabelEmbedding
+from workbench.method.targets import counted_on
 
 __all__ = ["DEFAULT_HEADS", "compare", "head_config", "embedding_fingerprint"]
 
@@ -86,18 +87,6 @@ def head_config(
         model=replace(model),
         sigmoid_bias="label_frequency" if head == "sigmoid" else "zero",
     )
-
-
-def _counted_on(embedding: LabelEmbedding, train_set) -> str:
-    """Whether the embedding's label counts are those of the training split (so it never saw validation labels)."""
-    if embedding.label_counts is None:
-        return "given (records no label counts; not checked against the training split)"
-    train_counts = dict(zip(train_set.vocabulary.names, np.diff(train_set.labels.tocsc().indptr).tolist()))
-    own = dict(zip(embedding.vocabulary.names, embedding.label_counts.tolist()))
-    same = all(train_counts.get(name, 0) == count for name, count in own.items()) and all(
-        count == 0 for name, count in train_counts.items() if name not in own
-    )
-    return "training split only" if same else "given (counted on other data than this training split)"
 
 
 def _check_heads_and_seeds(heads, seeds) -> tuple[list[str], list[int]]:
@@ -159,6 +148,7 @@ def compare(
     verbose: int = 1,
     print_function: Callable[[str], None] = print,
     skip_bad_images: bool = False,
+    allow_overlap: bool = False,
 ) -> dict:
     """Train every head with every seed on one split and write ``DIR/results.json``.
 
@@ -173,8 +163,9 @@ def compare(
     embedding : LabelEmbedding or EmbeddingOptions, optional
         The label embedding of the pmi head (the random head takes its ``k``). Options
         (default: ``EmbeddingOptions()``) are computed from the training split's counts,
-        once; an embedding is used as it is (``results.json`` says whether its counts are
-        the training split's).
+        once; an embedding is used as it is, and refused when it was counted on images
+        that include the validation split (:func:`workbench.method.targets.counted_on`;
+        ``results.json``'s ``embedding_from`` says where its counts come from).
     heads : sequence of str, default=("pmi", "random", "identity", "sigmoid")
     epochs : int, default=10
     seeds : sequence of int, default=(0, 1, 2)
@@ -190,6 +181,9 @@ def compare(
     skip_bad_images : bool, default=False
         Image files that cannot be read (checked from their headers, before anything is
         computed or written) are a ``ValueError``, or with this, left out of both splits.
+    allow_overlap : bool, default=False
+        Use an embedding counted on images that include the validation split anyway; the
+        overlap is recorded (``embedding_from``).
 
     Returns
     -------
@@ -223,7 +217,7 @@ def compare(
     options = embedding if isinstance(embedding, EmbeddingOptions) else EmbeddingOptions.of(embedding)
     embedding_from = "training split only"
     if isinstance(embedding, LabelEmbedding):
-        embedding_from = _counted_on(embedding, train_set)
+        embedding_from = counted_on(embedding, train_set, validation_set, allow_overlap=allow_overlap)
     elif "pmi" in heads:  # the one place a comparison computes its embedding
         before = _previous_config(out_dir)
         if before is not None and before.get("embedding_options") != embedding.to_dict():
@@ -282,6 +276,7 @@ def compare(
                 ),
                 out_dir=out_dir / "runs" / f"{head}-seed{seed}",
                 embedding=embedding if head == "pmi" else None,
+                allow_overlap=allow_overlap,
                 verbose=verbose,
                 print_function=print_function,
                 check_images=False,  # both splits were checked once, above

@@ -41,8 +41,12 @@ uses too.
 
 from __future__ import annotations
 
+import atexit
+import dataclasses
 import functools
 import hashlib
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -139,6 +143,30 @@ class TrainedRun:
         from workbench.learning.feeding import ImageSource
 
         return ImageSource(dataset, image_size=self.image_size, cache_bytes=0).load_all()
+
+    def save(self, path) -> "TrainedRun":
+        """Copy the run folder to ``path`` (a new or empty folder) and return the run read from there.
+
+        The copy is written beside ``path`` and renamed into place, so ``path`` never holds
+        half a run. A run trained without ``out_dir`` lives in a temporary folder that is
+        removed when the process ends: save it to keep it.
+        """
+        target = Path(path)
+        if target.exists() and (not target.is_dir() or any(target.iterdir())):
+            raise ValueError(f"{target} exists and is not an empty folder; give a new folder to save the run in.")
+        if target.resolve() == self.run_dir.resolve():
+            return self
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        try:
+            shutil.copytree(self.run_dir, staging, dirs_exist_ok=True)
+            if target.exists():
+                target.rmdir()
+            staging.rename(target)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        return dataclasses.replace(self, run_dir=target)
 
     def predict_points(self, images, *, batch_size: int = 256) -> np.ndarray:
         """The model's outputs.
@@ -315,6 +343,13 @@ def read_state(run_dir: Path) -> dict | None:
 def save_model(model, path: Path) -> None:
     with atomic_path(path, suffix=".keras") as temporary:
         model.save(temporary)
+
+
+def temporary_run_dir(*, prefix: str = "workbench-run-") -> Path:
+    """A new, empty folder in the system's temporary directory, removed when the process ends."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def check_out_dir(run_dir: Path) -> None:

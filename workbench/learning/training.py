@@ -38,13 +38,14 @@ from workbench.learning.runs import (
     RUN_FORMAT_VERSION,
     TrainedRun,
     check_out_dir,
+    temporary_run_dir,
     read_state,
     run_fingerprint,
     save_model,
     write_manifest,
 )
 from workbench.evaluation.statistics import IMAGE_AP_FILE, read_image_ap
-from workbench.method.targets import label_vectors
+from workbench.method.targets import counted_on, label_vectors
 from workbench.method.embedding import LabelEmbedding
 
 __all__ = ["train"]
@@ -128,8 +129,9 @@ def train(
     dataset,
     *,
     config: TrainConfig,
-    out_dir: str | Path,
+    out_dir: str | Path | None = None,
     embedding=None,
+    allow_overlap: bool = False,
     validation=None,
     callbacks: Sequence = (),
     verbose: int = 1,
@@ -146,13 +148,19 @@ def train(
         ``None`` it is split with ``config.validation_fraction`` and
         ``config.split_random_state``; otherwise it is the training set as it is.
     config : TrainConfig
-    out_dir : path
+    out_dir : path, optional
         The run directory. If it holds an unfinished run with the same settings,
         training resumes after its last checkpoint (``config.epochs`` may grow);
-        different settings raise ``ValueError``.
+        different settings raise ``ValueError``. ``None``: a new temporary folder
+        (``workbench-run-*`` in the system's temporary directory), kept until the
+        process ends; :meth:`TrainedRun.save` copies it somewhere lasting.
     embedding : LabelEmbedding, optional
         Required for the pmi head (same labels as ``dataset``); gives ``k`` to the
-        random head when ``config.embedding_dim`` is ``None``.
+        random head when ``config.embedding_dim`` is ``None``. It must have been counted
+        on the training split only (:func:`workbench.method.targets.counted_on`).
+    allow_overlap : bool, default=False
+        Train the pmi head even when the embedding was counted on images that include the
+        validation split; the overlap is recorded in ``config.json`` (``data.embedding_counted_on``).
     validation : MultiLabelDataset, optional
         The validation split (same vocabulary).
     callbacks : sequence of keras.callbacks.Callback
@@ -174,7 +182,7 @@ def train(
     -------
     TrainedRun
     """
-    run_dir = Path(out_dir)
+    run_dir = temporary_run_dir() if out_dir is None else Path(out_dir)
     check_out_dir(run_dir)
     if validation is None:
         train_set, validation_set = dataset.split(
@@ -191,6 +199,9 @@ def train(
         print_function(f"Leaving out {len(skipped_images)} image file(s) that cannot be read "
                        f"(listed in {run_dir / 'config.json'}).")
     vocabulary = train_set.vocabulary
+    provenance = None
+    if config.head == "pmi" and embedding is not None:
+        provenance = counted_on(embedding, train_set, validation_set, allow_overlap=allow_overlap)
     head_embedding = label_vectors(
         config.head,
         vocabulary=vocabulary,
@@ -216,6 +227,7 @@ def train(
             "num_validation": len(validation_set),
             "fingerprint": run_fingerprint(train_set, validation_set),
             "skipped_images": skipped_images,
+            "embedding_counted_on": provenance,
         },
         "embedding_settings": None if head_embedding is None else head_embedding.settings,
         "backend": keras.backend.backend(),

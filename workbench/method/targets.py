@@ -14,7 +14,7 @@ from workbench import _checks
 from workbench.data.labels import Vocabulary
 from workbench.method.embedding import LabelEmbedding
 
-__all__ = ["HEADS", "EMBEDDING_HEADS", "label_vectors"]
+__all__ = ["HEADS", "EMBEDDING_HEADS", "label_vectors", "counted_on"]
 
 #: Every head name: a head is defined by the label vectors it is trained against.
 HEADS = ("pmi", "sigmoid", "random", "identity")
@@ -120,3 +120,54 @@ def label_vectors(
         eigenvalues=np.ones(num_labels),
         settings={"kind": "identity"},
     )
+
+
+def _counts_by_name(dataset) -> dict:
+    return dict(zip(dataset.vocabulary.names, np.diff(dataset.labels.tocsc().indptr).tolist()))
+
+
+def counted_on(embedding, train_set, validation_set, *, allow_overlap: bool = False) -> str:
+    """Which images the embedding's label counts come from, judged against a training/validation split.
+
+    A label embedding is counted on the training images only; counted on images that include
+    the validation split, the validation labels leak into the targets and the validation
+    MAP@100 is no longer measured on unseen data. The embedding's per-label counts are
+    compared with the split's: equal to the training split's counts → ``"training split only"``;
+    at least the training plus validation counts of every label (and not equal to the
+    training counts) → the validation split is included, which raises ``ValueError`` unless
+    ``allow_overlap``; anything else → counted on other data (a shipped or foreign count).
+
+    Parameters
+    ----------
+    embedding : LabelEmbedding
+    train_set, validation_set : MultiLabelDataset
+        The split the run trains and validates on (same vocabulary).
+    allow_overlap : bool, default=False
+        Go on when the counts include the validation split (the result says so).
+
+    Returns
+    -------
+    str
+        One of ``"training split only"``, ``"training and validation images (allowed)"``,
+        ``"other data (not this split)"``, ``"unknown (the embedding records no label counts)"``.
+    """
+    if embedding.label_counts is None:
+        return "unknown (the embedding records no label counts)"
+    own = dict(zip(embedding.vocabulary.names, np.asarray(embedding.label_counts).tolist()))
+    train, validation = _counts_by_name(train_set), _counts_by_name(validation_set)
+    names = set(own) | set(train)
+    if all(own.get(name, 0) == train.get(name, 0) for name in names):
+        return "training split only"
+    includes_validation = sum(validation.values()) > 0 and all(
+        own.get(name, 0) >= train.get(name, 0) + validation.get(name, 0) for name in set(train) | set(validation)
+    )
+    if not includes_validation:
+        return "other data (not this split)"
+    if not allow_overlap:
+        raise ValueError(
+            "The label embedding was counted on images that include the validation split (its label counts reach the "
+            "training plus validation counts), so validation labels leak into the targets; count on the training split "
+            "only (wb.embed(dataset) and workbench embed --validation-fraction do), or pass allow_overlap=True "
+            "(--allow-overlap) to go on with the overlap recorded in the run."
+        )
+    return "training and validation images (allowed)"

@@ -1,0 +1,300 @@
+"""The public API: one call per step of the method, each returning an object that shows itself.
+
+Use it as ``import workbench as wb`` (the names are loaded lazily, so importing stays
+cheap and Keras-free; Keras is imported by the first call that trains or loads a model)::
+
+    import workbench as wb
+
+    data = wb.scenes(num_images=600, num_labels=40, image_size=32, random_state=0)
+    embedding = wb.embed(data, dim=16)                  # counted on the training split only
+    run = wb.train(data, embedding, head="pmi", epochs=3)
+    comparison = wb.compare(data, embedding, heads=("pmi", "random", "sigmoid"), epochs=3)
+    comparison.to_frame()                               # a pandas DataFrame, one row per head
+    wb.classify(run, data.images[:1]).labels            # label names, best first
+    embedding.plot()                                    # the label map
+
+Every function validates its input with a one-line ``ValueError``. The split: ``count``,
+``embed``, ``ceiling``, ``train`` and ``compare`` split a data set with the same
+``validation_fraction`` (default 0.15) and ``split_random_state`` (default 0), so an
+embedding made by :func:`embed` is counted on exactly the images :func:`train` trains on;
+an embedding counted on images that include the validation split is refused unless
+``allow_overlap=True`` (recorded in the run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from workbench.results import (
+    Calibration,
+    Ceiling,
+    Classification,
+    Comparison,
+    Counts,
+    Dataset,
+    Embedding,
+    Experiment,
+    Run,
+    unwrap,
+)
+
+__all__ = ["load_dataset", "scenes", "count", "embed", "ceiling", "train", "compare", "experiment", "calibrate",
+           "classify", "explore", "load_run", "VALIDATION_FRACTION"]
+
+#: Share of the images every API call holds out for validation unless told otherwise.
+VALIDATION_FRACTION = 0.15
+
+
+def _dataset(data):
+    from workbench.data.datasets import MultiLabelDataset
+
+    data = unwrap(data)
+    if not isinstance(data, MultiLabelDataset):
+        raise ValueError(f"Expected a data set (wb.scenes or wb.load_dataset); got {type(data).__name__}.")
+    return data
+
+
+def _embedding(value):
+    from workbench.method.embedding import LabelEmbedding
+
+    value = unwrap(value)
+    if value is not None and not isinstance(value, LabelEmbedding):
+        raise ValueError(f"Expected a label embedding (wb.embed) or None; got {type(value).__name__}.")
+    return value
+
+
+def _new_folder(prefix: str) -> Path:
+    from workbench.learning.runs import temporary_run_dir
+
+    return temporary_run_dir(prefix=prefix)  # removed when the process ends
+
+
+def load_dataset(path, *, format: str = "auto") -> Dataset:
+    """A data set from a folder or file (list CSV, multi-hot CSV, COCO, YOLO, VOC, emoji scenes).
+
+    See :func:`workbench.data.datasets.load_dataset` for the formats.
+    """
+    from workbench.data.datasets import load_dataset as read
+
+    return Dataset(read(path, format=format))
+
+
+def scenes(*, num_images: int = 600, num_labels: int | None = 40, image_size: int = 32, max_labels: int = 4,
+           missing_rate: float = 0.0, spurious_rate: float = 0.0, groups="objects", random_state: int = 0,
+           out_dir=None) -> Dataset:
+    """Emoji scenes: synthetic multi-label images whose labels co-occur by topic.
+
+    Parameters
+    ----------
+    num_images, num_labels, image_size, max_labels, missing_rate, spurious_rate, groups, random_state
+        As :func:`workbench.data.scenes.generate_scenes`.
+    out_dir : path, optional
+        Also write the data set there (``images/``, ``labels.csv``, ``vocabulary.csv``).
+    """
+    from workbench.data.scenes import generate_scenes, write_scenes
+
+    dataset = generate_scenes(num_images=num_images, num_labels=num_labels, image_size=image_size,
+                              max_labels=max_labels, missing_rate=missing_rate, spurious_rate=spurious_rate,
+                              groups=groups, random_state=random_state)
+    if out_dir is not None:
+        write_scenes(dataset, out_dir)
+    return Dataset(dataset)
+
+
+def _training_split(data, validation_fraction: float, split_random_state: int):
+    return _dataset(data).split(validation_fraction=validation_fraction, random_state=split_random_state)[0]
+
+
+def count(data, *, validation_fraction: float = VALIDATION_FRACTION, split_random_state: int = 0) -> Counts:
+    """Label and pair counts over the **training** split of ``data`` (the validation images are never counted)."""
+    from workbench.method.cooccurrence import count_cooccurrence
+
+    train_set = _training_split(data, validation_fraction, split_random_state)
+    return Counts(count_cooccurrence(train_set.labels, train_set.vocabulary))
+
+
+def embed(data, *, dim: int | None = None, validation_fraction: float = VALIDATION_FRACTION, split_random_state: int = 0,
+          options=None, **option_values) -> Embedding:
+    """The PMI label embedding ``E = U Σ^½`` (first ``k`` columns) of a data set's training split, or of counts.
+
+    Parameters
+    ----------
+    data : data set or counts
+        A data set is split (``validation_fraction``, ``split_random_state``) and only its
+        training images are counted; counts (``wb.count``, or
+        :meth:`CooccurrenceCounts.load_json` of real statistics) are used as they are.
+    dim : int, optional
+        ``k`` (``embedding_dim``; default 64).
+    options : EmbeddingOptions, optional
+        Every PMI and spectral choice at once; or give them as keywords (``policy="ppmi"``,
+        ``diagonal="zero"``, ``negative="drop"``, …: :class:`~workbench.method.embed.EmbeddingOptions`).
+    """
+    from workbench.method.cooccurrence import CooccurrenceCounts
+    from workbench.method.embed import EmbeddingOptions, embed_labels
+
+    if dim is not None:
+        option_values["embedding_dim"] = dim
+    if options is not None and option_values:
+        raise ValueError("Give the embedding's choices either as options=EmbeddingOptions(...) or as keywords, not both.")
+    options = options if options is not None else EmbeddingOptions(**option_values)
+    counts = unwrap(data)
+    if not isinstance(counts, CooccurrenceCounts):
+        counts = unwrap(count(data, validation_fraction=validation_fraction, split_random_state=split_random_state))
+    return Embedding(embed_labels(counts, options=options))
+
+
+def ceiling(data, *, dims=(4, 8, 16, 32, 64), embeddings=("pmi", "random", "identity"), options=None,
+            decoder: str = "cosine", validation_fraction: float = VALIDATION_FRACTION, split_random_state: int = 0,
+            random_state: int = 0) -> Ceiling:
+    """The decoding ceiling against ``k``: the MAP@100 that decoding perfect targets reaches (no training)."""
+    from workbench.evaluation.ceiling import decoding_ceiling
+
+    return Ceiling(decoding_ceiling(_dataset(data), dims=dims, embeddings=embeddings, options=options, decoder=decoder,
+                                    validation_fraction=validation_fraction, split_random_state=split_random_state,
+                                    random_state=random_state))
+
+
+def _model(image_size: int, model):
+    from workbench.learning.config import ModelConfig
+
+    if model is None:
+        return ModelConfig(image_size=image_size)
+    if isinstance(model, dict):
+        return ModelConfig.from_dict({"image_size": image_size, **model})
+    if not isinstance(model, ModelConfig):
+        raise ValueError(f"model must be a ModelConfig or a dict of its fields; got {type(model).__name__}.")
+    return model
+
+
+def _image_size(dataset) -> int:
+    return int(dataset.images.shape[1]) if dataset.images is not None else 64
+
+
+def train(data, embedding=None, *, head: str = "pmi", epochs: int = 10, batch_size: int = 64,
+          learning_rate: float | None = None, dim: int | None = None, model=None,
+          validation_fraction: float = VALIDATION_FRACTION, split_random_state: int = 0, random_state: int = 0,
+          out_dir=None, allow_overlap: bool = False, verbose: int = 0, callbacks=()) -> Run:
+    """Train one head and return the run; without ``out_dir`` it lives in a temporary folder (``run.save(path)``).
+
+    Parameters
+    ----------
+    data : data set
+    embedding : label embedding, optional
+        Required for ``head="pmi"`` (it must be counted on the training split: see the
+        module docstring); gives ``k`` to the random head.
+    head : {"pmi", "random", "identity", "sigmoid"}
+    learning_rate : float, optional
+        Default: the head's (:data:`~workbench.learning.config.DEFAULT_LEARNING_RATES`).
+    dim : int, optional
+        ``k`` of the random head (default: the embedding's).
+    model : ModelConfig or dict, optional
+        The trunk (default: ``ModelConfig`` at the data's image size).
+    verbose : int, default=0
+        0 silent; 1 one line per epoch.
+    """
+    dataset, embedding = _dataset(data), _embedding(embedding)  # before Keras is imported
+    from workbench.experiments.compare import head_config
+    from workbench.learning.training import train as train_head
+
+    config = head_config(head, seed=random_state, epochs=epochs, batch_size=batch_size,
+                         model=_model(_image_size(dataset), model), embedding_dim=dim, learning_rate=learning_rate,
+                         validation_fraction=validation_fraction, split_random_state=split_random_state)
+    return Run(train_head(dataset, config=config, out_dir=out_dir, embedding=embedding,
+                          allow_overlap=allow_overlap, verbose=verbose, callbacks=callbacks))
+
+
+def load_run(run_dir) -> Run:
+    """A run folder written by ``wb.train(..., out_dir=…)``, ``run.save`` or ``workbench train``."""
+    from workbench.learning.runs import load_run as read
+
+    return Run(read(run_dir))
+
+
+def compare(data, embedding=None, *, heads=("pmi", "random", "identity", "sigmoid"), seeds=(0, 1), epochs: int = 10,
+            batch_size: int = 64, model=None, learning_rates: dict | None = None,
+            validation_fraction: float = VALIDATION_FRACTION, split_random_state: int = 0, out_dir=None,
+            allow_overlap: bool = False, verbose: int = 0) -> Comparison:
+    """Train every head with every seed on one split, against one embedding; a rerun on ``out_dir`` resumes.
+
+    ``embedding`` defaults to ``wb.embed(data)`` at the same split. Without ``out_dir`` the
+    runs live in a temporary folder for this session.
+    """
+    from workbench.experiments.compare import compare as run_comparison
+    from workbench.method.embed import EmbeddingOptions
+
+    dataset = _dataset(data)
+    folder = Path(out_dir) if out_dir is not None else _new_folder("workbench-comparison-")
+    chosen = _embedding(embedding)
+    results = run_comparison(dataset, out_dir=folder, embedding=chosen if chosen is not None else EmbeddingOptions(),
+                             heads=heads, seeds=seeds, epochs=epochs, batch_size=batch_size,
+                             model=_model(_image_size(dataset), model), learning_rates=learning_rates,
+                             validation_fraction=validation_fraction, split_random_state=split_random_state,
+                             allow_overlap=allow_overlap, verbose=verbose)
+    return Comparison(results, folder)
+
+
+def experiment(grid, *, out_dir, cores: int | None = 1, tune_lr: bool | None = None, print_function=print) -> Experiment:
+    """Run a grid of comparisons (a TOML file, or its tables as a dict) into ``out_dir``; finished cells are skipped.
+
+    See ``docs/experiments.md`` for the grid file.
+    """
+    from workbench.experiments.experiment import run_experiment
+    from workbench.experiments.grid import parse_grid, read_grid
+    from workbench.experiments.results import read_results
+
+    grid = parse_grid(grid) if isinstance(grid, dict) else read_grid(grid)
+    run_experiment(grid, out_dir=out_dir, cores=cores, tune_lr=tune_lr, print_function=print_function)
+    return Experiment(read_results(out_dir), out_dir)
+
+
+def calibrate(run, data, *, decoders=None, test_fraction: float = 0.5, random_state: int = 0) -> Calibration:
+    """Fit the run's operating points (thresholds, top-N) on half its validation split; measure them on the rest."""
+    from workbench.evaluation.calibration import calibrate as fit
+    from workbench.learning.runs import TrainedRun, load_run as read
+
+    run = unwrap(run)
+    if not isinstance(run, TrainedRun):
+        run = read(run)
+    return Calibration(fit(run, _dataset(data), decoders=decoders, test_fraction=test_fraction,
+                           random_state=random_state))
+
+
+def classify(run, images, *, top: int | None = 5, threshold: float | str | None = None,
+             decoder: str = "cosine") -> Classification:
+    """Rank labels for images: paths, file bytes, or decoded arrays ``(N, H, W, 3)`` / ``(H, W, 3)`` uint8.
+
+    Returns label names and scores per image, best first (``top`` of them and/or those at
+    or above ``threshold``; ``threshold="auto"`` takes the run's calibrated one). A file that
+    cannot be read gives that image an ``error``, never an exception.
+    """
+    import numpy as np
+
+    from workbench.apps.classify import ClassificationResult, Classifier
+    from workbench.learning.runs import TrainedRun, load_run as read
+    from workbench.method.decoding import rank_labels, setting_name
+
+    run = unwrap(run)
+    if not isinstance(run, TrainedRun):
+        run = read(run)
+    classifier = Classifier(run, decoder=decoder)
+    if isinstance(images, np.ndarray):  # already decoded at the run's size: scored as they are
+        pixels = run._check_images(images)
+        threshold = classifier.resolve_threshold(threshold)
+        names = run.vocabulary.names
+        setting = setting_name(top=top, threshold=threshold)
+        ranked = rank_labels(classifier.scores(pixels), top=top, threshold=threshold)
+        return Classification(
+            ClassificationResult(image=f"image {i}", labels=tuple((names[label], float(score)) for label, score in row),
+                                 setting=setting, pixels=pixels[i])
+            for i, row in enumerate(ranked))
+    sources = [images] if isinstance(images, (str, Path, bytes)) else list(images)
+    return Classification(classifier.classify(sources, top=top, threshold=threshold, keep_pixels=False))
+
+
+def explore(embedding, *, counts=None, label: str | None = None, map_method: str = "umap", random_state: int = 0):
+    """The label explorer widget: the label map, a label's nearest neighbours, export of a selection."""
+    from workbench.apps.widgets import LabelExplorer
+
+    return LabelExplorer(embedding=unwrap(embedding), counts=unwrap(counts), label=label, map_method=map_method,
+                         random_state=random_state)
+
