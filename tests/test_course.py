@@ -54,6 +54,9 @@ def test_the_student_copy_has_no_outputs_and_no_answers(tmp_path):
         assert all(cell.get("outputs", []) == [] and cell.get("execution_count") is None
                    for cell in student["cells"] if cell["cell_type"] == "code")
         assert sum("".join(cell["source"]) == YOUR_ANSWER for cell in student["cells"]) == len(answers)
+        text = "".join("".join(cell["source"]) for cell in student["cells"] if cell["cell_type"] == "markdown")
+        assert "hidden cell below" not in text and "computed in a hidden cell" not in text, "the copy has no hidden cells"
+        assert f"teacher's copy ({original.name}" in text, "the copy says where the answers are"
         for answer in answers:  # no answer's code survives
             assert "".join(answer["source"]) not in {"".join(cell["source"]) for cell in student["cells"]}
         import nbformat

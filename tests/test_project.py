@@ -83,7 +83,7 @@ def test_the_package_layout_shows_the_data_flow_and_imports_never_point_back_up(
     import ast
 
     order = {"data": 0, "method": 1, "evaluation": 2, "learning": 3, "experiments": 4, "apps": 5, "notebook": 5,
-             "api": 6, "results": 6, "cli": 7}
+             "api": 6, "results": 6, "session": 6, "cli": 7}
     package = REPOSITORY_ROOT / "workbench"
     checked = 0
     for path in package.rglob("*.py"):

@@ -16,6 +16,7 @@ _API = {name: "workbench.api" for name in (
     "load_dataset", "scenes", "count", "embed", "ceiling", "train", "compare", "experiment", "calibrate", "classify",
     "explore", "load_run", "VALIDATION_FRACTION",
 )}
+_API.update({name: "workbench.session" for name in ("workspace", "Workspace")})
 _API.update({name: "workbench.notebook.profiles" for name in ("get_profile", "PROFILE_NAMES")})
 _API.update({name: "workbench.method.embed" for name in ("EmbeddingOptions",)})
 _API.update({name: "workbench.learning.config" for name in ("ModelConfig", "TrainConfig")})

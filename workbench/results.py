@@ -96,7 +96,8 @@ class Dataset(_Wrapper):
 
     def summary(self) -> str:
         facts = self.artefact.summary()
-        return f"{self.artefact.name}: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in facts.items())
+        shown = {key: value for key, value in facts.items() if key not in ("name", "format")}
+        return f"{self.artefact.name}: " + ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in shown.items())
 
     def _frame(self):
         import pandas as pd

@@ -17,6 +17,7 @@ every output: ``make student`` writes ``results/student/NN_name.ipynb`` for ever
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from workbench._io import atomic_write_text
@@ -31,6 +32,14 @@ PARAMETERS_TAG = "parameters"
 HEADER_FIELDS = ("arxiv.org/abs/1607.05691", "notebook ", "prerequisites", "learning goals", "time on a 2-core")
 #: The cell that replaces an answer in the student copy.
 YOUR_ANSWER = "# Your answer here.\n"
+#: Sentences of the teacher's notebook that point at hidden answer cells, and what the student copy says instead
+#: (the copy has no answers: it says where they are).
+ANSWER_POINTERS = (
+    (re.compile(r"Each answer is computed in a hidden cell\."),
+     "The answers are in the teacher's copy of this notebook ({name} in the repository's notebooks/ folder)."),
+    (re.compile(r"\*The answer is in the hidden cell below[^*]*\*"),
+     "*The answer is in the teacher's copy ({name}, the hidden cell after this question); try first.*"),
+)
 
 
 def _read(path: str | Path) -> dict:
@@ -71,11 +80,20 @@ def course_problems(path: str | Path) -> list[str]:
     return problems
 
 
-def student_copy(notebook: dict) -> dict:
-    """The notebook without answers (each replaced by an empty code cell) and without any output."""
+def student_copy(notebook: dict, *, name: str = "the notebook") -> dict:
+    """The notebook without answers (each replaced by an empty code cell) and without any output.
+
+    Sentences that point at a hidden answer cell say instead where the answers are: the
+    teacher's copy, ``name`` (the notebook's file name).
+    """
     cells = []
     for cell in notebook["cells"]:
         cell = json.loads(json.dumps(cell))
+        if cell["cell_type"] == "markdown":
+            text = "".join(cell["source"])
+            for pattern, replacement in ANSWER_POINTERS:
+                text = pattern.sub(replacement.format(name=name), text)
+            cell["source"] = text
         if cell["cell_type"] == "code":
             cell["outputs"], cell["execution_count"] = [], None
             if ANSWER_TAG in _tags(cell):
@@ -94,7 +112,7 @@ def write_student_copies(notebook_dir: str | Path, out_dir: str | Path) -> list[
     for path in sorted(notebook_dir.glob("[0-9][0-9]_*.ipynb")):
         target = out_dir / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(target, json.dumps(student_copy(_read(path)), indent=1, ensure_ascii=False) + "\n")
+        atomic_write_text(target, json.dumps(student_copy(_read(path), name=path.name), indent=1, ensure_ascii=False) + "\n")
         written.append(target)
     if not written:
         raise FileNotFoundError(f"No numbered notebooks (NN_name.ipynb) in {notebook_dir}.")
