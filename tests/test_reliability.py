@@ -223,6 +223,49 @@ def test_compare_refuses_a_folder_it_did_not_write(tmp_path, capsys):
     assert sorted(path.name for path in mine.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.parametrize("command, marker, content, reason", [
+    ("embed", "embedding.json", '{"title": "my own notes"}', "no workbench format marker and no recorded settings"),
+    ("embed", "embedding.json", "word2vec vectors, not JSON", "not valid JSON"),
+    ("embed", "embedding.json", '[1, 2, 3]', "a JSON list, not an object"),
+    ("compare", "results.json", '{"format": "my-lab-v2", "accuracy": 0.9}', "its format is 'my-lab-v2'"),
+    ("compare", "results.json", '{"accuracy": 0.9}', "no workbench format marker and no recorded settings"),
+    ("ceiling", "ceiling.json", '{"rows": []}', "no workbench format marker and no recorded settings"),
+    ("experiment", "experiment.json", '{"cells": 3}', "no workbench format marker and no recorded settings"),
+])
+def test_a_foreign_file_named_like_an_output_is_not_called_an_earlier_output(tmp_path, capsys, command, marker, content, reason):
+    """Someone's own ``embedding.json`` in the ``--out`` folder: "not written by the workbench", never "other settings"."""
+    from workbench.cli import main
+    from workbench.data.scenes import write_scenes
+
+    write_scenes(coloured_squares(20, seed=4), tmp_path / "data")
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / marker).write_text(content)
+    arguments = {"embed": ["embed", "--data", str(tmp_path / "data"), "--dim", "2"],
+                 "compare": ["compare", "--data", str(tmp_path / "data")],
+                 "ceiling": ["ceiling", "--data", str(tmp_path / "data")],
+                 "experiment": ["experiment", "--grid", str(tmp_path / "grid.toml")]}[command]
+    (tmp_path / "grid.toml").write_text("[data]\nimages = 20\n")
+    assert main([*arguments, "--out", str(mine)]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "Traceback" not in error
+    assert f"holds a {marker} that was not written by the workbench ({reason})" in error, error
+    assert "other settings" not in error and "earlier" not in error
+    assert sorted(path.name for path in mine.iterdir()) == [marker] and (mine / marker).read_text() == content
+
+
+def test_a_comparison_refuses_a_results_json_that_is_not_a_comparisons(tmp_path):
+    """Through the Python API too (no command-line check first): a results.json without config and runs is not ours."""
+    from workbench.experiments.compare import compare
+
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "results.json").write_text('{"config": {"note": "mine"}, "score": 3}')
+    with pytest.raises(ValueError, match="holds a results.json that was not written by the workbench"):
+        compare(coloured_squares(20, seed=4), out_dir=out, heads=["sigmoid"], seeds=[0], epochs=1, verbose=0)
+    assert sorted(path.name for path in out.iterdir()) == ["results.json"]
+
+
 @pytest.mark.slow
 def test_a_run_detects_an_embedding_replaced_after_training(tmp_path, capsys):
     from tests.test_classify import train_tiny_run

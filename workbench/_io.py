@@ -139,6 +139,9 @@ def check_output_folder(path: str | Path, *, marker: str, command: str, differen
     One policy for every command that writes a folder: it may be new, empty, or an
     earlier output of the same command (recognised by its ``marker`` file) made with
     the same settings; anything else is a one-line ``ValueError`` and nothing is touched.
+    A marker the workbench did not write (someone's own ``embedding.json``: not a JSON
+    object with a workbench ``format`` or recorded ``config``) is "not written by the
+    workbench", never "an earlier output with other settings".
 
     Parameters
     ----------
@@ -166,11 +169,34 @@ def check_output_folder(path: str | Path, *, marker: str, command: str, differen
     if not (folder / marker).is_file():
         raise ValueError(f"{folder} is not empty and was not written by '{command}' (no {marker}); give --out a new "
                          "or empty folder, so that nothing of yours is replaced.")
+    foreign = _not_written_by_workbench(folder / marker)
+    if foreign:
+        raise ValueError(f"{folder} holds a {marker} that was not written by the workbench ({foreign}); give --out a new "
+                         "or empty folder, so that nothing of yours is replaced.")
     changed = differences(folder) if differences is not None else None
     if changed:
         raise ValueError(f"{folder} holds an earlier '{command}' output with other settings ({changed}); give --out a "
                          "new folder, or delete it to start over.")
     return folder
+
+
+def _not_written_by_workbench(path: Path) -> str | None:
+    """Why the marker file ``path`` is not one the workbench wrote (a few words), or None when it is.
+
+    Every marker the workbench writes is a JSON object naming its format
+    (``"format": "workbench-…"``: embeddings, experiments) or recording the settings
+    it was made with (a ``"config"`` object: comparisons, ceilings).
+    """
+    try:
+        data = read_json(path)
+    except ValueError:
+        return "not valid JSON"
+    if not isinstance(data, dict):
+        return f"a JSON {type(data).__name__}, not an object"
+    if "format" in data:
+        form = data["format"]
+        return None if isinstance(form, str) and form.startswith("workbench-") else f"its format is {form!r}"
+    return None if isinstance(data.get("config"), dict) else "no workbench format marker and no recorded settings"
 
 
 def atomic_save_npz(path: str | Path, **arrays: np.ndarray) -> None:

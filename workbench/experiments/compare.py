@@ -107,7 +107,10 @@ def _previous_config(out_dir: Path) -> dict | None:
     if not (out_dir / "results.json").is_file():
         return None
     previous = read_json(out_dir / "results.json")
-    return previous.get("config", {}) if isinstance(previous, dict) else {}
+    if not (isinstance(previous, dict) and isinstance(previous.get("config"), dict) and isinstance(previous.get("runs"), list)):
+        raise ValueError(f"{out_dir} holds a results.json that was not written by the workbench (no comparison's config "
+                         "and runs); give --out a new or empty folder, so that nothing of yours is replaced.")
+    return previous["config"]
 
 
 def _refuse(out_dir: Path, changed) -> None:
