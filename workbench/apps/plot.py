@@ -1,6 +1,6 @@
 """Every matplotlib figure of the workbench; functions take ax=None and return the axes.
 
-Why one module of about 590 lines: plotting lives in one place (as in umap-learn's
+Why one module of about 870 lines: plotting lives in one place (as in umap-learn's
 ``plot.py``), so computation never imports matplotlib and every figure shares one style.
 """
 
@@ -38,6 +38,21 @@ def save_figure(ax, path, *, dpi: int = 100):
     with atomic_path(path, suffix=path.suffix or ".png") as temporary:
         figure.savefig(temporary, format=fmt, dpi=dpi, bbox_inches="tight")
     return path
+
+
+def save_plot(plot, data, path, **options):
+    """Draw ``plot(data, **options)`` on a new figure, save it to ``path`` atomically and close it; return the path.
+
+    For commands and jobs that write a figure file and show nothing (``workbench compare``,
+    ``ceiling``, ``experiment``).
+    """
+    import matplotlib.pyplot as plt
+
+    ax = plot(data, **options)
+    try:
+        return save_figure(ax, path)
+    finally:
+        plt.close(ax.figure)
 
 
 def figure_png(ax, *, dpi: int = 100) -> bytes:

@@ -16,7 +16,7 @@ Both are ``ipywidgets.VBox`` subclasses: display them as the last expression of 
 cell (or in Voilà). All user-facing text is HTML-escaped (file and label names come
 from users).
 
-Why one module of about 670 lines: the two apps share the HTML helpers (escaping,
+Why one module of about 730 lines: the two apps share the HTML helpers (escaping,
 thumbnails, similarity bars) and the one way of turning any error into a message for
 the page; the notebooks import both from here.
 """
