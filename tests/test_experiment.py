@@ -1,4 +1,4 @@
-"""Experiment grids: parsing, cells, a killed sweep that resumes, aggregates equal to the cells' own histories."""
+"""Experiment grids: parsing, cells, a killed experiment that resumes, aggregates equal to the cells' own histories."""
 
 import csv
 import json
@@ -92,7 +92,7 @@ def test_read_grid_reports_bad_toml_and_resolves_a_relative_data_path(tmp_path):
 
 
 # ---------------------------------------------------------------------------------
-# a sweep, killed and resumed
+# an experiment, killed and resumed
 # ---------------------------------------------------------------------------------
 def _command(grid: Path, out: Path, *extra) -> list:
     return [sys.executable, "-m", "workbench.cli", "experiment", "--grid", str(grid), "--out", str(out), *extra]
