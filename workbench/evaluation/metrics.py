@@ -34,7 +34,8 @@ P@k and R@k
 Label-set metrics (:func:`label_set_metrics`: the chosen labels of each image, not a ranking)
     Micro precision, recall and F1 pool every (image, label) decision; macro F1 is the
     mean over labels of each label's F1, leaving out labels that are neither true nor
-    predicted anywhere (scikit-learn's ``f1_score(average="macro", zero_division=nan)``).
+    predicted anywhere. Both are computed by scikit-learn's
+    ``precision_recall_fscore_support(average="micro" | "macro", zero_division=nan)``.
     Exact-set accuracy is the share of images whose chosen set equals the true set
     (scikit-learn's multi-label ``accuracy_score``); ``count_mae`` is the mean absolute
     error of the number of chosen labels. :func:`label_set_metrics_by_count` reports them
@@ -42,8 +43,9 @@ Label-set metrics (:func:`label_set_metrics`: the chosen labels of each image, n
 
 Images without labels have no relevant label to rank: they are left out of MAP, P@k
 and R@k (not counted as zero). Labels without positive images are left out of macro
-AP. This module imports only numpy and scipy (the per-epoch Keras callback that uses
-these metrics is :class:`workbench.learning.callbacks.EvaluationCallback`).
+AP. This module imports numpy and scipy, and scikit-learn when label sets are measured
+(the per-epoch Keras callback that uses these metrics is
+:class:`workbench.learning.callbacks.EvaluationCallback`).
 """
 
 from __future__ import annotations
@@ -296,23 +298,49 @@ def evaluate_scores(scores, labels, *, map_k: int = 100, precision_k: int = 5) -
 # ---------------------------------------------------------------------------------
 # label-set metrics (chosen labels, not rankings)
 # ---------------------------------------------------------------------------------
-def _check_sets(predicted, labels) -> tuple[np.ndarray, np.ndarray]:
-    predicted = predicted.toarray() if sp.issparse(predicted) else np.asarray(predicted)
-    truth = labels.toarray() if sp.issparse(labels) else np.asarray(labels)
-    if predicted.ndim != 2 or predicted.shape != truth.shape:
+def _label_sets(values):
+    """Chosen or true labels as a multi-hot CSR matrix (uint8, no stored zeros); non-zero = in the set."""
+    if sp.issparse(values):
+        return (sp.csr_matrix(values) != 0).astype(np.uint8)
+    values = np.asarray(values)
+    if values.ndim != 2:
+        return values
+    # Built from the non-zero positions of the flat array: several times faster than
+    # scipy's dense → CSR conversion on the mostly-True sets of low thresholds.
+    index = np.int32 if values.size < 2**31 else np.int64
+    per_row = np.count_nonzero(values, axis=1)
+    indptr = np.zeros(values.shape[0] + 1, dtype=index)
+    np.cumsum(per_row, out=indptr[1:])
+    columns = np.flatnonzero(values).astype(index, copy=False) % index(max(values.shape[1], 1))
+    return sp.csr_matrix((np.ones(len(columns), dtype=np.uint8), columns, indptr), shape=values.shape)
+
+
+def _check_sets(predicted, labels) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    chosen, truth = _label_sets(predicted), _label_sets(labels)
+    if chosen.ndim != 2 or chosen.shape != truth.shape:
         raise ValueError(
-            f"predicted labels have shape {predicted.shape} but true labels {truth.shape}; give one row per image "
+            f"predicted labels have shape {chosen.shape} but true labels {truth.shape}; give one row per image "
             "and one column per label in both."
         )
-    return predicted != 0, truth != 0
+    return chosen, truth
 
 
-def _ratio(numerator: float, denominator: float) -> float:
-    return float(numerator / denominator) if denominator else float("nan")
+def _averaged_scores(truth: sp.csr_matrix, chosen: sp.csr_matrix, average: str) -> tuple[float, float, float]:
+    """scikit-learn's precision, recall and F1 of the label sets, ``average`` over labels (NaN where 0/0)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    if truth.shape[1] < 2:  # one column reads as a binary target: add a label in no set (it changes no average)
+        padding = sp.csr_matrix((truth.shape[0], 2 - truth.shape[1]), dtype=np.uint8)
+        truth, chosen = sp.hstack([truth, padding], format="csr"), sp.hstack([chosen, padding], format="csr")
+    precision, recall, f1, _ = precision_recall_fscore_support(truth, chosen, average=average, zero_division=np.nan)
+    return float(precision), float(recall), float(f1)
 
 
 def label_set_metrics(predicted, labels) -> dict:
     """How good the chosen label sets are (see the module docstring for each definition).
+
+    Micro and macro scores are scikit-learn's ``precision_recall_fscore_support`` with
+    ``zero_division=nan``; exact-set accuracy and the count error are computed here.
 
     Parameters
     ----------
@@ -329,20 +357,25 @@ def label_set_metrics(predicted, labels) -> dict:
         ``num_images``.
     """
     chosen, truth = _check_sets(predicted, labels)
-    true_positive = np.sum(chosen & truth, axis=0).astype(np.float64)
-    false_positive = np.sum(chosen & ~truth, axis=0).astype(np.float64)
-    false_negative = np.sum(~chosen & truth, axis=0).astype(np.float64)
-    tp, fp, fn = true_positive.sum(), false_positive.sum(), false_negative.sum()
-    involved = (true_positive + false_positive + false_negative) > 0
-    per_label_f1 = 2 * true_positive[involved] / (2 * true_positive[involved] + false_positive[involved] + false_negative[involved])
+    return _set_metrics(chosen, truth)
+
+
+def _set_metrics(chosen: sp.csr_matrix, truth: sp.csr_matrix) -> dict:
+    num_images = truth.shape[0]
+    if num_images == 0:
+        nan = float("nan")
+        return {"micro_precision": nan, "micro_recall": nan, "micro_f1": nan, "macro_f1": nan,
+                "exact_set_accuracy": nan, "count_mae": nan, "num_images": 0}
+    micro_precision, micro_recall, micro_f1 = _averaged_scores(truth, chosen, "micro")
+    chosen_counts, true_counts = chosen.getnnz(axis=1), truth.getnnz(axis=1)
     return {
-        "micro_precision": _ratio(tp, tp + fp),
-        "micro_recall": _ratio(tp, tp + fn),
-        "micro_f1": _ratio(2 * tp, 2 * tp + fp + fn),
-        "macro_f1": float(per_label_f1.mean()) if per_label_f1.size else float("nan"),
-        "exact_set_accuracy": float(np.mean(np.all(chosen == truth, axis=1))) if len(truth) else float("nan"),
-        "count_mae": float(np.mean(np.abs(chosen.sum(axis=1) - truth.sum(axis=1)))) if len(truth) else float("nan"),
-        "num_images": int(len(truth)),
+        "micro_precision": micro_precision,
+        "micro_recall": micro_recall,
+        "micro_f1": micro_f1,
+        "macro_f1": _averaged_scores(truth, chosen, "macro")[2],
+        "exact_set_accuracy": float(np.mean((chosen != truth).getnnz(axis=1) == 0)),
+        "count_mae": float(np.mean(np.abs(chosen_counts.astype(np.int64) - true_counts))),
+        "num_images": int(num_images),
     }
 
 
@@ -356,12 +389,12 @@ def label_set_metrics_by_count(predicted, labels, *, max_count: int = 6) -> dict
     """
     chosen, truth = _check_sets(predicted, labels)
     max_count = _checks.integer(max_count, "max_count")
-    counts = truth.sum(axis=1)
+    counts = truth.getnnz(axis=1)
     groups = {}
     for count in range(1, max_count + 1):
-        rows = counts >= count if count == max_count else counts == count
-        if rows.any():
-            groups[f"{count}+" if count == max_count else str(count)] = label_set_metrics(chosen[rows], truth[rows])
+        rows = np.flatnonzero(counts >= count if count == max_count else counts == count)
+        if len(rows):
+            groups[f"{count}+" if count == max_count else str(count)] = _set_metrics(chosen[rows], truth[rows])
     return groups
 
 
