@@ -48,6 +48,16 @@ def test_bootstrap_interval_matches_scipy_percentile_bootstrap():
     assert high == pytest.approx(values.mean() + 1.96 * error, abs=0.004)
 
 
+def test_bootstrap_interval_is_the_percentile_bootstrap_of_its_seeded_draws():
+    """The definition written out: resample with replacement, take means, read two quantiles."""
+    rng = np.random.default_rng(4)
+    values = rng.random(300)
+    draws = np.random.default_rng(9).integers(0, len(values), size=(2000, len(values)))
+    expected = np.quantile(values[draws].mean(axis=1), [0.05, 0.95])
+    assert bootstrap_interval(values, confidence=0.9, random_state=9) == pytest.approx(tuple(expected), abs=1e-12)
+    assert bootstrap_interval([0.4]) == (0.4, 0.4)
+
+
 def test_bootstrap_interval_is_seeded_ignores_nan_and_handles_edge_cases():
     values = np.array([0.2, 0.5, np.nan, 0.9, 0.4])
     assert bootstrap_interval(values, random_state=5) == bootstrap_interval(values, random_state=5)

@@ -1,10 +1,10 @@
 """Honest statistics of trained runs: final values, bootstrap intervals over images, paired tests.
 
 A run's final value is the mean of its last ``min(3, epochs)`` epochs (one epoch's value is
-noisy). Its uncertainty over the choice of validation images is a percentile bootstrap:
-each validation image's AP averaged over the same last epochs, resampled with replacement,
-the mean taken each time (that mean equals the final value exactly, because MAP is the
-mean of per-image APs). A paired comparison of two heads uses the same seeds and the same
+noisy). Its uncertainty over the choice of validation images is a percentile bootstrap
+(``scipy.stats.bootstrap``): each validation image's AP averaged over the same last epochs,
+resampled with replacement, the mean taken each time (that mean equals the final value
+exactly, because MAP is the mean of per-image APs). A paired comparison of two heads uses the same seeds and the same
 validation split: the per-image difference averaged over seeds, bootstrapped over images,
 and a paired t-test over the seeds' final values. NumPy and SciPy only.
 """
@@ -84,20 +84,11 @@ def final_image_values(image_ap, *, last: int = LAST_EPOCHS) -> np.ndarray:
     return values[-_checks.integer(last, "last"):].mean(axis=0)
 
 
-def _bootstrap_means(values: np.ndarray, *, num_resamples: int, random_state) -> np.ndarray:
-    rng = np.random.default_rng(random_state)
-    count = len(values)
-    rows = max(1, _CHUNK_ELEMENTS // count)
-    means = np.empty(num_resamples)
-    for start in range(0, num_resamples, rows):
-        stop = min(start + rows, num_resamples)
-        means[start:stop] = values[rng.integers(0, count, size=(stop - start, count))].mean(axis=1)
-    return means
-
-
 def bootstrap_interval(values, *, confidence: float = 0.95, num_resamples: int = _RESAMPLES,
                        random_state=0) -> tuple[float, float]:
     """Percentile bootstrap interval of the mean of ``values`` (NaN entries left out).
+
+    ``scipy.stats.bootstrap(method="percentile")``, seeded by ``random_state``.
 
     Parameters
     ----------
@@ -113,17 +104,22 @@ def bootstrap_interval(values, *, confidence: float = 0.95, num_resamples: int =
         The ``(1 − confidence)/2`` and ``(1 + confidence)/2`` quantiles of the resampled
         means; ``(nan, nan)`` when no value is defined.
     """
+    from scipy import stats
+
     confidence = _checks.number(confidence, "confidence", positive=True)
     if confidence >= 1:
         raise ValueError(f"confidence must be below 1 (for example 0.95); got {confidence}.")
+    num_resamples = _checks.integer(num_resamples, "num_resamples")
     values = np.asarray(values, dtype=np.float64).ravel()
     values = values[~np.isnan(values)]
     if len(values) == 0:
         return float("nan"), float("nan")
-    means = _bootstrap_means(values, num_resamples=_checks.integer(num_resamples, "num_resamples"),
-                             random_state=random_state)
-    low, high = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
-    return float(low), float(high)
+    if len(values) == 1:  # every resample is that value (SciPy asks for two)
+        return float(values[0]), float(values[0])
+    result = stats.bootstrap((values,), np.mean, n_resamples=num_resamples, confidence_level=confidence,
+                             method="percentile", vectorized=True, rng=np.random.default_rng(random_state),
+                             batch=max(1, _CHUNK_ELEMENTS // len(values)))
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 def paired_difference(first, second, *, confidence: float = 0.95, num_resamples: int = _RESAMPLES,
