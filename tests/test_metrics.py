@@ -88,15 +88,36 @@ def test_macro_ap_matches_sklearn_average_precision_per_label(seed, ties):
     assert metrics.macro_average_precision(scores, labels) == pytest.approx(expected_macro)
 
 
-def test_macro_ap_chunking_over_columns(monkeypatch):
+@pytest.mark.parametrize("columns_per_block", [1, 2, 4, 9])
+def test_per_label_ap_in_blocks_of_labels_matches_sklearn(monkeypatch, columns_per_block):
+    """Blocks of 1, 2 (the last one ragged), 4 and all 9 labels: each label's AP is scikit-learn's."""
     scores, labels = _random_problem(7, num_images=30, num_labels=9, ties=True)
-    whole = metrics.per_label_average_precision(scores, labels)
-    monkeypatch.setattr(metrics, "_ROW_CHUNK", 4)
-    np.testing.assert_allclose(metrics.per_label_average_precision(scores, labels), whole)
+    labels[:, [3, 8]] = labels[:, [8, 0]]  # the label without positives in the middle, the ragged last block not empty
+    monkeypatch.setattr(metrics, "_COLUMN_BLOCK_ELEMENTS", 30 * columns_per_block)
+    sorts = []
+    argsort = np.argsort
+    monkeypatch.setattr(np, "argsort", lambda *args, **kwargs: sorts.append(kwargs.get("axis")) or argsort(*args, **kwargs))
+    per_label = metrics.per_label_average_precision(scores, labels)
+    assert sorts.count(0) == -(-9 // columns_per_block), "one sort per block of labels"
+    for column in range(9):
+        if labels[:, column].any():
+            assert per_label[column] == pytest.approx(average_precision_score(labels[:, column], scores[:, column]), abs=1e-12)
+        else:
+            assert np.isnan(per_label[column])
+
+
+@pytest.mark.parametrize("rows_per_block", [1, 4, 7, 2048])
+def test_map_at_k_in_blocks_of_images_matches_brute_force(monkeypatch, rows_per_block):
+    scores, labels = _random_problem(7, num_images=30, num_labels=9, ties=True)
+    monkeypatch.setattr(metrics, "_ROW_CHUNK", rows_per_block)
     np.testing.assert_allclose(
         metrics.average_precision_at_k(scores, labels, k=4),
         [np.nan if labels[r].sum() == 0 else _brute_ap_at_k(scores[r], labels[r], 4) for r in range(30)],
+        rtol=0, atol=1e-12,
     )
+    hits = [sum(labels[r, c] for c in sorted(range(9), key=lambda c: (-float(scores[r, c]), c))[:3]) for r in range(30)]
+    keep = labels.sum(axis=1) > 0
+    assert metrics.precision_at_k(scores, labels, k=3) == pytest.approx(np.mean(np.array(hits)[keep] / 3), abs=1e-12)
 
 
 @pytest.mark.parametrize("k", [1, 2, 5])

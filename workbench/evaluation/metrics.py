@@ -70,6 +70,8 @@ __all__ = [
 
 #: Rows (images) ranked at once; bounds the memory of the dense blocks to a few MB.
 _ROW_CHUNK = 2048
+#: Score entries (images × labels) of one block of labels ranked at once by per-label AP (32 MB as float64).
+_COLUMN_BLOCK_ELEMENTS = 4_000_000
 
 
 # ---------------------------------------------------------------------------------
@@ -241,7 +243,7 @@ def per_label_average_precision(scores, labels) -> np.ndarray:
     positives = np.diff(labels.indptr)
     result = np.full(num_labels, np.nan)
     positions = np.arange(1, num_images + 1, dtype=np.float64)[:, None]
-    column_chunk = max(1, 4_000_000 // max(num_images, 1))
+    column_chunk = max(1, _COLUMN_BLOCK_ELEMENTS // max(num_images, 1))
     for start in range(0, num_labels, column_chunk):
         stop = min(start + column_chunk, num_labels)
         block = scores[:, start:stop].astype(np.float64)
