@@ -1,6 +1,6 @@
 """End to end in a real browser: Voilà serves the classification app, Chromium drives it.
 
-A real run is trained first (:func:`test_classify.train_tiny_run`, a few seconds), a
+A real run is trained first (:func:`tests.conftest.train_tiny_run`, a few seconds), a
 notebook that shows ``ClassifyApp.for_run(run)`` is written to a temporary folder,
 Voilà serves it on 127.0.0.1, and Playwright (Debian's ``/usr/bin/chromium``) uploads a
 real image, a corrupt file and a second image through the FileUpload button, checking
@@ -46,16 +46,6 @@ from workbench.apps.widgets import ClassifyApp
 app = ClassifyApp.for_run(os.environ["WORKBENCH_RUN_DIR"], store_path=os.environ["WORKBENCH_STORE"], top=3)
 app
 """
-
-
-def _classify_helpers():
-    """tests/test_classify.py as a module (its tiny-run trainer and colour images), whether or not tests/ is a package."""
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_workbench_test_classify", Path(__file__).with_name("test_classify.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def _notebook(source: str) -> dict:
@@ -108,7 +98,9 @@ def voila_page(tmp_path):
     pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
     pytest.importorskip("voila", reason="voila is not installed")
     pytest.importorskip("keras")
-    run_dir = _classify_helpers().train_tiny_run(tmp_path / "run")
+    from tests.conftest import train_tiny_run
+
+    run_dir = train_tiny_run(tmp_path / "run")
     page_dir = tmp_path / "page"
     page_dir.mkdir()
     (page_dir / "classify_app.ipynb").write_text(json.dumps(_notebook(PAGE_SOURCE)))

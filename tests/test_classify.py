@@ -1,7 +1,7 @@
 """Ranking, decoding and classifying images; the ``workbench classify`` command.
 
-The end-to-end tests use a real run trained here by :func:`train_tiny_run` (16×16
-images of two colour bands, six colour labels, a PMI head, a few seconds).
+The end-to-end tests use a real run trained by :func:`tests.conftest.train_tiny_run` (the
+``tiny_run`` fixture: 16×16 images of two colour bands, six colour labels, a PMI head, a few seconds).
 """
 
 from __future__ import annotations
@@ -19,84 +19,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import COLOURS, colour_bands
 from workbench.apps.classify import ClassificationResult, Classifier
 from workbench.method.decoding import LabelScorer, decode_predictions, rank_labels, setting_name
 from workbench.data.labels import Vocabulary
 
-COLOURS = {
-    "red": (220, 30, 30),
-    "green": (30, 180, 40),
-    "blue": (30, 60, 220),
-    "yellow": (240, 220, 20),
-    "black": (10, 10, 10),
-    "white": (245, 245, 245),
-}
-
 
 # ---------------------------------------------------------------------------------
-# helpers shared with test_browser.py
+# image bytes and a brute-force ranking
 # ---------------------------------------------------------------------------------
-def colour_bands(top: str, bottom: str, *, size: int = 16, noise: int = 12, seed: int = 0) -> np.ndarray:
-    """A ``(size, size, 3)`` uint8 image: ``top`` colour above, ``bottom`` below."""
-    rng = np.random.default_rng(seed)
-    image = np.empty((size, size, 3), dtype=np.int64)
-    image[: size // 2] = COLOURS[top]
-    image[size // 2 :] = COLOURS[bottom]
-    image += rng.integers(-noise, noise + 1, size=image.shape)
-    return np.clip(image, 0, 255).astype(np.uint8)
-
-
-def colour_dataset(num_images: int, *, size: int = 16, seed: int = 0):
-    """Images of two colour bands labelled with their colours (one or two labels each)."""
-    from workbench.data.datasets import MultiLabelDataset
-
-    rng = np.random.default_rng(seed)
-    names = list(COLOURS)
-    images = np.empty((num_images, size, size, 3), dtype=np.uint8)
-    label_sets = []
-    for position in range(num_images):
-        # neighbours in the list pair up more often, so PMI has structure
-        first = int(rng.integers(len(names)))
-        second = (first + int(rng.choice([0, 1, 1, 2]))) % len(names)
-        images[position] = colour_bands(names[first], names[second], size=size, seed=seed * 100_003 + position)
-        label_sets.append(tuple(dict.fromkeys([names[first], names[second]])))
-    return MultiLabelDataset(
-        image_paths=("",) * num_images,
-        label_sets=tuple(label_sets),
-        vocabulary=Vocabulary(tuple(names)),
-        images=images,
-        name="colour bands",
-    )
-
-
-def pmi_embedding(dataset, *, dim: int = 4):
-    """The workbench's spectral PMI embedding (smoothed PMI, |eigenvalues|) of a data set."""
-    from workbench.method.cooccurrence import count_cooccurrence
-    from workbench.method.embed import embed_labels
-
-    counts = count_cooccurrence(dataset.labels, dataset.vocabulary)
-    return embed_labels(counts, embedding_dim=dim, policy="smooth", negative="abs", random_state=0)
-
-
-def train_tiny_run(out_dir: Path, *, epochs: int = 6, num_images: int = 192) -> Path:
-    """Train a real PMI-head run on colour bands (16×16, two conv blocks); return its folder."""
-    from workbench.learning.models import ModelConfig
-    from workbench.learning.config import TrainConfig
-    from workbench.learning.training import train
-
-    dataset = colour_dataset(num_images)
-    config = TrainConfig(
-        head="pmi",
-        epochs=epochs,
-        batch_size=32,
-        learning_rate=3e-3,
-        workers=1,
-        model=ModelConfig(image_size=16, width=8, depth=2, augment=False, dropout=0.0, batchnorm_momentum=0.8),
-    )
-    train(dataset, config=config, out_dir=out_dir, embedding=pmi_embedding(dataset), verbose=0)
-    return Path(out_dir)
-
-
 def png_bytes(image: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="PNG")
@@ -343,12 +274,6 @@ def test_classifier_reports_decoder_crashes_per_image(image_files):
 # ---------------------------------------------------------------------------------
 # a real trained run
 # ---------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tiny_run(tmp_path_factory):
-    pytest.importorskip("keras")
-    return train_tiny_run(tmp_path_factory.mktemp("tiny") / "run")
-
-
 @pytest.fixture(scope="module")
 def sample_images(tmp_path_factory):
     folder = tmp_path_factory.mktemp("images")

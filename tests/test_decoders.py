@@ -147,7 +147,7 @@ def test_fitted_thresholds_and_top_n_match_a_brute_force_search():
 # ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def calibrated_setup(tmp_path_factory):
-    from tests.test_classify import colour_dataset, pmi_embedding
+    from tests.conftest import colour_dataset, pmi_embedding, training_split
     from workbench.data.datasets import read_scenes
     from workbench.data.scenes import write_scenes
     from workbench.learning.config import ModelConfig, TrainConfig
@@ -158,7 +158,7 @@ def calibrated_setup(tmp_path_factory):
     dataset = read_scenes(folder / "data")
     config = TrainConfig(head="pmi", epochs=6, batch_size=32, learning_rate=3e-3, workers=1, validation_fraction=0.25,
                          model=ModelConfig(image_size=16, width=8, depth=2, augment=False, dropout=0.0, batchnorm_momentum=0.8))
-    train(dataset, config=config, out_dir=folder / "run", embedding=pmi_embedding(dataset), verbose=0)
+    train(dataset, config=config, out_dir=folder / "run", embedding=pmi_embedding(training_split(dataset, config)), verbose=0)
     return folder, dataset
 
 
@@ -225,7 +225,7 @@ def test_cli_calibrate_then_classify_with_auto_threshold_and_decoders(calibrated
 
 @pytest.mark.slow
 def test_a_sigmoid_run_is_calibrated_on_its_own_probabilities(tmp_path, capsys):
-    from tests.test_classify import colour_dataset
+    from tests.conftest import colour_dataset
     from workbench.cli import main
     from workbench.data.datasets import read_scenes
     from workbench.data.scenes import write_scenes

@@ -105,7 +105,7 @@ def test_a_bad_image_in_a_batch_gets_a_zero_target():
 # ---------------------------------------------------------------------------------
 @pytest.mark.slow
 def test_classify_prints_every_result_when_the_store_fails(tmp_path, capsys, monkeypatch):
-    from tests.test_classify import train_tiny_run
+    from tests.conftest import train_tiny_run
     from workbench.apps.store import ResultStore
     from workbench.cli import main
     from workbench.data.scenes import write_scenes
@@ -132,7 +132,7 @@ def test_classify_prints_every_result_when_the_store_fails(tmp_path, capsys, mon
 def test_damaged_run_and_embedding_files_are_named_in_one_line(tmp_path, capsys):
     import shutil
 
-    from tests.test_classify import train_tiny_run
+    from tests.conftest import train_tiny_run
     from workbench.cli import main
 
     run_dir = train_tiny_run(tmp_path / "run", epochs=1, num_images=64)
@@ -268,7 +268,7 @@ def test_a_comparison_refuses_a_results_json_that_is_not_a_comparisons(tmp_path)
 
 @pytest.mark.slow
 def test_a_run_detects_an_embedding_replaced_after_training(tmp_path, capsys):
-    from tests.test_classify import train_tiny_run
+    from tests.conftest import train_tiny_run
     from workbench.cli import main
     from workbench.learning.runs import load_run
     from workbench.method.embedding import LabelEmbedding
@@ -452,7 +452,7 @@ def test_a_full_disk_during_embed_gives_one_line_and_keeps_the_earlier_embedding
 
 @pytest.mark.slow
 def test_a_damaged_store_page_loses_no_printed_result(tmp_path, capsys):
-    from tests.test_classify import train_tiny_run
+    from tests.conftest import train_tiny_run
     from workbench.cli import main
 
     run_dir = train_tiny_run(tmp_path / "run", epochs=1, num_images=64)
@@ -607,7 +607,7 @@ def test_a_full_disk_during_training_checkpoints_gives_one_line_and_the_run_resu
 
 @pytest.mark.slow
 def test_a_full_disk_during_store_writes_prints_every_result_and_exits_3(tmp_path):
-    from tests.test_classify import train_tiny_run
+    from tests.conftest import train_tiny_run
     from PIL import Image
 
     run_dir = train_tiny_run(tmp_path / "run", epochs=1, num_images=64)

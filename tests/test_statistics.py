@@ -118,7 +118,7 @@ def test_a_training_run_keeps_every_validation_images_ap_and_its_rows_average_to
     """``image_ap.npz``: one row per epoch, the row's mean is that epoch's MAP@100; a resumed run extends it."""
     import json
 
-    from tests.test_classify import train_tiny_run
+    from tests.conftest import train_tiny_run
 
     run_dir = train_tiny_run(tmp_path / "run", epochs=2, num_images=64)
     history = json.loads((run_dir / "history.json").read_text())
@@ -134,7 +134,7 @@ def test_a_training_run_keeps_every_validation_images_ap_and_its_rows_average_to
 def test_analysis_of_a_run_per_label_ap_matches_scikit_learn_and_companions_match_brute_force(tmp_path):
     from sklearn.metrics import average_precision_score
 
-    from tests.test_classify import colour_dataset, train_tiny_run
+    from tests.conftest import colour_dataset, train_tiny_run
     from workbench.evaluation.analysis import analyse_run, companion_table
     from workbench.learning.feeding import ImageSource
     from workbench.learning.runs import load_run
