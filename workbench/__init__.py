@@ -1,7 +1,7 @@
 """PMI label-embedding research workbench.
 
 ``import workbench as wb`` gives one call per step of the method (:mod:`workbench.api`):
-``wb.scenes``/``wb.load_dataset`` → ``wb.count`` → ``wb.embed`` → ``wb.ceiling`` →
+``wb.scenes``/``wb.load_dataset`` → ``wb.count`` → ``wb.pmi`` → ``wb.embed`` → ``wb.ceiling`` →
 ``wb.train``/``wb.compare``/``wb.experiment`` → ``wb.calibrate`` → ``wb.classify``, and
 ``wb.explore`` to see the label space. Each returns an object that shows itself in a
 notebook and has ``to_frame()``, ``table()`` and, where a picture means something,
@@ -13,7 +13,7 @@ __version__ = "0.1.0"
 
 #: The public API: name → module that defines it (loaded on first access).
 _API = {name: "workbench.api" for name in (
-    "load_dataset", "scenes", "count", "embed", "ceiling", "train", "compare", "experiment", "calibrate", "classify",
+    "load_dataset", "scenes", "count", "pmi", "embed", "ceiling", "train", "compare", "experiment", "calibrate", "classify",
     "explore", "load_run", "VALIDATION_FRACTION",
 )}
 _API.update({name: "workbench.session" for name in ("workspace", "Workspace")})

@@ -34,11 +34,12 @@ from workbench.results import (
     Dataset,
     Embedding,
     Experiment,
+    Pmi,
     Run,
     unwrap,
 )
 
-__all__ = ["load_dataset", "scenes", "count", "embed", "ceiling", "train", "compare", "experiment", "calibrate",
+__all__ = ["load_dataset", "scenes", "count", "pmi", "embed", "ceiling", "train", "compare", "experiment", "calibrate",
            "classify", "explore", "load_run", "VALIDATION_FRACTION"]
 
 #: Share of the images every API call holds out for validation unless told otherwise.
@@ -113,6 +114,39 @@ def count(data, *, validation_fraction: float = VALIDATION_FRACTION, split_rando
     return Counts(count_cooccurrence(train_set.labels, train_set.vocabulary))
 
 
+def _counts(data, validation_fraction: float, split_random_state: int):
+    from workbench.method.cooccurrence import CooccurrenceCounts
+
+    counts = unwrap(data)
+    if not isinstance(counts, CooccurrenceCounts):
+        counts = unwrap(count(data, validation_fraction=validation_fraction, split_random_state=split_random_state))
+    return counts
+
+
+def pmi(data, *, options=None, validation_fraction: float = VALIDATION_FRACTION, split_random_state: int = 0,
+        **option_values) -> Pmi:
+    """The PMI matrix of a data set's training split, or of counts, under a policy for pairs never seen together.
+
+    Parameters
+    ----------
+    data : data set or counts
+        As :func:`embed`: a data set is split and only its training images are counted.
+    options : EmbeddingOptions, optional
+        Take its PMI choices (the matrix that :func:`embed` factorises with these options);
+        or give them as keywords: ``policy`` (``"zero"``, ``"ppmi"``, ``"clip"``, ``"smooth"``),
+        ``diagonal`` (``"self"``, ``"zero"``), ``clip_value``, ``smoothing``,
+        ``context_exponent``, ``shift`` (:func:`workbench.method.pmi.pmi_matrix`).
+    """
+    from workbench.method.pmi import pmi_matrix
+
+    if options is not None and option_values:
+        raise ValueError("Give the PMI choices either as options=EmbeddingOptions(...) or as keywords, not both.")
+    if options is not None:
+        option_values = options.pmi_options()
+    counts = _counts(data, validation_fraction, split_random_state)
+    return Pmi(pmi_matrix(counts, **option_values), counts)
+
+
 def embed(data, *, dim: int | None = None, validation_fraction: float = VALIDATION_FRACTION, split_random_state: int = 0,
           options=None, **option_values) -> Embedding:
     """The PMI label embedding ``E = U Σ^½`` (first ``k`` columns) of a data set's training split, or of counts.
@@ -129,7 +163,6 @@ def embed(data, *, dim: int | None = None, validation_fraction: float = VALIDATI
         Every PMI and spectral choice at once; or give them as keywords (``policy="ppmi"``,
         ``diagonal="zero"``, ``negative="drop"``, …: :class:`~workbench.method.embed.EmbeddingOptions`).
     """
-    from workbench.method.cooccurrence import CooccurrenceCounts
     from workbench.method.embed import EmbeddingOptions, embed_labels
 
     if dim is not None:
@@ -137,10 +170,7 @@ def embed(data, *, dim: int | None = None, validation_fraction: float = VALIDATI
     if options is not None and option_values:
         raise ValueError("Give the embedding's choices either as options=EmbeddingOptions(...) or as keywords, not both.")
     options = options if options is not None else EmbeddingOptions(**option_values)
-    counts = unwrap(data)
-    if not isinstance(counts, CooccurrenceCounts):
-        counts = unwrap(count(data, validation_fraction=validation_fraction, split_random_state=split_random_state))
-    return Embedding(embed_labels(counts, options=options))
+    return Embedding(embed_labels(_counts(data, validation_fraction, split_random_state), options=options))
 
 
 def ceiling(data, *, dims=(4, 8, 16, 32, 64), embeddings=("pmi", "random", "identity"), options=None,
@@ -291,10 +321,19 @@ def classify(run, images, *, top: int | None = 5, threshold: float | str | None 
     return Classification(classifier.classify(sources, top=top, threshold=threshold, keep_pixels=False))
 
 
-def explore(embedding, *, counts=None, label: str | None = None, map_method: str = "umap", random_state: int = 0):
-    """The label explorer widget: the label map, a label's nearest neighbours, export of a selection."""
+def explore(embedding, *, counts=None, pmi=None, label: str | None = None, top: int = 10, map_method: str = "umap",
+            random_state: int = 0):
+    """The label explorer widget: the label map, a label's ``top`` nearest neighbours (with their PMI from ``pmi``
+    and co-occurrences from ``counts``), export of the map.
+
+    An embedding from ``wb.embed`` or a workspace shares its map coordinates with ``embedding.plot``.
+    """
     from workbench.apps.widgets import LabelExplorer
 
-    return LabelExplorer(embedding=unwrap(embedding), counts=unwrap(counts), label=label, map_method=map_method,
-                         random_state=random_state)
+    coordinates = None
+    if isinstance(embedding, Embedding):  # computed once, shared with embedding.plot
+        coordinates = embedding.coordinates(method=map_method, random_state=random_state)
+    matrix = getattr(unwrap(pmi), "matrix", pmi)  # a PMI result (wb.pmi), or the matrix itself
+    return LabelExplorer(embedding=unwrap(embedding), counts=unwrap(counts), pmi=matrix, coordinates=coordinates,
+                         label=label, top=top, map_method=map_method, random_state=random_state)
 

@@ -1,6 +1,6 @@
 """Result objects of the public API (:mod:`workbench.api`): each shows itself in a notebook.
 
-Every object returned by ``wb.scenes``, ``wb.count``, ``wb.embed``, ``wb.ceiling``,
+Every object returned by ``wb.scenes``, ``wb.count``, ``wb.pmi``, ``wb.embed``, ``wb.ceiling``,
 ``wb.train``, ``wb.compare``, ``wb.experiment``, ``wb.calibrate`` and ``wb.classify`` has
 
 - ``to_frame()``: its numbers as a :class:`pandas.DataFrame` (one row per label, epoch,
@@ -14,6 +14,11 @@ Objects that wrap an artefact (a data set, counts, an embedding, a trained run) 
 other attribute through to it (``wb.embed(...).vectors`` is the embedding's), and the API's
 functions accept either the wrapper or the artefact itself. Keras-free: a run wraps a
 model that is already loaded.
+
+Why one module of about 680 lines: each class is a thin view of one artefact (a frame, a
+summary, plots drawn by :mod:`workbench.apps.plot`) and they share the wrapper, the notebook
+view and the label helpers; kept together in the order of the method, they read as the
+reference of what ``wb``'s calls return.
 """
 
 from __future__ import annotations
@@ -23,8 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Result", "Dataset", "Counts", "Embedding", "Ceiling", "Run", "Comparison", "Experiment", "Calibration",
-           "Classification", "unwrap"]
+__all__ = ["Result", "Dataset", "Counts", "Pmi", "Spectrum", "Embedding", "Ceiling", "Run", "Comparison", "Experiment",
+           "Calibration", "Classification", "unwrap"]
 
 
 def unwrap(value):
@@ -123,11 +128,30 @@ class Dataset(_Wrapper):
         return plot_image_grid(images, titles=captions, columns=columns, ax=ax, title=title or self.summary())
 
 
+def _positions(vocabulary, labels) -> np.ndarray:
+    """Positions of ``labels`` (names, or positions) in ``vocabulary``; every label when None."""
+    if labels is None:
+        return np.arange(len(vocabulary))
+    labels = list(labels)
+    if all(isinstance(label, (int, np.integer)) and not isinstance(label, bool) for label in labels):
+        return np.asarray(labels, dtype=np.int64)
+    return np.asarray([vocabulary.index(str(label)) for label in labels], dtype=np.int64)
+
+
+def _labelled(values, names):
+    """A square array as a DataFrame with the label names on both axes."""
+    import pandas as pd
+
+    return pd.DataFrame(values, index=pd.Index(names, name="label"), columns=list(names))
+
+
 class Counts(_Wrapper):
     """Label and pair counts over the training images (:class:`~workbench.method.cooccurrence.CooccurrenceCounts`).
 
-    ``to_frame()``: one row per label (``label``, ``images``, ``frequency`` = images / N),
-    most frequent first. ``plot()``: label frequencies against rank (log–log).
+    ``to_frame()``: one row per label (``label``, ``group``, ``subgroup``, ``images``,
+    ``frequency`` = images / N), most frequent first. ``plot()``: label frequencies against
+    rank (log–log). ``submatrix(labels)``: the pair counts ``c_ij`` of some labels, named;
+    ``example_labels()``: a handful of labels for worked examples.
     """
 
     title = "Co-occurrence counts"
@@ -141,9 +165,36 @@ class Counts(_Wrapper):
         import pandas as pd
 
         counts = self.artefact
-        frame = pd.DataFrame({"label": list(counts.vocabulary.names), "images": np.asarray(counts.label_counts),
+        vocabulary = counts.vocabulary
+        frame = pd.DataFrame({"label": list(vocabulary.names),
+                              "group": [vocabulary.group_of(i) for i in range(len(vocabulary))],
+                              "subgroup": [vocabulary.subgroup_of(i) for i in range(len(vocabulary))],
+                              "images": np.asarray(counts.label_counts),
                               "frequency": np.asarray(counts.label_counts) / max(counts.n_images, 1)})
         return frame.sort_values("images", ascending=False, kind="stable").reset_index(drop=True)
+
+    def submatrix(self, labels=None):
+        """The pair counts ``c_ij`` of ``labels`` (names or positions; default all) as a frame named on both axes.
+
+        The diagonal is 0, as in the counts (it would repeat ``c_i``).
+        """
+        counts = self.artefact
+        positions = _positions(counts.vocabulary, labels)
+        values = counts.pair_counts.tocsr()[positions][:, positions].toarray()
+        return _labelled(values, [counts.vocabulary[int(i)] for i in positions])
+
+    def example_labels(self, *, num_groups: int = 2, per_group: int = 3) -> list[str]:
+        """A handful of label names for worked examples: frequent labels, each with its usual companions.
+
+        Group by group (:func:`workbench.notebook.helpers.example_labels`): each group is a
+        frequent anchor of a new subgroup that meets the labels chosen so far least often,
+        then the labels it meets most; so the handful holds pairs that belong together,
+        pairs that rarely meet and, usually, pairs that never do.
+        """
+        from workbench.notebook.helpers import example_labels
+
+        chosen = example_labels(self.artefact, num_groups=num_groups, per_group=per_group)
+        return [self.artefact.vocabulary[int(i)] for i in chosen]
 
     def plot(self, *, ax=None, title: str | None = None):
         """Label frequencies against rank; returns the Axes."""
@@ -152,6 +203,162 @@ class Counts(_Wrapper):
         counts = self.artefact
         return plot_label_frequencies(counts.label_counts, labels=counts.vocabulary.names, ax=ax,
                                       title=title or f"Label frequencies in {counts.n_images} training images")
+
+    def plot_pairs(self, labels, *, ax=None, title: str | None = None):
+        """The pair counts ``c_ij`` of a few ``labels`` as a heatmap with the counts written in; returns the Axes."""
+        from workbench.apps.plot import plot_count_matrix
+
+        pairs = self.submatrix(labels)
+        return plot_count_matrix(pairs.to_numpy(), labels=list(pairs.index), ax=ax,
+                                 title=title or "Images with both labels, c_ij")
+
+
+class Pmi(_Wrapper):
+    """A PMI matrix over the labels that occur (:class:`~workbench.method.pmi.PMIResult`), with the counts it came from.
+
+    ``to_frame(min_count=1)``: one row per pair of labels seen together in at least
+    ``min_count`` images (``label_i``, ``label_j``, ``c_ij``, ``c_i``, ``c_j``, ``pmi``),
+    largest PMI first; ``min_count=0`` lists every pair (``C (C − 1) / 2`` rows).
+    ``submatrix(labels)``: the PMI of some labels, named on both axes. ``statistics()``:
+    storage and the range of the values. ``plot()``: the (clustered) heatmap.
+    ``spectrum()``: every eigenvalue (:class:`Spectrum`).
+    """
+
+    title = "PMI matrix"
+
+    def __init__(self, artefact, counts):
+        super().__init__(artefact)
+        self.counts = unwrap(counts)
+
+    def summary(self) -> str:
+        facts = self.statistics()
+        return (f"{self.artefact.num_labels} labels, policy {facts['policy']!r}, diagonal {facts['diagonal']!r}: "
+                f"{facts['storage']} with {facts['stored']} stored entries; off the diagonal from {facts['min']:.2f} "
+                f"to {facts['max']:.2f}")
+
+    def to_frame(self, *, min_count: int = 1):
+        """Pairs of distinct labels seen together in at least ``min_count`` images, largest PMI first."""
+        import pandas as pd
+        import scipy.sparse as sp
+
+        pmi = self.artefact
+        pairs = self.counts.pair_counts.tocsr()[pmi.kept][:, pmi.kept]
+        if min_count <= 0:
+            first, second = np.triu_indices(pmi.num_labels, k=1)
+            together = np.asarray(pairs[first, second]).ravel()
+        else:
+            upper = sp.triu(pairs, k=1).tocoo()
+            keep = upper.data >= min_count
+            first, second, together = upper.row[keep], upper.col[keep], upper.data[keep]
+        values = pmi.matrix[first, second]
+        names = np.asarray(pmi.vocabulary.names, dtype=object)
+        frame = pd.DataFrame({"label_i": names[first], "label_j": names[second], "c_ij": np.asarray(together, dtype=np.int64),
+                              "c_i": pmi.label_counts[first], "c_j": pmi.label_counts[second],
+                              "pmi": np.asarray(values, dtype=np.float64).ravel()})
+        return frame.sort_values("pmi", ascending=False, kind="stable").reset_index(drop=True)
+
+    def submatrix(self, labels=None):
+        """The PMI of ``labels`` (names, or positions among the kept labels; default all) as a frame named on both axes."""
+        pmi = self.artefact
+        positions = _positions(pmi.vocabulary, labels)
+        matrix = pmi.matrix[positions][:, positions]
+        values = matrix.toarray() if hasattr(matrix, "toarray") else np.asarray(matrix)
+        return _labelled(values, [pmi.vocabulary[int(i)] for i in positions])
+
+    def statistics(self) -> dict:
+        """``policy``, ``diagonal``, ``storage`` (sparse or dense), ``stored`` entries, and the off-diagonal
+        ``min``, ``max``, share ``negative`` and share ``zero``, with the ``mean_diagonal``."""
+        pmi = self.artefact
+        values = pmi.toarray()
+        off = values[~np.eye(pmi.num_labels, dtype=bool)]
+        return {"policy": pmi.settings.get("policy"), "diagonal": pmi.settings.get("diagonal"),
+                "storage": "sparse" if pmi.is_sparse else "dense",
+                "stored": int(pmi.matrix.nnz) if pmi.is_sparse else int(values.size),
+                "min": float(off.min()) if off.size else 0.0, "max": float(off.max()) if off.size else 0.0,
+                "negative": float(np.mean(off < 0)) if off.size else 0.0,
+                "zero": float(np.mean(off == 0)) if off.size else 0.0,
+                "mean_diagonal": float(np.diag(values).mean())}
+
+    def plot(self, *, labels=None, cluster: bool = True, ax=None, title: str | None = None):
+        """The PMI heatmap of ``labels`` (default all; named when they are few), rows in clustered order or as given."""
+        from workbench.apps.plot import plot_pmi_heatmap
+
+        shown = self.submatrix(labels)
+        return plot_pmi_heatmap(shown.to_numpy(), labels=list(shown.index), order="cluster" if cluster else None,
+                                max_tick_labels=max(60, len(shown)) if labels is not None else 60, ax=ax, title=title)
+
+    def spectrum(self) -> "Spectrum":
+        """Every eigenvalue of the matrix, largest first (dense, ``O(C³)``)."""
+        from workbench.method.embed import pmi_frobenius_norm, spectrum
+
+        return Spectrum(spectrum(self.artefact), norm_squared=pmi_frobenius_norm(self.artefact) ** 2)
+
+    def reconstruction_error(self, embedding) -> float:
+        """``‖E Eᵀ − PMI‖ / ‖PMI‖`` of an embedding of these labels (Frobenius norms)."""
+        from workbench.method.embed import reconstruction_error
+
+        return reconstruction_error(unwrap(embedding).vectors, self.artefact)
+
+
+class Spectrum(Result):
+    """Every eigenvalue of a PMI matrix, sorted by signed value, largest first (:func:`workbench.method.embed.spectrum`).
+
+    ``to_frame()``: one row per eigenvalue (``rank``, ``eigenvalue``, and for the positive
+    ones ``energy_kept`` = Σ λ² of the positive ones up to this rank / ‖PMI‖², the share an
+    embedding with ``k`` = rank keeps, and ``reconstruction_error`` = √(1 − energy_kept)).
+    ``plot(k=…)``: the bars; ``plot_energy(k=…)``: energy and error against ``k``.
+    """
+
+    title = "Spectrum"
+
+    def __init__(self, eigenvalues, *, norm_squared: float | None = None):
+        self.eigenvalues = np.asarray(eigenvalues, dtype=np.float64)
+        #: ``‖PMI‖_F²``: the sum of every squared eigenvalue unless given.
+        self.norm_squared = float(np.sum(np.square(self.eigenvalues))) if norm_squared is None else float(norm_squared)
+
+    def __len__(self) -> int:
+        return len(self.eigenvalues)
+
+    def statistics(self) -> dict:
+        """How many eigenvalues are ``positive`` and ``negative``, the ``largest`` and the ``most_negative``."""
+        values = self.eigenvalues
+        return {"positive": int(np.sum(values > 0)), "negative": int(np.sum(values < 0)),
+                "largest": float(values.max()), "most_negative": float(values.min())}
+
+    def summary(self) -> str:
+        facts = self.statistics()
+        return (f"{facts['positive']} positive and {facts['negative']} negative eigenvalues; largest "
+                f"{facts['largest']:.2f}, most negative {facts['most_negative']:.2f}")
+
+    def energy(self) -> np.ndarray:
+        """Energy kept by the ``k`` largest positive eigenvalues, for ``k`` = 1 … number of positive ones."""
+        positive = self.eigenvalues[self.eigenvalues > 0]
+        return np.cumsum(np.square(positive)) / self.norm_squared if self.norm_squared > 0 else np.zeros(len(positive))
+
+    def _frame(self):
+        import pandas as pd
+
+        energy = np.full(len(self), np.nan)
+        positive = np.flatnonzero(self.eigenvalues > 0)
+        energy[positive] = self.energy()
+        return pd.DataFrame({"rank": np.arange(1, len(self) + 1), "eigenvalue": self.eigenvalues, "energy_kept": energy,
+                             "reconstruction_error": np.sqrt(np.clip(1.0 - energy, 0.0, None))})
+
+    def plot(self, *, k: int | None = None, top: int | None = None, ax=None, title: str | None = None):
+        """The eigenvalues as bars (the ``top`` largest, default all), the ``k`` an embedding keeps marked."""
+        from workbench.apps.plot import plot_spectrum
+
+        shown = self.eigenvalues if top is None else self.eigenvalues[:top]
+        return plot_spectrum(shown, k=k, ax=ax,
+                             title=title or f"{'The' if top is None else 'The largest'} {len(shown)} eigenvalues")
+
+    def plot_energy(self, *, k: int | None = None, ax=None, title: str | None = None):
+        """Energy kept and reconstruction error against ``k`` (over the positive eigenvalues), ``k`` marked."""
+        from workbench.apps.plot import plot_energy_curve
+
+        energy = self.energy()
+        return plot_energy_curve(np.arange(1, len(energy) + 1), energy, error=np.sqrt(np.clip(1.0 - energy, 0.0, None)),
+                                 chosen=k, ax=ax, title=title)
 
 
 class Embedding(_Wrapper):
@@ -200,14 +407,25 @@ class Embedding(_Wrapper):
         return pd.DataFrame(self.artefact.nearest(label, top=top), columns=["label", "similarity"])
 
     def coordinates(self, *, method: str = "umap", random_state: int = 0) -> np.ndarray:
-        """2-D coordinates of the labels, ``(C, 2)`` (:func:`workbench.apps.labelmap.label_coordinates`)."""
+        """2-D coordinates of the labels, ``(C, 2)`` (:func:`workbench.apps.labelmap.label_coordinates`).
+
+        Computed once per ``method`` and ``random_state`` (UMAP takes seconds): the map, the
+        explorer (``wb.explore``) and an export of this object share them.
+        """
         from workbench.apps.labelmap import label_coordinates
 
-        return label_coordinates(self.artefact.vectors, method=method, random_state=random_state)
+        cache = self.__dict__.setdefault("_coordinates", {})
+        if (method, random_state) not in cache:
+            cache[method, random_state] = label_coordinates(self.artefact.vectors, method=method, random_state=random_state)
+        return cache[method, random_state].copy()
 
-    def plot(self, *, label: str | None = None, method: str = "umap", random_state: int = 0, top: int = 8, ax=None,
-             title: str | None = None):
-        """The label map: every label at its 2-D position, coloured by group; ``label`` and its neighbours named."""
+    def plot(self, *, label: str | None = None, method: str = "umap", random_state: int = 0, top: int = 8,
+             groups=None, legend_title: str = "group", ax=None, title: str | None = None):
+        """The label map: every label at its 2-D position, coloured by group; ``label`` and its ``top`` neighbours named.
+
+        ``groups``: what colours the points, a mapping label name → group (for example the scene
+        theme of each label); default the vocabulary's groups.
+        """
         from workbench.apps.plot import plot_label_map
 
         embedding = self.artefact
@@ -216,9 +434,12 @@ class Embedding(_Wrapper):
         if label is not None:
             chosen = embedding.vocabulary.index(label)
             highlight = embedding.vocabulary.indices([name for name, _ in embedding.nearest(label, top=top)])
-        groups = [embedding.vocabulary.group_of(i) for i in range(len(names))]
+        if groups is None:
+            groups = [embedding.vocabulary.group_of(i) for i in range(len(names))]
+        else:
+            groups = [groups.get(name, "other") for name in names]
         return plot_label_map(self.coordinates(method=method, random_state=random_state), labels=names, groups=groups,
-                              chosen=chosen, highlight=highlight, ax=ax,
+                              chosen=chosen, highlight=highlight, legend_title=legend_title, ax=ax,
                               title=title or f"Label map ({method.upper()}) of {self.summary()}")
 
     def plot_spectrum(self, *, ax=None, title: str | None = None):
