@@ -36,6 +36,10 @@ get one cell per data and training setting (named ``…_no-embedding``) instead 
 per embedding: the same runs are never trained twice. A cell's folder is named by its
 axis values (``labels-20_dim-4_pmi-zero``), so a grid grown by a value keeps the names
 of the cells it had.
+
+Each value is checked by the record the cell builds from it (:class:`SceneConfig`,
+:class:`EmbeddingOptions`, :class:`TrainConfig`, :class:`ModelConfig`; ``_SETTINGS``
+says which field), its message prefixed by the file and the key.
 """
 
 from __future__ import annotations
@@ -45,10 +49,9 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from workbench import _checks
-from workbench.learning.config import DEFAULT_LEARNING_RATES, HEADS
+from workbench.data.scenes import SceneConfig
+from workbench.learning.config import DEFAULT_LEARNING_RATES, ModelConfig, TrainConfig
 from workbench.method.embed import EmbeddingOptions
-from workbench.method.pmi import DIAGONALS, POLICIES
 
 __all__ = ["GRID_DEFAULTS", "CELL_FORMAT", "Cell", "read_grid", "parse_grid", "expand_cells"]
 
@@ -69,6 +72,36 @@ _INNER = {("train", "heads"), ("train", "seeds")}
 _SCENE_KEYS = ("labels", "images", "size", "missing_rate", "spurious_rate", "seed")
 #: Keys a cell folder may change between runs of the grid (it resumes): more epochs, heads or seeds.
 GROWABLE = ("epochs", "heads", "seeds")
+#: Each setting's validator: the record the cell builds from it (a generated data set, a
+#: training run, its trunk, its embedding), that record's field, and the value's type in the grid.
+_SETTINGS = {
+    ("data", "labels"): (SceneConfig, "num_labels", int),
+    ("data", "images"): (SceneConfig, "num_images", int),
+    ("data", "size"): (SceneConfig, "image_size", int),
+    ("data", "missing_rate"): (SceneConfig, "missing_rate", float),
+    ("data", "spurious_rate"): (SceneConfig, "spurious_rate", float),
+    ("data", "seed"): (SceneConfig, "random_state", int),
+    ("data", "validation_fraction"): (TrainConfig, "validation_fraction", float),
+    ("embedding", "dim"): (EmbeddingOptions, "embedding_dim", int),
+    ("embedding", "pmi"): (EmbeddingOptions, "policy", str),
+    ("embedding", "diagonal"): (EmbeddingOptions, "diagonal", str),
+    ("embedding", "negative"): (EmbeddingOptions, "negative", str),
+    ("train", "heads"): (TrainConfig, "head", str),
+    ("train", "seeds"): (TrainConfig, "random_state", int),
+    ("train", "epochs"): (TrainConfig, "epochs", int),
+    ("train", "batch_size"): (TrainConfig, "batch_size", int),
+    ("train", "image_size"): (ModelConfig, "image_size", int),
+    ("train", "width"): (ModelConfig, "width", int),
+    ("train", "depth"): (ModelConfig, "depth", int),
+}
+#: What a record needs besides the field checked: a scene has images; the trunk's image size is
+#: checked with the smallest depth and its depth with an image size that depth halves to 1 (each
+#: on its own), then every image size with every depth (:func:`parse_grid`).
+_OTHER_FIELDS = {
+    SceneConfig: lambda field, value: {"num_images": 1},
+    ModelConfig: lambda field, value: {"depth": 1} if field != "depth" else
+    {"image_size": 2 ** value if isinstance(value, int) and 0 < value < 64 else 1},
+}
 #: Short names of the axes in cell names.
 _SHORT = {"missing_rate": "missing", "spurious_rate": "spurious", "validation_fraction": "validation",
           "image_size": "input", "batch_size": "batch"}
@@ -144,39 +177,41 @@ def _values(value) -> list:
     return list(value) if isinstance(value, list) else [value]
 
 
-def _check_value(section: str, key: str, value, source: str):
-    name = f"{source}: [{section}] {key}"
-    if key in ("labels", "images", "size", "dim", "image_size", "batch_size", "epochs", "width", "depth"):
-        return _checks.integer(value, name, minimum=2 if key == "labels" else 1)
-    if key in ("seed",):
-        return _checks.integer(value, name, minimum=0)
-    if key in ("missing_rate", "spurious_rate"):
-        value = _checks.number(value, name)
-        if not 0 <= value <= 1:
-            raise ValueError(f"{name} must be between 0 and 1; got {value}.")
-        return value
-    if key == "validation_fraction":
-        value = _checks.number(value, name, positive=True)
-        if value >= 1:
-            raise ValueError(f"{name} must be between 0 and 1 (for example 0.2); got {value}.")
-        return value
-    if key == "pmi":
-        return _checks.choice(value, name, POLICIES)
-    if key == "diagonal":
-        return _checks.choice(value, name, DIAGONALS)
-    if key == "negative":
-        from workbench.method.eigensolvers import NEGATIVE_POLICIES
+def _checked(record, fields: dict, where: str):
+    """``record(**fields)``, its ``ValueError`` prefixed by ``where`` (the file and key)."""
+    try:
+        return record(**fields)
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from None
 
-        return _checks.choice(value, name, NEGATIVE_POLICIES)
+
+def _check_value(section: str, key: str, value, source: str):
+    """One value of a grid setting, checked by the record that will use it; its type in the grid."""
+    where = f"{source}: [{section}] {key}"
     if key == "path":
         if not isinstance(value, str) or not value:
-            raise ValueError(f"{name} must be a folder path (a string); got {value!r}.")
+            raise ValueError(f"{where} must be a folder path (a string); got {value!r}.")
         return value
     if key == "tune_lr":
         if not isinstance(value, bool):
-            raise ValueError(f"{name} must be true or false; got {value!r}.")
+            raise ValueError(f"{where} must be true or false; got {value!r}.")
         return value
-    return value
+    record, field_name, kind = _SETTINGS[(section, key)]
+    others = _OTHER_FIELDS[record](field_name, value) if record in _OTHER_FIELDS else {}
+    made = _checked(record, {**others, field_name: value}, where)
+    return kind(getattr(made, field_name))
+
+
+def _learning_rates(value, source: str) -> dict:
+    where = f"{source}: [train.learning_rates]"
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} must be a table of head = rate.")
+    rates = {}
+    for head, rate in value.items():
+        _checked(TrainConfig, {"head": head}, f"{where} {head}")
+        rates[head] = _checked(TrainConfig, {"head": head, "learning_rate": rate},
+                               f"{where} learning rate of {head}").learning_rate
+    return rates
 
 
 def parse_grid(raw: dict, *, source: str = "grid") -> dict:
@@ -205,12 +240,7 @@ def parse_grid(raw: dict, *, source: str = "grid") -> dict:
         for key, default in defaults.items():
             value = given.get(key, default)
             if key == "learning_rates":
-                if not isinstance(value, dict):
-                    raise ValueError(f"{source}: [train.learning_rates] must be a table of head = rate.")
-                for head in value:
-                    _checks.choice(head, f"{source}: a head of [train.learning_rates]", HEADS)
-                table[key] = {head: _checks.number(rate, f"{source}: learning rate of {head}", positive=True)
-                              for head, rate in value.items()}
+                table[key] = _learning_rates(value, source)
                 continue
             if value is None:
                 table[key] = None
@@ -222,9 +252,9 @@ def parse_grid(raw: dict, *, source: str = "grid") -> dict:
                 raise ValueError(f"{source}: [{section}] {key} repeats a value; list each value once.")
             table[key] = checked if isinstance(value, list) or (section, key) in _INNER else checked[0]
         grid[section] = table
-    train = grid["train"]
-    train["heads"] = [_checks.choice(head, f"{source}: [train] heads", HEADS) for head in train["heads"]]
-    train["seeds"] = [_checks.integer(seed, f"{source}: [train] seeds", minimum=0) for seed in train["seeds"]]
+    trunk = ("image_size", "width", "depth")
+    for values in itertools.product(*(_values(grid["train"][key]) for key in trunk)):
+        _checked(ModelConfig, dict(zip(trunk, values)), f"{source}: [train] image_size and depth")
     if grid["data"]["path"] is not None:
         given_scene_keys = [key for key in _SCENE_KEYS if key in raw.get("data", {})]
         if given_scene_keys:

@@ -164,11 +164,12 @@ class TrainConfig:
             self.embedding_dim = _checks.integer(self.embedding_dim, "TrainConfig.embedding_dim")
         if self.learning_rate is not None:
             self.learning_rate = _checks.number(self.learning_rate, "TrainConfig.learning_rate", positive=True)
-        if not 0.0 < float(self.validation_fraction) < 1.0:
+        validation_fraction = _checks.number(self.validation_fraction, "TrainConfig.validation_fraction")
+        if not 0.0 < validation_fraction < 1.0:
             raise ValueError(f"TrainConfig.validation_fraction must be between 0 and 1; got {self.validation_fraction!r}.")
-        self.validation_fraction = float(self.validation_fraction)
-        self.random_state = int(self.random_state)
-        self.split_random_state = int(self.split_random_state)
+        self.validation_fraction = validation_fraction
+        for name in ("random_state", "split_random_state"):
+            setattr(self, name, _checks.integer(getattr(self, name), f"TrainConfig.{name}", minimum=0))
 
     @property
     def resolved_learning_rate(self) -> float:
