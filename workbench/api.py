@@ -39,7 +39,7 @@ from workbench.results import (
     unwrap,
 )
 
-__all__ = ["load_dataset", "scenes", "count", "pmi", "embed", "ceiling", "train", "compare", "experiment", "calibrate",
+__all__ = ["load_dataset", "scenes", "count", "load_counts", "pmi", "embed", "ceiling", "train", "compare", "experiment", "calibrate",
            "classify", "explore", "load_run", "VALIDATION_FRACTION"]
 
 #: Share of the images every API call holds out for validation unless told otherwise.
@@ -112,6 +112,19 @@ def count(data, *, validation_fraction: float = VALIDATION_FRACTION, split_rando
 
     train_set = _training_split(data, validation_fraction, split_random_state)
     return Counts(count_cooccurrence(train_set.labels, train_set.vocabulary))
+
+
+def load_counts(path=None) -> Counts:
+    """Co-occurrence counts from a counts JSON (``n_images``, ``labels``, ``label_counts``, ``pair_counts``).
+
+    Real label statistics need no images: ``wb.embed(wb.load_counts(path), dim=…)``. Without
+    ``path``, the MS-COCO 2014 training counts that ship with the package (80 labels, 82,081
+    images; :func:`workbench.data.bundled.coco2014_counts_path`).
+    """
+    from workbench.data.bundled import coco2014_counts_path
+    from workbench.method.cooccurrence import CooccurrenceCounts
+
+    return Counts(CooccurrenceCounts.load_json(coco2014_counts_path() if path is None else path))
 
 
 def _counts(data, validation_fraction: float, split_random_state: int):

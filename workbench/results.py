@@ -400,11 +400,18 @@ class Embedding(_Wrapper):
             "similarity": similarity[np.arange(len(names)), nearest] if len(names) > 1 else np.nan,
         })
 
-    def neighbours(self, label: str, *, top: int = 10):
-        """The ``top`` labels nearest to ``label`` by cosine, as a frame (``label``, ``similarity``)."""
+    def neighbours(self, label, *, top: int = 10):
+        """The ``top`` labels nearest to ``label`` by cosine, as a frame (``label``, ``similarity``), best first.
+
+        ``label`` may be a list of labels: then one frame for all of them, with the label asked
+        about first (``query``, ``label``, ``similarity``; ``top`` rows per query, in the order given).
+        """
         import pandas as pd
 
-        return pd.DataFrame(self.artefact.nearest(label, top=top), columns=["label", "similarity"])
+        if isinstance(label, str):
+            return pd.DataFrame(self.artefact.nearest(label, top=top), columns=["label", "similarity"])
+        rows = [(query, name, similarity) for query in label for name, similarity in self.artefact.nearest(query, top=top)]
+        return pd.DataFrame(rows, columns=["query", "label", "similarity"])
 
     def coordinates(self, *, method: str = "umap", random_state: int = 0) -> np.ndarray:
         """2-D coordinates of the labels, ``(C, 2)`` (:func:`workbench.apps.labelmap.label_coordinates`).
@@ -578,6 +585,9 @@ class Experiment(Result):
 
     ``to_frame()``: one row per cell and head (MAP@100 over seeds, intervals, ceiling).
     ``rows()``: every (cell, head, seed) as in ``results.csv``. ``plot()``: MAP@100 against k.
+    ``cells(dim=…)``: the cells with some settings; per cell, ``per_label(cell)`` (each head's
+    AP by label), ``mistakes(cell)`` (the most confident false positives) and
+    ``companion_shares(cell)``.
     """
 
     title = "Experiment"
@@ -601,10 +611,83 @@ class Experiment(Result):
 
         return pd.DataFrame(self.results["rows"])
 
-    def plot(self, *, num_labels: int | None = None, metric: str = "map_at_100", ax=None):
+    def cells(self, **settings) -> list[str]:
+        """Names of the cells (in the order run) with a finished run whose row has these values.
+
+        ``experiment.cells(dim=16)``: the cells whose embeddings have ``k`` = 16; the keys are
+        columns of :meth:`rows` (``head``, ``dim``, ``pmi``, ``num_labels``, …).
+        """
+        from workbench.experiments.results import RESULT_COLUMNS
+
+        unknown = sorted(set(settings) - set(RESULT_COLUMNS))
+        if unknown:
+            raise ValueError(f"Unknown setting(s) {', '.join(unknown)}; use columns of rows(): {', '.join(RESULT_COLUMNS)}.")
+        rows = self.results["rows"]
+        return list(dict.fromkeys(row["cell"] for row in rows if all(row.get(key) == value for key, value in settings.items())))
+
+    def _analyses(self, cell: str) -> dict:
+        """``{head: per-label entry}`` of ``cell`` (``results.json``'s ``per_label``); ValueError when there is none."""
+        entries = {entry["head"]: entry for entry in self.results.get("per_label", []) if entry["cell"] == cell}
+        if not entries:
+            analysed = sorted({entry["cell"] for entry in self.results.get("per_label", [])})
+            raise ValueError(f"No per-label analysis of cell {cell!r}; analysed cells: {', '.join(analysed) or 'none'}.")
+        return entries
+
+    def per_label(self, cell: str):
+        """Every label of ``cell`` with its counts and each head's AP, one row per label (vocabulary order).
+
+        Columns: ``label``, ``train_count`` and ``validation_count`` (images of the cell's
+        split), then one column per head: the label's AP on the validation split, mean over
+        seeds (NaN for a label absent from the validation images).
+        """
+        import pandas as pd
+
+        entries = self._analyses(cell)
+        first = next(iter(entries.values()))
+        frame = pd.DataFrame({"label": first["labels"], "train_count": first["train_counts"],
+                              "validation_count": first["validation_counts"]})
+        for head, entry in entries.items():
+            frame[head] = [np.nan if value is None else float(value) for value in entry["per_label_ap"]]
+        return frame
+
+    def mistakes(self, cell: str, *, head: str = "pmi"):
+        """The most confident false positives of ``head`` in ``cell`` (its first seed), most confident first.
+
+        Columns: ``image`` (position in the cell's validation split, ``split_random_state`` 0),
+        ``path``, ``true`` (the image's labels), ``wrong`` (the wrong label scored highest),
+        ``score`` and ``companion_of`` (the true label of which ``wrong`` is a high-PMI
+        companion, or None).
+        """
+        import pandas as pd
+
+        entries = self._analyses(cell)
+        if head not in entries:
+            raise ValueError(f"Cell {cell!r} has no analysis of head {head!r}; it has {', '.join(entries)}.")
+        errors = entries[head]["errors"]
+        frame = pd.DataFrame(errors, columns=["image", "path", "true", "wrong", "score", "companion_of"])
+        for column in ("path", "companion_of"):  # None stays None (pandas would make it NaN, which is true in an if)
+            frame[column] = pd.Series([error.get(column) for error in errors], index=frame.index, dtype=object)
+        return frame
+
+    def companion_shares(self, cell: str):
+        """How many mistakes in ``cell`` are high-PMI companions of a true label, one row per head (the index).
+
+        Columns (means over seeds): ``most_confident`` (share among the most confident false
+        positives), ``every_image`` (among every image's top wrong label) and ``chance`` (the
+        share of an image's wrong labels that are companions: a head blind to co-occurrence).
+        """
+        import pandas as pd
+
+        entries = self._analyses(cell)
+        return pd.DataFrame({"most_confident": [entry["companion_share_top"] for entry in entries.values()],
+                             "every_image": [entry["companion_share_all"] for entry in entries.values()],
+                             "chance": [entry["companion_share_chance"] for entry in entries.values()]},
+                            index=pd.Index(list(entries), name="head"))
+
+    def plot(self, *, num_labels: int | None = None, metric: str = "map_at_100", ax=None, title: str | None = None):
         from workbench.apps.plot import plot_experiment
 
-        return plot_experiment(self.results, num_labels=num_labels, metric=metric, ax=ax)
+        return plot_experiment(self.results, num_labels=num_labels, metric=metric, ax=ax, title=title)
 
 
 class Calibration(Result):

@@ -3,7 +3,7 @@
 ``wb.workspace(RESULTS, profile=PROFILE)`` knows the results folder, the profile and the
 settings recorded there by the notebooks before (notebook 01's data settings, notebook 02's
 embedding options), so a notebook asks for ``ws.scenes()``, ``ws.counts()``,
-``ws.embedding()``, ``ws.run()`` or ``ws.comparison()`` without repeating a keyword: the
+``ws.embedding()``, ``ws.run()``, ``ws.comparison()`` or ``ws.ceiling()`` without repeating a keyword: the
 load-or-build rules are :mod:`workbench.notebook.workspace`'s (an artefact made with other
 settings is rebuilt and the notebook is told which settings differ). Every call returns a
 result object (:mod:`workbench.results`).
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.results import Comparison, Counts, Dataset, Embedding, Run
+from workbench.results import Ceiling, Comparison, Counts, Dataset, Embedding, Run
 
 __all__ = ["Workspace", "workspace"]
 
@@ -153,6 +153,18 @@ class Workspace:
             return Comparison(results, self.results / "comparison")
 
         return self._once("comparison", build)
+
+    def ceiling(self, *, dims=(4, 8, 16, 32, 64), embeddings=("pmi", "random", "identity"),
+                decoder: str = "cosine") -> Ceiling:
+        """The decoding ceiling of :meth:`scenes` against ``k`` (:func:`workbench.api.ceiling`), no training.
+
+        With :attr:`embedding_options` (``k`` aside) and the split every notebook uses
+        (:attr:`validation_fraction`, seeded by :attr:`seed`).
+        """
+        from workbench.api import ceiling
+
+        return ceiling(self.scenes(), dims=dims, embeddings=embeddings, options=self.embedding_options, decoder=decoder,
+                       validation_fraction=self.validation_fraction, split_random_state=self.seed)
 
     def scene_topics(self) -> dict:
         """Label name → the scene theme that draws it most often (for colouring label maps)."""
