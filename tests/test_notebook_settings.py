@@ -29,9 +29,10 @@ _embed_module.embed_labels = _counting_embed_labels
 
 REPORT_CELL = """
 import json as _json
+from pathlib import Path as _Path
 from workbench.learning.runs import load_run as _load_run
 _widths = {path.name: int(_load_run(path).predict_points(dataset.images[:1]).shape[1])
-           for path in sorted((Path(RESULTS) / "comparison" / "runs").iterdir())}
+           for path in sorted((_Path(RESULTS) / "comparison" / "runs").iterdir())}
 print("REPORT " + _json.dumps({"embed_calls": len(_EMBED_CALLS), "k": embedding.embedding_dim,
                                "run_width": int(run.predict_points(dataset.images[:1]).shape[1]),
                                "comparison_widths": _widths, "num_labels": len(dataset.vocabulary)}))

@@ -40,7 +40,7 @@ from workbench.results import (
 )
 
 __all__ = ["load_dataset", "scenes", "count", "load_counts", "pmi", "embed", "ceiling", "train", "compare", "experiment", "calibrate",
-           "classify", "explore", "load_run", "VALIDATION_FRACTION"]
+           "classify", "classify_app", "explore", "load_run", "device", "VALIDATION_FRACTION"]
 
 #: Share of the images every API call holds out for validation unless told otherwise.
 VALIDATION_FRACTION = 0.15
@@ -62,6 +62,24 @@ def _embedding(value):
     if value is not None and not isinstance(value, LabelEmbedding):
         raise ValueError(f"Expected a label embedding (wb.embed) or None; got {type(value).__name__}.")
     return value
+
+
+def _keras():
+    """Import Keras once, without TensorFlow's start-up notices (every call that trains or loads a model)."""
+    from workbench.learning.startup import import_keras_quietly
+
+    return import_keras_quietly()
+
+
+def device() -> str:
+    """Which Keras backend trains, and on which device, in one line (a visible GPU is used automatically).
+
+    Imports Keras (quietly: TensorFlow's start-up notices stay out of the notebook).
+    """
+    _keras()
+    from workbench.learning.devices import describe_device
+
+    return describe_device()
 
 
 def _new_folder(prefix: str) -> Path:
@@ -236,6 +254,7 @@ def train(data, embedding=None, *, head: str = "pmi", epochs: int = 10, batch_si
         0 silent; 1 one line per epoch.
     """
     dataset, embedding = _dataset(data), _embedding(embedding)  # before Keras is imported
+    _keras()
     from workbench.experiments.compare import head_config
     from workbench.learning.training import train as train_head
 
@@ -248,6 +267,7 @@ def train(data, embedding=None, *, head: str = "pmi", epochs: int = 10, batch_si
 
 def load_run(run_dir) -> Run:
     """A run folder written by ``wb.train(..., out_dir=…)``, ``run.save`` or ``workbench train``."""
+    _keras()
     from workbench.learning.runs import load_run as read
 
     return Run(read(run_dir))
@@ -266,6 +286,7 @@ def compare(data, embedding=None, *, heads=("pmi", "random", "identity", "sigmoi
     from workbench.method.embed import EmbeddingOptions
 
     dataset = _dataset(data)
+    _keras()
     folder = Path(out_dir) if out_dir is not None else _new_folder("workbench-comparison-")
     chosen = _embedding(embedding)
     results = run_comparison(dataset, out_dir=folder, embedding=chosen if chosen is not None else EmbeddingOptions(),
@@ -292,26 +313,30 @@ def experiment(grid, *, out_dir, cores: int | None = 1, tune_lr: bool | None = N
 
 def calibrate(run, data, *, decoders=None, test_fraction: float = 0.5, random_state: int = 0) -> Calibration:
     """Fit the run's operating points (thresholds, top-N) on half its validation split; measure them on the rest."""
+    _keras()
     from workbench.evaluation.calibration import calibrate as fit
     from workbench.learning.runs import TrainedRun, load_run as read
 
     run = unwrap(run)
     if not isinstance(run, TrainedRun):
         run = read(run)
-    return Calibration(fit(run, _dataset(data), decoders=decoders, test_fraction=test_fraction,
-                           random_state=random_state))
+    dataset = _dataset(data)
+    return Calibration(fit(run, dataset, decoders=decoders, test_fraction=test_fraction, random_state=random_state),
+                       run=run, dataset=dataset)
 
 
 def classify(run, images, *, top: int | None = 5, threshold: float | str | None = None,
-             decoder: str = "cosine") -> Classification:
+             decoder: str = "cosine", keep_pixels: bool = False) -> Classification:
     """Rank labels for images: paths, file bytes, or decoded arrays ``(N, H, W, 3)`` / ``(H, W, 3)`` uint8.
 
     Returns label names and scores per image, best first (``top`` of them and/or those at
     or above ``threshold``; ``threshold="auto"`` takes the run's calibrated one). A file that
-    cannot be read gives that image an ``error``, never an exception.
+    cannot be read gives that image an ``error``, never an exception. ``keep_pixels``: keep
+    each file's decoded image (what the model saw) for ``.plot()``; arrays are always kept.
     """
     import numpy as np
 
+    _keras()
     from workbench.apps.classify import ClassificationResult, Classifier
     from workbench.learning.runs import TrainedRun, load_run as read
     from workbench.method.decoding import rank_labels, setting_name
@@ -331,7 +356,20 @@ def classify(run, images, *, top: int | None = 5, threshold: float | str | None 
                                  setting=setting, pixels=pixels[i])
             for i, row in enumerate(ranked))
     sources = [images] if isinstance(images, (str, Path, bytes)) else list(images)
-    return Classification(classifier.classify(sources, top=top, threshold=threshold, keep_pixels=False))
+    return Classification(classifier.classify(sources, top=top, threshold=threshold, keep_pixels=keep_pixels))
+
+
+def classify_app(run, **options):
+    """The upload app (:class:`~workbench.apps.widgets.ClassifyApp`) for a run: upload images, see their ranked labels.
+
+    ``run``: a run or its folder. ``options``: the app's (``top``, ``threshold``, ``title``,
+    ``store_path``, ``use_store`` …); classifications are stored in ``RUN_DIR/results.sqlite``.
+    """
+    _keras()
+    from workbench.apps.widgets import ClassifyApp
+
+    run = unwrap(run)
+    return ClassifyApp.for_run(getattr(run, "run_dir", run), **options)
 
 
 def explore(embedding, *, counts=None, pmi=None, label: str | None = None, top: int = 10, map_method: str = "umap",

@@ -15,7 +15,7 @@ other attribute through to it (``wb.embed(...).vectors`` is the embedding's), an
 functions accept either the wrapper or the artefact itself. Keras-free: a run wraps a
 model that is already loaded.
 
-Why one module of about 680 lines: each class is a thin view of one artefact (a frame, a
+Why one module of about 960 lines: each class is a thin view of one artefact (a frame, a
 summary, plots drawn by :mod:`workbench.apps.plot`) and they share the wrapper, the notebook
 view and the label helpers; kept together in the order of the method, they read as the
 reference of what ``wb``'s calls return.
@@ -112,6 +112,10 @@ class Dataset(_Wrapper):
                  for i in range(len(sets))]
         return pd.DataFrame({"image": names, "labels": ["|".join(labels) for labels in sets],
                              "num_labels": [len(labels) for labels in sets]})
+
+    def paths(self) -> list[Path]:
+        """Every image's file, resolved against the data set's folder (to classify them as uploads are)."""
+        return [self.artefact.path_of(i) for i in range(len(self.artefact))]
 
     def plot(self, *, num_images: int = 12, columns: int = 6, ax=None, title: str | None = None):
         """The first ``num_images`` images with their labels as captions; returns the Axes."""
@@ -449,6 +453,21 @@ class Embedding(_Wrapper):
                               chosen=chosen, highlight=highlight, legend_title=legend_title, ax=ax,
                               title=title or f"Label map ({method.upper()}) of {self.summary()}")
 
+    def target(self, labels) -> np.ndarray:
+        """The training target of an image with ``labels`` (names): the sum of their vectors, ``(k,)`` float32."""
+        embedding = self.artefact
+        return np.asarray(embedding.vectors[embedding.vocabulary.indices(list(labels))].sum(axis=0), dtype=np.float32)
+
+    def plot_nearest(self, point, *, top: int = 8, marked=(), ax=None, title: str | None = None):
+        """The ``top`` labels nearest to ``point`` (a ``(k,)`` vector) by cosine as bars, ``marked`` labels ticked ✓."""
+        from workbench.apps.plot import plot_similarity_bars
+
+        embedding = self.artefact
+        similarity = embedding.similarities(np.asarray(point))[0]
+        ranked = np.argsort(-similarity)[:top]
+        return plot_similarity_bars(_ticked([embedding.vocabulary[int(i)] for i in ranked], marked), similarity[ranked],
+                                    ax=ax, title=title or "labels nearest to the point (✓ = marked)")
+
     def plot_spectrum(self, *, ax=None, title: str | None = None):
         """The eigenvalues the embedding kept, with k marked; returns the Axes."""
         from workbench.apps.plot import plot_spectrum
@@ -523,6 +542,54 @@ class Run(_Wrapper):
 
         return classify(self, images, top=top, threshold=threshold, decoder=decoder)
 
+    def baselines(self, data, *, draws: int = 20, random_state: int = 0):
+        """What the run's MAP@100 is worth, on its own validation split of ``data``: one row per ranking.
+
+        ``chance``: labels ranked at random (the mean of ``draws`` rankings); ``label
+        frequency``: every image's labels ranked by their count in the training split (one
+        list for all images); then the run's own scores. Columns ``ranking``, ``map_at_100``.
+        """
+        import pandas as pd
+
+        from workbench.evaluation.metrics import mean_average_precision
+
+        run = self.artefact
+        train_set, validation = run.splits(unwrap(data))
+        truth = validation.labels
+        rng = np.random.default_rng(random_state)
+        chance = np.mean([mean_average_precision(rng.random(truth.shape), truth) for _ in range(int(draws))])
+        frequency = np.asarray(train_set.labels.sum(axis=0), dtype=np.float64).ravel()
+        values = [chance, mean_average_precision(np.tile(frequency, (truth.shape[0], 1)), truth),
+                  mean_average_precision(run.label_scores(run.images_of(validation)), truth)]
+        names = ["chance (random ranking)", "label frequency", f"{run.head} head (this run)"]
+        return pd.DataFrame({"ranking": names, "map_at_100": np.asarray(values, dtype=np.float64)})
+
+    def image_ap(self):
+        """Every validation image's AP@100 after each epoch, ``(epochs, images)``, NaN for an image without labels;
+        None for a run trained before they were kept."""
+        from workbench.evaluation.statistics import read_image_ap
+
+        return read_image_ap(self.artefact.run_dir)
+
+    def sweep(self, data, *, decoder: str = "cosine", num_thresholds: int = 101):
+        """Micro ``precision``, ``recall`` and ``f1`` of "every score at or above ``threshold`` is a label" on the
+        images of ``data``, one row per threshold (evenly spaced over the scores' range)."""
+        import pandas as pd
+
+        from workbench.evaluation.calibration import threshold_sweep
+
+        run, dataset = self.artefact, unwrap(data)
+        sweep = threshold_sweep(run.label_scores(run.images_of(dataset), decoder=decoder), dataset.labels,
+                                num_thresholds=num_thresholds)
+        return pd.DataFrame({"threshold": sweep["thresholds"], **{key: sweep[key] for key in ("precision", "recall", "f1")}})
+
+    def store(self, path=None):
+        """The SQLite result store (:class:`~workbench.apps.store.ResultStore`) at ``path``, by default the run's own
+        ``RUN_DIR/results.sqlite``, which the upload app's **Store results** button fills."""
+        from workbench.apps.store import ResultStore, default_store_path
+
+        return ResultStore(path if path is not None else default_store_path(self.artefact.run_dir))
+
 
 class Comparison(Result):
     """Every head trained with every seed against one embedding (``results.json`` of :func:`~workbench.experiments.compare.compare`).
@@ -548,10 +615,24 @@ class Comparison(Result):
 
         return comparison_frame(self.results)
 
-    def plot(self, *, metric: str = "map_at_100", x: str = "epoch", ax=None):
+    def plot(self, *, metric: str = "map_at_100", x: str = "epoch", references: dict | None = None, ax=None):
+        """``metric`` of each head against ``x`` (``"epoch"`` or ``"seconds"``), mean over seeds with their spread;
+        ``references``: name → value, drawn as horizontal lines (baselines such as chance)."""
         from workbench.apps.plot import plot_map_curves
 
-        return plot_map_curves(self.results, metric=metric, x=x, ax=ax)
+        ax = plot_map_curves(self.results, metric=metric, x=x, ax=ax)
+        for (name, value), style in zip((references or {}).items(), ("--", ":", "-.", (0, (1, 3)))):
+            ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=name)
+        if references:
+            ax.legend(fontsize="small")
+        return ax
+
+    def history(self):
+        """Every run's record after every epoch, one row per (``head``, ``seed``, ``epoch``) with its metrics."""
+        import pandas as pd
+
+        return pd.DataFrame([{"head": run["head"], "seed": run["seed"], **record}
+                             for run in self.results["runs"] for record in run["history"]])
 
     def statistics(self, *, first: str = "pmi", second: str = "random") -> "Statistics":
         """Each run's final value with its interval over images, and the paired test of ``first`` against ``second``."""
@@ -699,9 +780,10 @@ class Calibration(Result):
 
     title = "Calibration"
 
-    def __init__(self, report: dict):
+    def __init__(self, report: dict, *, run=None, dataset=None):
         self.report = report
         self.best = report["best"]
+        self._run, self._dataset = run, dataset  # to score the test images again for plot()
 
     def summary(self) -> str:
         return (f"fitted on {len(self.report['calibration_images'])} validation images, measured on "
@@ -713,13 +795,56 @@ class Calibration(Result):
 
         return calibration_frame(self.report)
 
+    def by_num_labels(self, *, operating_point: str = "threshold_micro_f1", metric: str = "micro_f1"):
+        """``metric`` on the test images at each decoder's ``operating_point``, by the number of true labels of the
+        image: one row per decoder, one column per count (``"1 label(s)"`` … ``"4+ label(s)"``); NaN where undefined."""
+        import pandas as pd
+
+        rows = {decoder: {count: np.nan if values.get(metric) is None else float(values[metric])
+                          for count, values in entry["test"][operating_point]["by_num_labels"].items()}
+                for decoder, entry in self.report["decoders"].items()}
+        frame = pd.DataFrame.from_dict(rows, orient="index").rename_axis("decoder")
+        frame = frame[sorted(frame.columns, key=lambda count: int(str(count).rstrip("+")))]
+        return frame.rename(columns=lambda count: f"{count} label(s)")
+
+    def plot(self, *, decoder: str | None = None, ax=None, title: str | None = None):
+        """Micro precision, recall and F1 against the threshold on the test images, for ``decoder`` (default the
+        best), its calibrated threshold marked. Needs the run and data set (``wb.calibrate`` keeps them)."""
+        from workbench.apps.plot import plot_threshold_sweep
+        from workbench.evaluation.calibration import threshold_sweep
+
+        if self._run is None:
+            raise ValueError("This calibration has no run to score its test images; make it with wb.calibrate(run, data).")
+        run, decoder = self._run, decoder or self.best["decoder"]
+        _, validation = run.splits(self._dataset)
+        position = {path: i for i, path in enumerate(validation.image_paths)}
+        if len(position) != len(validation):
+            raise ValueError("The test images are named by their files; this data set has none (write it to a folder).")
+        test = validation.subset([position[path] for path in self.report["test_images"]])
+        sweep = threshold_sweep(run.label_scores(run.images_of(test), decoder=decoder), test.labels)
+        return plot_threshold_sweep(sweep, chosen=self.report["decoders"][decoder]["fitted"]["threshold_micro_f1"], ax=ax,
+                                    title=title or f"{decoder} decoder on the test half of validation")
+
+
+def _ticked(names, marked) -> list[str]:
+    """Label names, those in ``marked`` followed by " ✓"."""
+    marked = set(marked)
+    return [f"{name} ✓" if name in marked else str(name) for name in names]
+
+
+def _label_sets(truth) -> list[set]:
+    """Each image's true label names: a data set's ``label_sets``, or given."""
+    return [set(labels) for labels in getattr(truth, "label_sets", truth)]
+
 
 class Classification(Result):
     """Ranked labels of a batch of images (:class:`~workbench.apps.classify.ClassificationResult` each).
 
     ``labels``: per image, the label names best first; ``scores``: their scores.
     ``to_frame()``: one row per (image, rank) with ``label`` and ``score``; an image that could
-    not be read has one row with its ``error``.
+    not be read has one row with its ``error``. Against the true labels (a data set, or each
+    image's label names): ``hits(truth)`` per image with chance, ``mistakes(truth)``;
+    ``plot()`` the images captioned, ``plot_bars()`` their ranked labels as bars.
     """
 
     title = "Classification"
@@ -759,3 +884,75 @@ class Classification(Result):
                 rows.append({"image": result.image, "rank": rank, "label": name, "score": float(score), "error": None})
         frame = pd.DataFrame(rows, columns=["image", "rank", "label", "score", "error"])
         return frame if frame["error"].notna().any() else frame.drop(columns="error")
+
+    def hits(self, truth, *, num_labels: int | None = None):
+        """How many listed labels of each image are true, against chance: one row per image.
+
+        Columns ``image``, ``num_listed`` (labels listed), ``num_true`` (true labels), ``hits``
+        (listed and true), ``chance_hits`` (the hits expected of as many labels drawn at random
+        from ``num_labels``: num_listed · num_true / num_labels) and ``chance_any`` (the chance
+        that such a draw holds a true label: 1 − C(num_labels − num_true, num_listed) / C(num_labels, num_listed)).
+        ``num_labels`` defaults to the size of ``truth``'s vocabulary when it is a data set.
+        """
+        import pandas as pd
+        from scipy.special import comb
+
+        truth_sets = _label_sets(truth)
+        if len(truth_sets) != len(self.results):
+            raise ValueError(f"{len(truth_sets)} label sets for {len(self.results)} images; give one per image.")
+        num_labels = len(truth.vocabulary) if num_labels is None else int(num_labels)
+        listed = np.array([len(result.labels) for result in self.results])
+        true = np.array([len(labels) for labels in truth_sets])
+        hits = [sum(name in labels for name, _ in result.labels) for result, labels in zip(self.results, truth_sets)]
+        return pd.DataFrame({"image": [result.image for result in self.results], "num_listed": listed, "num_true": true,
+                             "hits": hits, "chance_hits": listed * true / num_labels,
+                             "chance_any": 1.0 - comb(num_labels - true, listed) / comb(num_labels, listed)})
+
+    def mistakes(self, truth, *, companions: dict | None = None):
+        """The listed labels that are not true, one row per (image, label): ``image``, ``rank``, ``label``, ``score``.
+
+        With ``companions`` (label → the labels it co-occurs with most, for example
+        ``Workspace.companions()``), ``companion`` says whether the wrong label is a companion
+        of one of the image's true labels.
+        """
+        import pandas as pd
+
+        rows = []
+        for result, labels in zip(self.results, _label_sets(truth)):
+            for rank, (name, score) in enumerate(result.labels, start=1):
+                if name not in labels:
+                    rows.append({"image": result.image, "rank": rank, "label": name, "score": float(score),
+                                 "companion": companions is not None and any(name in companions.get(true, ())
+                                                                             for true in labels)})
+        frame = pd.DataFrame(rows, columns=["image", "rank", "label", "score", "companion"])
+        return frame if companions is not None else frame.drop(columns="companion")
+
+    def plot(self, *, truth=None, num_images: int = 8, top: int = 3, columns: int = 4, ax=None, title: str | None = None):
+        """The first ``num_images`` images as the model saw them, each captioned with its ``top`` labels and scores
+        (``✓`` before a true label of ``truth``); images from files need ``wb.classify(..., keep_pixels=True)``."""
+        from workbench.apps.plot import plot_image_grid
+
+        shown = self.results[:num_images]
+        if any(result.pixels is None for result in shown):
+            raise ValueError("These results kept no pixels to draw; classify the files with keep_pixels=True.")
+        truth_sets = _label_sets(truth) if truth is not None else [set()] * len(shown)
+        captions = ["\n".join(f"{'✓ ' if name in labels else ''}{name} {score:.2f}" for name, score in result.labels[:top])
+                    for result, labels in zip(shown, truth_sets)]
+        return plot_image_grid([result.pixels for result in shown], titles=captions, columns=columns, ax=ax, title=title)
+
+    def plot_bars(self, *, truth=None, num_images: int = 4):
+        """The ranked labels of the first ``num_images`` images as bars, side by side (``✓`` after a true label of
+        ``truth``); returns the Axes."""
+        import matplotlib.pyplot as plt
+
+        from workbench.apps.plot import plot_similarity_bars
+
+        shown = self.results[:num_images]
+        truth_sets = _label_sets(truth) if truth is not None else [set()] * len(shown)
+        longest = max([len(result.labels) for result in shown] + [1])
+        figure, axes = plt.subplots(1, len(shown), figsize=(4.25 * len(shown), 0.35 * longest + 1.6), squeeze=False)
+        for ax, result, labels in zip(axes[0], shown, truth_sets):
+            plot_similarity_bars(_ticked([name for name, _ in result.labels], labels), [score for _, score in result.labels],
+                                 ax=ax, title=f"{Path(result.image).name}\ntrue: {', '.join(sorted(labels)) or '(none)'}")
+        figure.tight_layout()
+        return axes[0]

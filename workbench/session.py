@@ -3,7 +3,8 @@
 ``wb.workspace(RESULTS, profile=PROFILE)`` knows the results folder, the profile and the
 settings recorded there by the notebooks before (notebook 01's data settings, notebook 02's
 embedding options), so a notebook asks for ``ws.scenes()``, ``ws.counts()``,
-``ws.embedding()``, ``ws.run()``, ``ws.comparison()`` or ``ws.ceiling()`` without repeating a keyword: the
+``ws.embedding()``, ``ws.run()``, ``ws.comparison()`` or ``ws.ceiling()`` without repeating a keyword (and
+``ws.fresh_scenes()``, ``ws.companions()``, ``ws.compose_app()`` for classifying): the
 load-or-build rules are :mod:`workbench.notebook.workspace`'s (an artefact made with other
 settings is rebuilt and the notebook is told which settings differ). Every call returns a
 result object (:mod:`workbench.results`).
@@ -13,9 +14,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from workbench.results import Ceiling, Comparison, Counts, Dataset, Embedding, Run
 
 __all__ = ["Workspace", "workspace"]
+
+
+def _keras():
+    """Keras imported without TensorFlow's start-up notices, before a model is trained or loaded."""
+    from workbench.learning.startup import import_keras_quietly
+
+    return import_keras_quietly()
+
 
 #: Keys of a data-settings dict that are not scene settings.
 _SPLIT_KEYS = ("validation_fraction",)
@@ -104,12 +115,31 @@ class Workspace:
             self._cache[key] = build()
         return self._cache[key]
 
+    def _scene_settings(self) -> dict:
+        return {key: value for key, value in self.data.items() if key not in _SPLIT_KEYS}
+
     def scenes(self) -> Dataset:
         """The emoji scenes of ``RESULTS/data`` (read, or generated with :attr:`data`)."""
         from workbench.notebook.workspace import ensure_scenes
 
-        settings = {key: value for key, value in self.data.items() if key not in _SPLIT_KEYS}
+        settings = self._scene_settings()
         return self._once("scenes", lambda: Dataset(ensure_scenes(self.results, verbose=self.verbose, **settings)))
+
+    def fresh_scenes(self, num_images: int, *, folder: str = "fresh_scenes") -> Dataset:
+        """``num_images`` scenes that :meth:`scenes` does not hold, with its labels, as files in ``RESULTS/folder``.
+
+        The generator draws scenes in a fixed order, so it continues past the data set's images
+        with the same settings and seed (the same vocabulary, images never seen). They are
+        written as PNG files and read back, to be classified from their files as uploads are.
+        """
+        from workbench.data.datasets import read_scenes
+        from workbench.data.scenes import generate_scenes, write_scenes
+
+        settings = self._scene_settings()
+        first = settings["num_images"]
+        extended = generate_scenes(**{**settings, "num_images": first + int(num_images)})
+        write_scenes(extended.subset(np.arange(first, first + int(num_images)), name="fresh scenes"), self.results / folder)
+        return Dataset(read_scenes(self.results / folder))
 
     def split(self):
         """``(train_set, validation_set)`` of :meth:`scenes`, the split every notebook and run uses."""
@@ -130,19 +160,41 @@ class Workspace:
         return self._once("embedding", lambda: Embedding(ensure_embedding(
             self.results, self.counts().artefact, options=self.embedding_options, verbose=self.verbose)))
 
-    def run(self, *, callbacks=()) -> Run:
-        """The pmi head trained on the split (``RESULTS/run``): read when finished, resumed, or trained."""
+    def model(self):
+        """The Keras model that :meth:`run` trains (the pmi head on :meth:`model_config`'s trunk), untrained."""
+        _keras()
+        from workbench.learning.models import build_model
+
+        return build_model(self.model_config(), head="pmi", embedding_dim=self.embedding().embedding_dim,
+                           random_state=self.seed)
+
+    def run(self, *, callbacks=(), live=None) -> Run:
+        """The pmi head trained on the split (``RESULTS/run``): read when finished, resumed, or trained.
+
+        ``live``: metric names (say ``("loss", "map_at_100")``) drawn in one figure that is
+        redrawn after every epoch while training and then holds the run's curves, also when
+        the run was read back.
+        """
+        _keras()
+        from workbench.notebook.helpers import live_history
         from workbench.notebook.workspace import ensure_run
 
-        return self._once("run", lambda: Run(ensure_run(self.results, self.scenes().artefact, self.embedding().artefact,
-                                                        config=self.train_config(), callbacks=callbacks,
-                                                        verbose=int(self.verbose))))
+        curves = None
+        if live:
+            curves = live_history(metrics=tuple(live), title=f"pmi head on {len(self.split()[0])} training images")
+        run = self._once("run", lambda: Run(ensure_run(
+            self.results, self.scenes().artefact, self.embedding().artefact, config=self.train_config(),
+            callbacks=[*callbacks, *([curves] if curves else [])], verbose=int(self.verbose))))
+        if curves is not None:
+            curves.show(run.history)
+        return run
 
     def comparison(self) -> Comparison:
         """Every head of the profile with every seed against :meth:`embedding` (``RESULTS/comparison``)."""
         from workbench.notebook.workspace import ensure_comparison
 
         profile = self.profile
+        _keras()
 
         def build():
             results = ensure_comparison(
@@ -165,6 +217,28 @@ class Workspace:
 
         return ceiling(self.scenes(), dims=dims, embeddings=embeddings, options=self.embedding_options, decoder=decoder,
                        validation_fraction=self.validation_fraction, split_random_state=self.seed)
+
+    def companions(self, *, top: int = 5) -> dict:
+        """Label name → the names of its ``top`` highest-PMI partners (PMI > 0) in the training split."""
+        from workbench.evaluation.analysis import companion_table
+
+        vocabulary = self.scenes().vocabulary
+        table = companion_table(self.split()[0], companions=top)
+        return {vocabulary[label]: {vocabulary[partner] for partner in partners} for label, partners in table.items()}
+
+    def compose_app(self, *, top: int = 5, picked=()):
+        """The "compose a scene" app (:class:`~workbench.apps.compose.ComposeSceneApp`) with :meth:`run`.
+
+        Picked labels are drawn by the scenes generator with :attr:`data`'s settings (so with
+        the run's labels) and the run ranks the ``top`` labels of the composed image.
+        """
+        from workbench.apps.compose import ComposeSceneApp
+        from workbench.data.scenes import SceneConfig, SceneGenerator
+
+        generator = SceneGenerator(SceneConfig(**{**self._scene_settings(), "num_images": 1}))
+        run = self.run()
+        return ComposeSceneApp(labels=generator.vocabulary.names, compose=generator.compose, top=top, picked=picked,
+                               classify=lambda image: run.classify(image, top=top)[0].labels)
 
     def scene_topics(self) -> dict:
         """Label name → the scene theme that draws it most often (for colouring label maps)."""
