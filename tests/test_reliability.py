@@ -378,6 +378,19 @@ def test_temporary_files_left_by_killed_writers_are_cleaned_up(tmp_path):
     assert json.loads((tmp_path / "config.json").read_text()) == {"a": 1}
 
 
+def test_a_run_folder_holding_only_a_stopped_writers_temporary_is_still_new(tmp_path):
+    """A kill or a full disk during a run's first write leaves only a temporary: the same command may go on."""
+    from workbench.learning.runs import check_out_dir
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / ".config.json.999999999-abc.tmp").write_text("{half")
+    check_out_dir(run_dir)  # not "not empty and holds no run"
+    (run_dir / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="not empty and holds no run"):
+        check_out_dir(run_dir)
+
+
 def test_a_classify_that_fails_leaves_no_empty_store(tmp_path, capsys):
     from workbench.cli import main
 
@@ -669,29 +682,6 @@ def test_kill_at_a_random_moment_then_a_rerun_gives_the_uninterrupted_result(tmp
     assert [path for path in (tmp_path / "killed").rglob(".*") if path.is_file()] == [], "no temporary left behind"
 
 
-@pytest.fixture()
-def small_disk(tmp_path):
-    """A tmpfs of a chosen size (a real full disk: ENOSPC at whatever write comes next); skipped without mount rights."""
-    import subprocess
-
-    folder = tmp_path / "disk"
-    folder.mkdir()
-    mounted = []
-
-    def resize(kilobytes: int):
-        options = f"size={kilobytes}k" if not mounted else f"remount,size={kilobytes}k"
-        command = ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(folder)] if not mounted else \
-            ["mount", "-o", options, str(folder)]
-        if subprocess.run(command, capture_output=True).returncode != 0:
-            pytest.skip("mounting a tmpfs needs root (a full disk is emulated with a file-size limit elsewhere)")
-        mounted.append(True)
-        return folder
-
-    yield resize
-    if mounted:
-        subprocess.run(["umount", str(folder)], capture_output=True)
-
-
 @pytest.mark.slow
 def test_a_disk_that_fills_up_at_any_point_of_scenes_gives_one_line_and_a_rerun_with_room_completes(tmp_path, small_disk):
     """``scenes`` on disks of growing size: every one fills up at another write (an image, the labels, the settings).
@@ -731,3 +721,233 @@ def test_a_disk_that_fills_up_at_any_point_of_scenes_gives_one_line_and_a_rerun_
 
         shutil.rmtree(out)
     assert 4 in outcomes, "at least one disk was too small"
+
+
+# ---------------------------------------------------------------------------------
+# a full disk at every write, kills at random moments of every long command (issue 24)
+# ---------------------------------------------------------------------------------
+def _without_seconds(value):
+    """JSON with every ``"seconds"`` entry left out (the time a step took differs from run to run)."""
+    if isinstance(value, dict):
+        return {key: _without_seconds(item) for key, item in value.items() if key != "seconds"}
+    if isinstance(value, list):
+        return [_without_seconds(item) for item in value]
+    return value
+
+
+def _same_embedding_output(folder, reference) -> bool:
+    """The files of two ``embed`` outputs agree byte for byte (``embedding.json`` but for its timings)."""
+    mine, theirs = _digest(folder), _digest(reference)
+    mine.pop("embedding.json", None), theirs.pop("embedding.json", None)
+    return mine == theirs and _without_seconds(json.loads((folder / "embedding.json").read_text())) == \
+        _without_seconds(json.loads((reference / "embedding.json").read_text()))
+
+
+def _assert_each_attempt_failed_at_its_write_in_one_line(report, *, status: int, message: str) -> None:
+    assert report["reference"]["rc"] == 0, report["reference"]["err"]
+    assert len(report["attempts"]) == len(report["reference"]["writes"]) >= 5, "a disk full at every write"
+    for attempt in report["attempts"]:
+        where = f"disk full at write {attempt['trigger']} ({attempt['target']})"
+        assert attempt["rc"] == status, where
+        assert attempt["failed"] == [attempt["target"]], f"{where}: that write failed, and only it"
+        assert attempt["err"].count("\n") == 1 and message in attempt["err"] and "Traceback" not in attempt["err"], where
+        assert attempt["leftovers"] == [], f"{where}: no temporary left behind"
+        assert attempt["rerun_rc"] == 0, f"{where}: {attempt['rerun_err']}"
+
+
+def test_a_full_disk_at_every_write_of_embed_then_a_rerun_gives_the_uninterrupted_result(tmp_path, mount_namespace):
+    """The disk fills up as each of ``embed``'s writes begins (half of the file fits): one line, exit 4, no temporary;
+    with room again the same command writes exactly the uninterrupted output."""
+    from tests.conftest import full_disk_at_every_write
+    from workbench.data.scenes import write_scenes
+
+    write_scenes(coloured_squares(60, seed=8), tmp_path / "data")
+    arguments = ["embed", "--data", str(tmp_path / "data"), "--dim", "3", "--projector", "--save-counts", "--out", "{out}"]
+    report = full_disk_at_every_write(mount_namespace, tmp_path, {"kind": "cli", "arguments": arguments}, mode="writes")
+    _assert_each_attempt_failed_at_its_write_in_one_line(report, status=4, message="could not read or write")
+    copies = tmp_path / "copies"
+    assert {path for path, _ in report["reference"]["writes"]} == set(_digest(copies / "reference")), "every file's write"
+    for number in range(len(report["attempts"])):
+        assert _same_embedding_output(copies / str(number) / "rerun", copies / "reference"), number
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_every_write_of_train_then_a_rerun_gives_the_uninterrupted_history(tmp_path, mount_namespace):
+    """The disk fills up as each of ``train``'s writes begins (config, vocabulary, every checkpoint, history, state,
+    the model, the manifest): one line, exit 4, no temporary; the same command with room resumes to the same history.
+
+    Found: a disk full at the first ``config.json`` left a folder with only ``vocabulary.csv``, which the rerun
+    refused as "not empty and holds no run"; ``config.json`` is now written first.
+    """
+    from tests.conftest import full_disk_at_every_write
+    from workbench.data.scenes import write_scenes
+
+    write_scenes(coloured_squares(48, seed=13), tmp_path / "data")
+    arguments = ["train", "--data", str(tmp_path / "data"), "--head", "sigmoid", "--epochs", "2", "--image-size", "16",
+                 "--width", "4", "--depth", "2", "--batch-size", "16", "--validation-fraction", "0.25", "--workers", "1",
+                 "--out", "{out}"]
+    report = full_disk_at_every_write(mount_namespace, tmp_path, {"kind": "cli", "arguments": arguments}, mode="writes")
+    _assert_each_attempt_failed_at_its_write_in_one_line(report, status=4, message="could not read or write")
+    copies = tmp_path / "copies"
+    written = {path for path, _ in report["reference"]["writes"]}
+    assert {"config.json", "vocabulary.csv", "model.keras", "manifest.json", "history.json", "image_ap.npz",
+            "checkpoints/state.json", "checkpoints/epoch-0001.keras", "checkpoints/epoch-0002.keras"} <= written
+    for number in range(len(report["attempts"])):
+        rerun = copies / str(number) / "rerun"
+        _assert_same_history(copies / "reference", rerun, epochs=2)
+        config = json.loads((rerun / "config.json").read_text())
+        assert config["status"] == "complete" and config["epochs_completed"] == 2
+        assert sorted(path for path in _digest(rerun)) == sorted(_digest(copies / "reference"))
+
+
+def _store_rows(path) -> dict:
+    """A store's content but its timestamps: runs, label vectors, classifications and their labels (none before the schema)."""
+    connection = sqlite3.connect(path)
+    try:
+        if connection.execute("SELECT COUNT(*) FROM sqlite_master WHERE name = 'classifications'").fetchone()[0] == 0:
+            return {"integrity": connection.execute("PRAGMA integrity_check").fetchone()[0], "classifications": []}
+        return {
+            "integrity": connection.execute("PRAGMA integrity_check").fetchone()[0],
+            "runs": connection.execute("SELECT run_id, path, head, num_labels, embedding_dim, eigenvalues FROM runs").fetchall(),
+            "vectors": connection.execute("SELECT * FROM label_vectors ORDER BY run_id, label_index").fetchall(),
+            "classifications": connection.execute(
+                "SELECT classification_id, sha256, image, run_id, setting, labels FROM classifications "
+                "ORDER BY classification_id").fetchall(),
+            "labels": connection.execute("SELECT * FROM classification_labels ORDER BY classification_id, rank").fetchall(),
+        }
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_every_write_of_the_store_keeps_whole_calls_and_a_rerun_gives_the_uninterrupted_store(
+        tmp_path, mount_namespace):
+    """Three classify-like calls (register the run, store 100 results) on a disk with 0, 1, 2, … pages free.
+
+    Every page SQLite allocates (the file, the WAL switch, the schema, the WAL, the shared memory,
+    checkpoints) is the one that fails in some attempt: one line, no traceback; what is stored is
+    whole calls only; with room again the remaining calls complete the store exactly as without a full disk.
+    """
+    from tests.conftest import full_disk_at_every_write
+
+    job = {"kind": "store", "rounds": 3, "per_round": 100, "run": str(tmp_path / "run")}
+    report = full_disk_at_every_write(mount_namespace, tmp_path, job, mode="pages", pages=400)
+    assert report["reference"]["rc"] == 0, report["reference"]["err"]
+    copies = tmp_path / "copies"
+    reference = _store_rows(copies / "reference" / "results.sqlite")
+    assert reference["integrity"] == "ok" and len(reference["classifications"]) == 300
+    statuses = [attempt["rc"] for attempt in report["attempts"]]
+    assert statuses[0] == 3 and statuses[-1] == 0 and statuses == sorted(statuses, reverse=True), \
+        "full disks fail, and from some size on the store fits"
+    stored_before = set()
+    for number, attempt in enumerate(report["attempts"]):
+        if attempt["rc"] == 3:
+            assert attempt["err"].count("\n") == 1 and "could not store" in attempt["err"], attempt["err"]
+            assert "Traceback" not in attempt["err"]
+        stored = copies / str(number) / "attempt" / "results.sqlite"
+        if stored.is_file() and stored.stat().st_size:
+            rows = _store_rows(stored)
+            assert rows["integrity"] == "ok" and len(rows["classifications"]) % 100 == 0, f"{number} free pages: whole calls"
+            stored_before.add(len(rows["classifications"]))
+        assert attempt["rerun_rc"] == 0, attempt["rerun_err"]
+        assert _store_rows(copies / str(number) / "rerun" / "results.sqlite") == reference, f"{number} free pages"
+    assert {0, 100, 200} <= stored_before, "the disk filled up in the first, the second and the third call"
+
+
+def _kill_at_a_random_moment_of_its_writes(command, out, *, draw: int, window: float, environment) -> bool:
+    """Start ``command``, ``kill -9`` its process group at a seeded moment after its first output appears; True if killed."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    fraction = float(np.random.default_rng(draw).uniform(0.0, 1.0))
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment,
+                               start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while process.poll() is None and not (out.exists() and any(out.iterdir())) and time.monotonic() < deadline:
+            time.sleep(0.001)
+        moment = time.monotonic() + fraction * window
+        while process.poll() is None and time.monotonic() < moment:
+            time.sleep(0.001)
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=60)
+    return process.returncode == -signal.SIGKILL
+
+
+def _writing_window(command, out, environment) -> float:
+    """Seconds from an uninterrupted run's first output file to its end."""
+    import subprocess
+    import time
+
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=environment)
+    first = None
+    while process.poll() is None:
+        if first is None and out.exists() and any(out.iterdir()):
+            first = time.monotonic()
+        time.sleep(0.001)
+    end = time.monotonic()
+    assert process.returncode == 0, process.stderr.read()
+    return end - (first if first is not None else end)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("command", ["embed", "compare", "experiment"])
+def test_kill_at_random_moments_of_its_writes_then_a_rerun_gives_the_uninterrupted_result(tmp_path, command):
+    """``kill -9`` (the whole process group) at three seeded moments drawn uniformly over the time the command
+    writes (from its first output file to its end, as measured on an uninterrupted run), each followed by the
+    same command again: the uninterrupted result, and no temporary left behind."""
+    import os
+    import subprocess
+    import sys
+
+    from workbench.data.scenes import write_scenes
+
+    write_scenes(coloured_squares(48, seed=12), tmp_path / "data")
+    small = ["--image-size", "16", "--width", "4", "--depth", "2", "--batch-size", "16", "--workers", "1"]
+    if command == "embed":
+        arguments = ["embed", "--data", str(tmp_path / "data"), "--dim", "3", "--projector", "--save-counts"]
+    elif command == "compare":
+        arguments = ["compare", "--data", str(tmp_path / "data"), "--dim", "3", "--heads", "pmi,sigmoid", "--seeds", "1",
+                     "--epochs", "2", "--validation-fraction", "0.25", *small]
+    else:
+        (tmp_path / "grid.toml").write_text(
+            "[data]\nlabels = 6\nimages = 48\nsize = 16\nvalidation_fraction = 0.25\n[embedding]\ndim = [2, 3]\n"
+            "[train]\nheads = [\"pmi\"]\nseeds = [0]\nepochs = 2\nimage_size = 16\nbatch_size = 16\nwidth = 4\ndepth = 2\n")
+        arguments = ["experiment", "--grid", str(tmp_path / "grid.toml"), "--cores", "1"]
+    environment = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "TF_DETERMINISTIC_OPS": "1"}
+    whole = tmp_path / "whole"
+    window = _writing_window([sys.executable, "-m", "workbench.cli", *arguments, "--out", str(whole)], whole, environment)
+    killed = []
+    for draw in range(3):
+        out = tmp_path / f"killed-{draw}"
+        command_line = [sys.executable, "-m", "workbench.cli", *arguments, "--out", str(out)]
+        killed.append(_kill_at_a_random_moment_of_its_writes(command_line, out, draw=draw, window=window,
+                                                             environment=environment))
+        rerun = subprocess.run(command_line, capture_output=True, text=True, env=environment, timeout=600)
+        assert rerun.returncode == 0, f"draw {draw}: {rerun.stderr}"
+        assert "Traceback" not in rerun.stderr
+        assert [path for path in out.rglob(".*") if path.is_file()] == [], f"draw {draw}: no temporary left behind"
+        if command == "embed":
+            assert _same_embedding_output(out, whole), f"draw {draw}"
+            continue
+        results, again = (json.loads((folder / "results.json").read_text()) for folder in (whole, out))
+        if command == "compare":
+            assert [(run["head"], run["seed"]) for run in again["runs"]] == [(run["head"], run["seed"]) for run in results["runs"]]
+            for first, second in zip(results["runs"], again["runs"]):
+                assert [r["map_at_100"] for r in second["history"]] == \
+                    pytest.approx([r["map_at_100"] for r in first["history"]], abs=1e-4), f"draw {draw}"
+            assert _same_embedding_output(out / "embedding", whole / "embedding"), f"draw {draw}"
+        else:
+            key = lambda row: (row["cell"], row["head"], row["seed"])  # noqa: E731
+            assert sorted(map(key, again["rows"])) == sorted(map(key, results["rows"])) and len(results["rows"]) == 2
+            by_key = {key(row): row for row in results["rows"]}
+            for row in again["rows"]:
+                assert row["map_at_100"] == pytest.approx(by_key[key(row)]["map_at_100"], abs=1e-4), f"draw {draw}"
+    assert any(killed), "at least one draw killed the command before it ended"

@@ -355,5 +355,7 @@ def temporary_run_dir(*, prefix: str = "workbench-run-") -> Path:
 def check_out_dir(run_dir: Path) -> None:
     if run_dir.exists() and not run_dir.is_dir():
         raise NotADirectoryError(f"{run_dir} exists and is not a folder; give --out a folder path.")
-    if run_dir.is_dir() and any(run_dir.iterdir()) and not (run_dir / "config.json").is_file():
+    # temporaries (dot files) of a writer stopped by a kill or a full disk do not make the folder someone else's
+    if run_dir.is_dir() and any(not entry.name.startswith(".") for entry in run_dir.iterdir()) \
+            and not (run_dir / "config.json").is_file():
         raise ValueError(f"{run_dir} is not empty and holds no run; give --out a new or empty folder.")

@@ -264,10 +264,12 @@ def train(
         model = build_model(config.model, head=config.head, embedding_dim=embedding_dim, num_labels=len(vocabulary),
                             random_state=config.random_state, output_bias=output_bias)
         compile_model(model, head=config.head, optimizer=config.optimizer, learning_rate=config.resolved_learning_rate)
+    # config.json first: it marks the folder as this run's, so a run stopped by a full disk or a kill at
+    # any later write is resumed by the same command, not refused as a folder holding someone's files
+    atomic_write_json(run_dir / "config.json", {**meta, "status": "running", "epochs_completed": initial_epoch})
     vocabulary.write_csv(run_dir / "vocabulary.csv")
     if head_embedding is not None:
         head_embedding.save(run_dir / "embedding")
-    atomic_write_json(run_dir / "config.json", {**meta, "status": "running", "epochs_completed": initial_epoch})
     (run_dir / "manifest.json").unlink(missing_ok=True)  # rewritten when the model is saved
 
     # -- fit -------------------------------------------------------------------------
