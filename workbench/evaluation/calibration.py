@@ -17,7 +17,8 @@ image. The best decoder is the one with the highest micro F1 on the calibration 
 
 :func:`calibrate` writes ``RUN_DIR/calibration.json``; :func:`load_calibration` reads it;
 ``workbench calibrate RUN_DIR --data DATASET`` and ``workbench classify … --threshold
-auto`` use them. The fitting functions are NumPy only.
+auto`` use them; :func:`calibration_frame` and :func:`calibration_table` show a calibration.
+The fitting functions are NumPy only.
 """
 
 from __future__ import annotations
@@ -43,6 +44,9 @@ __all__ = [
     "fit_operating_points",
     "calibrate",
     "load_calibration",
+    "calibrated_threshold",
+    "calibration_frame",
+    "calibration_table",
 ]
 
 CALIBRATION_FILE = "calibration.json"
@@ -314,3 +318,55 @@ def calibrated_threshold(run_dir, *, decoder: str = "cosine") -> float:
         raise ValueError(f"{run_dir} was calibrated for {', '.join(report['decoders'])}, not {decoder!r}; run "
                          f"'workbench calibrate {run_dir} --data DATASET --decoders {decoder}'.")
     return float(report["decoders"][decoder]["fitted"]["threshold_micro_f1"])
+
+
+def calibration_frame(report: dict):
+    """A calibration (:func:`calibrate`'s report) as a :class:`pandas.DataFrame`, one row per decoder and operating point.
+
+    Columns: ``decoder``, ``operating_point`` (one of :data:`OPERATING_POINTS`),
+    ``threshold`` (the fitted global threshold; NaN for per-label thresholds and top-N),
+    ``top_n`` (NaN but for top-N), ``calibration_micro_f1`` (on the images it was fitted on),
+    then on the test images: ``micro_f1``, ``macro_f1``, ``micro_precision``,
+    ``micro_recall``, ``exact_set_accuracy``, ``count_mae`` and the decoder's ``map_at_100``.
+    Every number is a float; a metric that is undefined there is NaN.
+    """
+    import pandas as pd
+
+    def number(value) -> float:
+        return float("nan") if value is None else float(value)
+
+    metrics = ("micro_f1", "macro_f1", "micro_precision", "micro_recall", "exact_set_accuracy", "count_mae")
+    records = []
+    for decoder, entry in report["decoders"].items():
+        fitted, test = entry["fitted"], entry["test"]
+        for point in OPERATING_POINTS:
+            records.append({
+                "decoder": decoder, "operating_point": point,
+                "threshold": number(fitted[point]) if point.startswith("threshold_") else float("nan"),
+                "top_n": number(fitted[point]) if point == "top_n" else float("nan"),
+                "calibration_micro_f1": number(entry["calibration"][point].get("micro_f1")),
+                **{key: number(test[point].get(key)) for key in metrics},
+                "map_at_100": number(test["map_at_100"]),
+            })
+    columns = ["decoder", "operating_point", "threshold", "top_n", "calibration_micro_f1", *metrics, "map_at_100"]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def calibration_table(report: dict) -> str:
+    """:func:`calibration_frame` as text: how many images each part had, every operating point on the test images, the best."""
+    import pandas as pd
+
+    from workbench._tables import text_table
+
+    frame = calibration_frame(report)
+    settings = [f"top {int(top)}" if point == "top_n" else "one per label" if point == "per_label_thresholds"
+                else f">= {threshold:.3f}" for point, threshold, top in zip(frame["operating_point"], frame["threshold"],
+                                                                            frame["top_n"])]
+    shown = pd.DataFrame({"decoder": frame["decoder"], "operating point": frame["operating_point"], "setting": settings,
+                          "micro F1": frame["micro_f1"], "macro F1": frame["macro_f1"],
+                          "precision": frame["micro_precision"], "recall": frame["micro_recall"],
+                          "exact set": frame["exact_set_accuracy"], "MAP@100": frame["map_at_100"]})
+    best = report["best"]
+    return "\n".join([f"calibrated on {len(report['calibration_images'])} validation images, measured on "
+                      f"{len(report['test_images'])} others:", text_table(shown, indent="  "),
+                      f"best on the calibration images: {best['decoder']} at {best['operating_point']}"])

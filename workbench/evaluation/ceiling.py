@@ -10,7 +10,8 @@ the same ``k`` and the identity (one dimension per label, the ceiling of the ide
 head: 1.0 on noise-free targets).
 
 The PMI embedding is computed from the training split only, as in a comparison; targets
-are those of the validation split. NumPy only.
+are those of the validation split. NumPy only (:func:`ceiling_frame` and
+:func:`ceiling_table`, its report as a pandas frame and as text, import pandas when called).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from workbench.method.targets import label_vectors
 from workbench.method.decoders import DECODERS, decoder_scores
 from workbench.method.embed import EmbeddingOptions
 
-__all__ = ["CEILING_EMBEDDINGS", "decoding_ceiling"]
+__all__ = ["CEILING_EMBEDDINGS", "decoding_ceiling", "ceiling_frame", "ceiling_table"]
 
 #: The embeddings a ceiling compares.
 CEILING_EMBEDDINGS = ("pmi", "random", "identity")
@@ -127,3 +128,29 @@ def decoding_ceiling(
         "seconds": round(time.perf_counter() - began, 3),
     }
     return {"config": config, "rows": rows}
+
+
+def ceiling_frame(report: dict):
+    """A ceiling (:func:`decoding_ceiling`'s report) as a :class:`pandas.DataFrame`, one row per embedding and ``k``.
+
+    Columns: ``embedding``, ``dim`` (the ``k`` asked for), ``dim_achieved`` (the ``k`` the
+    embedding has: fewer when PMI has fewer usable eigenpairs), ``map_at_100`` and
+    ``macro_ap`` (floats; NaN where undefined).
+    """
+    import pandas as pd
+
+    records = [{"embedding": row["embedding"], "dim": int(row["dim"]), "dim_achieved": int(row["dim_achieved"]),
+                "map_at_100": float("nan") if row["map_at_100"] is None else float(row["map_at_100"]),
+                "macro_ap": float("nan") if row["macro_ap"] is None else float(row["macro_ap"])} for row in report["rows"]]
+    return pd.DataFrame.from_records(records, columns=["embedding", "dim", "dim_achieved", "map_at_100", "macro_ap"])
+
+
+def ceiling_table(report: dict) -> str:
+    """:func:`ceiling_frame` as text, then the decoder and the number of validation images measured."""
+    from workbench._tables import text_table
+
+    frame = ceiling_frame(report).rename(columns={"dim": "k", "dim_achieved": "k achieved", "map_at_100": "MAP@100",
+                                                  "macro_ap": "macro AP"})
+    config = report["config"]
+    return (f"{text_table(frame)}\ndecoder {config['decoder']}, {config['num_validation_images_with_labels']} "
+            "validation images")

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench._io import atomic_write_json, atomic_write_text, read_json
+from workbench._tables import text_table
 from workbench.evaluation.statistics import (
     LAST_EPOCHS,
     bootstrap_interval,
@@ -35,8 +36,9 @@ from workbench.evaluation.statistics import (
     read_image_ap,
 )
 
-__all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_table", "read_results",
-           "comparison_statistics", "statistics_table", "summarize_comparison", "comparison_table"]
+__all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_frame", "results_table", "read_results",
+           "comparison_statistics", "statistics_frame", "statistics_table", "summarize_comparison", "comparison_frame",
+           "comparison_table"]
 
 #: Columns of ``results.csv``, in order.
 RESULT_COLUMNS = ("cell", "head", "dim", "dim_achieved", "pmi", "diagonal", "negative", "seed", "num_labels", "num_images",
@@ -193,30 +195,68 @@ def read_results(out_dir: str | Path) -> dict:
     return read_json(path)
 
 
-def _mean_std(values) -> str:
+def _mean_std(values) -> tuple[float, float]:
+    """Mean and sample standard deviation (0 for one value) of the values that are not None; NaN for none."""
     values = np.asarray([value for value in values if value is not None], dtype=np.float64)
     if not len(values):
-        return "—"
-    spread = np.std(values, ddof=1) if len(values) > 1 else 0.0
-    return f"{values.mean():.3f} ± {spread:.3f}"
+        return float("nan"), float("nan")
+    return float(values.mean()), float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
 
 
-def results_table(results: dict) -> str:
-    """One line per (cell, head): MAP@100 mean ± std over seeds, mean bootstrap interval, ceiling; then the paired tests."""
+def _number(value) -> float:
+    """``value`` as a float; None as NaN."""
+    return float("nan") if value is None else float(value)
+
+
+def _plus_minus(mean: float, std: float, digits: int) -> str | None:
+    return None if np.isnan(mean) else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
+def _interval(low: float, high: float, digits: int = 3, sign: str = "") -> str | None:
+    return None if np.isnan(low) or np.isnan(high) else f"[{low:{sign}.{digits}f}, {high:{sign}.{digits}f}]"
+
+
+def results_frame(results: dict):
+    """An experiment's results, one row per (cell, head), as a :class:`pandas.DataFrame`.
+
+    Columns: ``cell``, ``head``, ``seeds`` (the number of seeds), ``map_at_100_mean`` and
+    ``map_at_100_std`` (over seeds of each run's final value), ``map_at_100_low`` and
+    ``map_at_100_high`` (the mean of the runs' 95 % bootstrap bounds), ``ceiling_map_at_100``,
+    ``macro_ap_mean``, ``macro_ap_std``; a value that is missing is NaN.
+    """
+    import pandas as pd
+
     groups: dict = {}
     for row in results["rows"]:
         groups.setdefault((row["cell"], row["head"]), []).append(row)
-    lines = [("cell", "head", "seeds", "MAP@100 (last 3 epochs)", "95% interval (mean)", "ceiling", "macro AP")]
+    records = []
     for (cell, head), rows in groups.items():
         lows = [row["map_at_100_low"] for row in rows if row["map_at_100_low"] is not None]
         highs = [row["map_at_100_high"] for row in rows if row["map_at_100_high"] is not None]
-        ceiling = rows[0]["ceiling_map_at_100"]
-        lines.append((cell, head, str(len(rows)), _mean_std(row["map_at_100"] for row in rows),
-                      f"[{np.mean(lows):.3f}, {np.mean(highs):.3f}]" if lows else "—",
-                      "—" if ceiling is None else f"{ceiling:.3f}", _mean_std(row["macro_ap"] for row in rows)))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    text = ["  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * width for width in widths))
+        (mean, std), (macro, macro_std) = (_mean_std(row[key] for row in rows) for key in ("map_at_100", "macro_ap"))
+        records.append({"cell": cell, "head": head, "seeds": len(rows), "map_at_100_mean": mean, "map_at_100_std": std,
+                        "map_at_100_low": float(np.mean(lows)) if lows else float("nan"),
+                        "map_at_100_high": float(np.mean(highs)) if highs else float("nan"),
+                        "ceiling_map_at_100": _number(rows[0]["ceiling_map_at_100"]),
+                        "macro_ap_mean": macro, "macro_ap_std": macro_std})
+    columns = ["cell", "head", "seeds", "map_at_100_mean", "map_at_100_std", "map_at_100_low", "map_at_100_high",
+               "ceiling_map_at_100", "macro_ap_mean", "macro_ap_std"]
+    return pd.DataFrame.from_records(records, columns=columns)
+
+
+def results_table(results: dict) -> str:
+    """:func:`results_frame` as text (MAP@100 mean ± std over seeds, mean bootstrap interval, ceiling); then the paired tests."""
+    import pandas as pd
+
+    frame = results_frame(results)
+    shown = pd.DataFrame({
+        "cell": frame["cell"], "head": frame["head"], "seeds": frame["seeds"],
+        "MAP@100 (last 3 epochs)": [_plus_minus(m, s, 3) for m, s in zip(frame["map_at_100_mean"], frame["map_at_100_std"])],
+        "95% interval (mean)": [_interval(lo, hi) for lo, hi in zip(frame["map_at_100_low"], frame["map_at_100_high"])],
+        "ceiling": frame["ceiling_map_at_100"],
+        "macro AP": [_plus_minus(m, s, 3) for m, s in zip(frame["macro_ap_mean"], frame["macro_ap_std"])],
+    })
+    text = [text_table(shown, digits=3)]
     for test in results.get("paired", []):
         verdict = {True: "pmi beats random", False: "random beats pmi", None: "no difference beyond the interval"}
         pvalue = "—" if test["t_pvalue"] is None else f"{test['t_pvalue']:.3f}"
@@ -257,17 +297,34 @@ def comparison_statistics(folder: str | Path, *, first: str = "pmi", second: str
     return {"runs": runs, "paired": paired}
 
 
+def statistics_frame(statistics: dict):
+    """:func:`comparison_statistics`' runs, one row per run, as a :class:`pandas.DataFrame`.
+
+    Columns: ``head``, ``seed``, ``epochs``, ``map_at_100`` (the mean of the last 3 epochs),
+    ``map_at_100_low`` and ``map_at_100_high`` (95 % bootstrap over validation images) and
+    ``macro_ap``; a value that is missing (runs written before per-image values were kept) is NaN.
+    """
+    import pandas as pd
+
+    records = [{"head": run["head"], "seed": run["seed"], "epochs": run["epochs"], "map_at_100": _number(run["map_at_100"]),
+                "map_at_100_low": _number(run["low"]), "map_at_100_high": _number(run["high"]),
+                "macro_ap": _number(run["macro_ap"])} for run in statistics["runs"]]
+    return pd.DataFrame.from_records(records, columns=["head", "seed", "epochs", "map_at_100", "map_at_100_low",
+                                                       "map_at_100_high", "macro_ap"])
+
+
 def statistics_table(statistics: dict) -> str:
-    """:func:`comparison_statistics` as text: one line per run, then the paired test in words."""
-    lines = [("head", "seed", "epochs", "MAP@100 (last 3 epochs)", "95% interval over images", "macro AP")]
-    for run in statistics["runs"]:
-        interval = "—" if run["low"] is None else f"[{run['low']:.3f}, {run['high']:.3f}]"
-        value = "—" if run["map_at_100"] is None else f"{run['map_at_100']:.3f}"
-        macro = "—" if run["macro_ap"] is None else f"{run['macro_ap']:.3f}"
-        lines.append((run["head"], str(run["seed"]), str(run["epochs"]), value, interval, macro))
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    text = ["  ".join(value.ljust(width) for value, width in zip(line, widths)).rstrip() for line in lines]
-    text.insert(1, "  ".join("-" * width for width in widths))
+    """:func:`statistics_frame` as text, one line per run, then the paired test in words."""
+    import pandas as pd
+
+    frame = statistics_frame(statistics)
+    shown = pd.DataFrame({
+        "head": frame["head"], "seed": frame["seed"], "epochs": frame["epochs"],
+        "MAP@100 (last 3 epochs)": frame["map_at_100"],
+        "95% interval over images": [_interval(lo, hi) for lo, hi in zip(frame["map_at_100_low"], frame["map_at_100_high"])],
+        "macro AP": frame["macro_ap"],
+    })
+    text = [text_table(shown, digits=3)]
     test = statistics.get("paired")
     if test:
         verdict = {True: f"{test['first']} beats {test['second']}", False: f"{test['second']} beats {test['first']}",
@@ -276,6 +333,7 @@ def statistics_table(statistics: dict) -> str:
                     f"[{test['low']:+.3f}, {test['high']:+.3f}] (seeds and images resampled) over {test['num_seeds']} "
                     f"seed(s): {verdict}")
     return "\n".join(text)
+
 
 def summarize_comparison(results: dict, *, metric: str = "map_at_100", reference_head: str = "sigmoid") -> dict:
     """Final metric per head (mean and spread over seeds) and epochs to reach the reference.
@@ -326,28 +384,38 @@ def summarize_comparison(results: dict, *, metric: str = "map_at_100", reference
     return summary
 
 
-def comparison_table(results: dict, *, metric: str = "map_at_100", reference_head: str = "sigmoid") -> str:
-    """The comparison as a text table: final metric (mean ± std over seeds) and epochs to reach the reference head."""
+def comparison_frame(results: dict, *, metric: str = "map_at_100", reference_head: str = "sigmoid"):
+    """:func:`summarize_comparison` as a :class:`pandas.DataFrame`, one row per head.
+
+    Columns: ``head``, ``final_mean`` and ``final_std`` (the metric's final value, mean and
+    sample standard deviation over seeds), ``seeds`` (their number) and
+    ``epochs_to_reference`` (the first epoch the head's mean curve reaches the reference
+    head's last value, a float; NaN when it never does or without the reference head).
+    """
+    import pandas as pd
+
     summary = summarize_comparison(results, metric=metric, reference_head=reference_head)
+    records = [{"head": head, "final_mean": values["final_mean"], "final_std": values["final_std"],
+                "seeds": values["num_seeds"], "epochs_to_reference": _number(values["epochs_to_reference"])}
+               for head, values in summary.items()]
+    return pd.DataFrame.from_records(records, columns=["head", "final_mean", "final_std", "seeds", "epochs_to_reference"])
+
+
+def comparison_table(results: dict, *, metric: str = "map_at_100", reference_head: str = "sigmoid") -> str:
+    """:func:`comparison_frame` as text: final metric (mean ± std over seeds) and epochs to reach the reference head."""
+    import pandas as pd
+
+    frame = comparison_frame(results, metric=metric, reference_head=reference_head)
     name = metric.replace("map_at_", "MAP@").replace("macro_ap", "macro AP")
-    reference = summary.get(reference_head)
-    target = f" ({_last_of_mean(results, reference_head, metric):.4f})" if reference else ""
-    header_last = f"epochs to reach {reference_head}'s last {name}{target}"
-    rows = [("head", f"final {name}, last 3 epochs (mean ± std)", "seeds", header_last)]
-    for head, values in summary.items():
-        epochs = values["epochs_to_reference"]
-        rows.append(
-            (
-                head,
-                f"{values['final_mean']:.4f} ± {values['final_std']:.4f}",
-                str(values["num_seeds"]),
-                "—" if epochs is None else str(epochs),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    target = f" ({_last_of_mean(results, reference_head, metric):.4f})" if reference_head in set(frame["head"]) else ""
+    shown = pd.DataFrame({
+        "head": frame["head"],
+        f"final {name}, last 3 epochs (mean ± std)": [_plus_minus(m, s, 4) for m, s in zip(frame["final_mean"], frame["final_std"])],
+        "seeds": frame["seeds"],
+        f"epochs to reach {reference_head}'s last {name}{target}":
+            pd.Series([None if np.isnan(epochs) else int(epochs) for epochs in frame["epochs_to_reference"]], dtype=object),
+    })
+    return text_table(shown)
 
 
 def _last_of_mean(results: dict, head: str, metric: str) -> float:

@@ -123,24 +123,25 @@ def example_labels(counts, *, num_groups: int = 2, per_group: int = 3) -> np.nda
 
 
 def format_table(rows, *, columns, digits: int = 3) -> str:
-    """Rows as an aligned plain-text table (floats with ``digits`` decimals).
+    """Rows as an aligned plain-text table (floats with ``digits`` decimals), through a pandas frame.
 
     Parameters
     ----------
     rows : sequence of sequences
     columns : sequence of str
         Header of each column.
-    """
-    def cell(value) -> str:
-        if isinstance(value, (float, np.floating)):
-            return f"{float(value):.{digits}f}"
-        return str(value)
 
-    table = [[str(c) for c in columns]] + [[cell(v) for v in row] for row in rows]
-    if any(len(row) != len(columns) for row in table):
+    The rows become a :class:`pandas.DataFrame` and its text is
+    :func:`workbench._tables.text_table`'s: text to the left, numbers to the right.
+    """
+    import pandas as pd
+
+    from workbench._tables import text_table
+
+    rows = [list(row) for row in rows]
+    if any(len(row) != len(columns) for row in rows):
         raise ValueError(f"Every row needs {len(columns)} values, one per column.")
-    widths = [max(len(row[i]) for row in table) for i in range(len(columns))]
-    lines = ["  ".join(text.rjust(width) if i else text.ljust(width) for i, (text, width) in enumerate(zip(row, widths))).rstrip()
-             for row in table]
-    lines.insert(1, "  ".join("-" * width for width in widths))
-    return "\n".join(lines)
+    frame = pd.DataFrame({position: pd.Series([row[position] for row in rows], dtype=object)
+                          for position in range(len(columns))})
+    frame.columns = [str(name) for name in columns]
+    return text_table(frame, digits=digits)
