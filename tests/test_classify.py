@@ -360,6 +360,38 @@ def test_cli_classify_table_threshold_and_default_store(tiny_run, sample_images,
         assert connection.execute("SELECT COUNT(*) FROM classifications").fetchone()[0] == before + 1
 
 
+def test_cli_classify_prints_a_file_name_with_a_newline_escaped(tiny_run, sample_images, tmp_path, capsys):
+    """One result is one block: a name with a newline (or another control character) is shown as repr shows it."""
+    import shutil
+
+    from workbench.cli import main
+
+    paths, _ = sample_images
+    odd = tmp_path / "two\nlines\t.png"
+    shutil.copy(paths[0], odd)
+    assert main(["classify", str(tiny_run), str(odd), "--top", "2", "--no-store"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[0].startswith(f"{str(odd)!r}  (sha256 ") and "\\n" in lines[0]
+    assert all(line.startswith("    ") for line in lines[1:])
+    assert main(["classify", str(tiny_run), str(odd), "--top", "2", "--no-store", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)[0]["image"] == str(odd)  # JSON keeps the name as it is
+
+
+def test_result_text_escapes_control_characters_in_names():
+    from workbench.apps.classify import format_results, printable
+
+    assert printable("plain name.png") == "plain name.png" and printable("a\rb") == "'a\\rb'"
+    ok = ClassificationResult(image="x\ny.png", sha256="ab" * 32, labels=(("red", 0.9), ("tab\tlabel", 0.5)))
+    failed = ClassificationResult(image="\x1b[31mred.png", error="Not an image:\x07.")
+    text = format_results([ok, failed])
+    assert text.splitlines() == [
+        "'x\\ny.png'  (sha256 abababababab…)",
+        "    1. red" + " " * 9 + "  similarity 0.9000",  # padded to the escaped name's width
+        "    2. 'tab\\tlabel'  similarity 0.5000",
+        "'\\x1b[31mred.png': error: Not an image:\\x07.",
+    ]
+
+
 def test_cli_classify_user_errors_are_one_line(tiny_run, sample_images, tmp_path, capsys):
     from workbench.cli import main
 

@@ -12,7 +12,7 @@ from typing import Iterable
 
 import numpy as np
 
-__all__ = ["integer", "number", "choice", "from_dict"]
+__all__ = ["integer", "number", "choice", "from_dict", "names", "integers", "numbers_by_name"]
 
 
 def integer(value, name: str, *, minimum: int | None = 1, maximum: int | None = None) -> int:
@@ -96,3 +96,31 @@ def from_dict(cls, data, what: str):
     if unknown:
         raise ValueError(f"Unknown {what} {sorted(unknown)}; expected some of {sorted(known)}.")
     return cls(**data)
+
+
+# ---------------------------------------------------------------------------------
+# comma-separated values, as a command line gives them
+# ---------------------------------------------------------------------------------
+def names(text: str) -> list[str]:
+    """``"a, b,c"`` → ``["a", "b", "c"]`` (empty items dropped)."""
+    return [name.strip() for name in str(text).split(",") if name.strip()]
+
+
+def integers(text: str, name: str) -> list[int]:
+    """``"4,16,64"`` → ``[4, 16, 64]``; anything else is a ``ValueError`` naming ``name`` (a flag: ``--dims``)."""
+    try:
+        return [int(part) for part in names(text)]
+    except ValueError:
+        raise ValueError(f"{name} takes comma-separated whole numbers, for example 4,16,64; got {text!r}.") from None
+
+
+def numbers_by_name(text: str | None, name: str, *, key: str = "NAME", example: str = "a=0.1,b=2") -> dict[str, float]:
+    """``"pmi=0.001, sigmoid=0.003"`` → ``{"pmi": 0.001, "sigmoid": 0.003}``; ``None`` or ``""`` → ``{}``."""
+    values = {}
+    for item in names(text or ""):
+        label, _, value = item.partition("=")
+        try:
+            values[label.strip()] = float(value)
+        except ValueError:
+            raise ValueError(f"{name} item {item!r} is not {key}=NUMBER; write for example {example}.") from None
+    return values

@@ -8,6 +8,11 @@ score through the run's one scoring path (``run.label_scores``, see
 above a threshold). A file that cannot be classified gives a result with an
 ``error`` sentence; the other images of the batch are classified.
 
+What ``workbench classify`` does is here too (:func:`classify_files`): :func:`check_request`
+(every input checked before any model loads), :func:`format_results` (one block per image;
+a name with a control character shown escaped, as ``repr`` shows it) and
+:func:`store_results` (after printing, so a store that fails loses no result).
+
 Keras is never imported here: the model lives in the run object passed in.
 """
 
@@ -26,7 +31,8 @@ from workbench.data.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from workbench.method.decoders import DECODERS
 from workbench.method.decoding import rank_labels, setting_name
 
-__all__ = ["ClassificationResult", "Classifier", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS"]
+__all__ = ["ClassificationResult", "Classifier", "DEFAULT_MAX_BYTES", "DEFAULT_MAX_PIXELS", "printable", "format_results",
+           "check_request", "check_store", "store_results", "classify_files"]
 
 
 # ---------------------------------------------------------------------------------
@@ -163,6 +169,11 @@ class Classifier:
 
             return calibrated_threshold(self.run.run_dir, decoder=self.decoder)
         return threshold
+
+    @property
+    def score_name(self) -> str:
+        """What a label's score is: ``"probability"`` for a sigmoid run, ``"similarity"`` (cosine) otherwise."""
+        return "probability" if getattr(self.run, "head", None) == "sigmoid" else "similarity"
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, **options) -> "Classifier":
@@ -336,3 +347,139 @@ class Classifier:
     ) -> ClassificationResult:
         """Classify one uploaded file (the callable :class:`workbench.apps.widgets.ClassifyApp` takes)."""
         return self.classify([content], top=top, threshold=threshold, names=[name])[0]
+
+
+# ---------------------------------------------------------------------------------
+# the command line's text and store
+# ---------------------------------------------------------------------------------
+def printable(text) -> str:
+    """``text`` for one line of output: as it is, or, when it holds a character that does not print
+    (a newline, tab, carriage return or other control character), as ``repr`` shows it (quoted, escaped)."""
+    text = str(text)
+    return text if text.isprintable() else repr(text)
+
+
+def _escaped(sentence: str) -> str:
+    """A sentence with each character that does not print escaped as ``repr`` would (no quotes added)."""
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in sentence)
+
+
+def format_results(results: Sequence[ClassificationResult], *, score_name: str = "similarity") -> str:
+    """Results as text, one block per image: its name and SHA-256, then its ranked labels (or one error line).
+
+    Names (of files and labels) with control characters are shown escaped (:func:`printable`),
+    so that no name can break a block in two or forge a line of another result.
+    """
+    lines = []
+    for result in results:
+        image = printable(result.image)
+        if not result.ok:
+            lines.append(f"{image}: error: {_escaped(result.error)}")
+            continue
+        lines.append(f"{image}  (sha256 {result.sha256[:12]}…)")
+        if not result.labels:
+            lines.append("    no label reaches the threshold")
+        names = [printable(name) for name, _ in result.labels]
+        width = max(map(len, names), default=0)
+        weights = result.weights or [None] * len(result.labels)
+        for rank, (name, (_, value), weight) in enumerate(zip(names, result.labels, weights), start=1):
+            shown = "" if weight is None else f"weight {weight:.3f}  "
+            lines.append(f"  {rank:>3}. {name:<{width}}  {shown}{score_name} {value:.4f}")
+    return "\n".join(lines)
+
+
+def check_request(run_dir, *, top=None, threshold=None, decoder: str = "cosine", store=None, no_store: bool = False):
+    """Everything ``workbench classify`` can check before the model loads, each mistake a one-line ``ValueError``.
+
+    The setting (``top``, ``threshold``; ``"auto"`` needs the run's calibration for
+    ``decoder``), the run folder and the store (``store``: its path, default
+    ``RUN_DIR/results.sqlite``; ``no_store``: none). Returns ``(path, store)``: the store's
+    path (``None`` with ``no_store``) and the store when the file exists (:func:`check_store`).
+    """
+    from workbench.apps.store import default_store_path
+
+    if store and no_store:
+        raise ValueError("give --store PATH or --no-store, not both.")
+    if threshold != "auto":
+        setting_name(top=top, threshold=threshold)
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise ValueError(f"{run_dir}: no such run folder; give a folder written by 'workbench train'.")
+    if threshold == "auto":
+        from workbench.evaluation.calibration import calibrated_threshold
+
+        calibrated_threshold(run_dir, decoder=decoder)
+    if no_store:
+        return None, None
+    path = Path(store or default_store_path(run_dir))
+    return path, check_store(path)
+
+
+def check_store(path):
+    """The result store at ``path`` checked before any model loads: an existing file is opened (it must be a
+    result store, else a ``ValueError``); for a new one, ``None`` (created only when there is a result to
+    store), or a ``ValueError`` when its folder is not writable."""
+    from workbench.apps.store import ResultStore
+
+    path = Path(path)
+    if path.exists():
+        return ResultStore(path)
+    if path.parent.exists() and not os.access(path.parent, os.W_OK):
+        raise ValueError(f"{path.parent} is not writable; give --store a path you can write, or --no-store.")
+    return None
+
+
+def store_results(results: Sequence[ClassificationResult], *, run, run_dir, path, store=None) -> str | None:
+    """Store the classified results of ``run`` (and the run itself) in the result store at ``path``.
+
+    Returns ``None`` when they are stored (or there is none to store), else one sentence saying why
+    they could not be (a full disk, a damaged or locked store); nothing is raised for those.
+    """
+    import sqlite3
+
+    from workbench.apps.store import ResultStore
+
+    if not any(result.ok for result in results):
+        return None
+    try:
+        store = store or ResultStore(path)  # created only now: a failed classify leaves no empty store
+        store.add_classifications(results, run_id=store.add_trained_run(run, path=run_dir))
+    except (sqlite3.Error, OSError, ValueError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        return f"could not store the results in {path} ({reason}); every result is printed above."
+    return None
+
+
+def classify_files(run_dir, images, *, top=None, threshold=None, decoder: str = "cosine", as_json: bool = False,
+                   store=None, no_store: bool = False, out=None, err=None) -> int:
+    """``workbench classify``'s job: check, load the run, classify, print every result, then store them.
+
+    Every input is checked before the model loads (:func:`check_request`); results are printed
+    to ``out`` (default: standard output) as text (:func:`format_results`) or, with ``as_json``,
+    a JSON list, before the store is touched, so a store that fails loses none of them. Failures
+    are one line each on ``err`` (default: standard error).
+
+    Returns
+    -------
+    int
+        The exit status: 0, 1 when some images could not be classified, 3 when the results
+        were printed but could not be stored.
+    """
+    import json
+    import sys
+
+    out, err = out or sys.stdout, err or sys.stderr
+    store_path, opened = check_request(run_dir, top=top, threshold=threshold, decoder=decoder, store=store, no_store=no_store)
+    classifier = Classifier.from_run_dir(run_dir, decoder=decoder)
+    results = classifier.classify(images, top=top, threshold=threshold, keep_pixels=False)
+    text = (json.dumps([result.to_dict() for result in results], indent=2, ensure_ascii=False) if as_json
+            else format_results(results, score_name=classifier.score_name))
+    print(text, file=out, flush=True)
+    failed = sum(not result.ok for result in results)
+    if failed:
+        print(f"workbench classify: {failed} of {len(results)} image(s) could not be classified", file=err)
+    problem = store_path and store_results(results, run=classifier.run, run_dir=Path(run_dir), path=store_path, store=opened)
+    if problem:
+        print(f"workbench classify: error: {problem}", file=err)
+        return 3
+    return 1 if failed else 0

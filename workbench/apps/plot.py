@@ -44,8 +44,15 @@ def save_plot(plot, data, path, **options):
     """Draw ``plot(data, **options)`` on a new figure, save it to ``path`` atomically and close it; return the path.
 
     For commands and jobs that write a figure file and show nothing (``workbench compare``,
-    ``ceiling``, ``experiment``).
+    ``ceiling``, ``experiment``): when pyplot is not loaded yet, figures are drawn without a
+    display (the Agg backend); a notebook's backend is left as it is.
     """
+    import sys
+
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     ax = plot(data, **options)

@@ -429,6 +429,16 @@ class SceneGenerator:
             Path(out_dir), self.vocabulary, self.iter_chunks(), self.image_paths(), self.config.image_size, settings
         )
 
+    def write_report(self, out_dir: str | Path) -> str:
+        """:meth:`write`, then what was written, in words (what ``workbench scenes`` prints)."""
+        import time
+
+        began = time.perf_counter()
+        summary = self.write(out_dir)
+        skipped = f", {len(self.skipped_emoji)} emoji skipped (not in the font)" if self.skipped_emoji else ""
+        return (f"wrote {summary['num_images']} images, {summary['num_labels']} labels, "
+                f"{summary['mean_labels_per_image']:.2f} labels/image to {out_dir} in {time.perf_counter() - began:.1f} s{skipped}")
+
 
 def generate_scenes(
     *,

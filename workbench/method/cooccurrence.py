@@ -38,6 +38,7 @@ __all__ = [
     "count_cooccurrence",
     "count_cooccurrence_chunks",
     "count_cooccurrence_dask",
+    "count_label_shards",
     "write_label_shards",
     "read_label_shard",
 ]
@@ -556,3 +557,33 @@ def count_cooccurrence_dask(
     return CooccurrenceCounts(
         n_images=n_images, vocabulary=names_vocabulary, label_counts=label_counts, pair_counts=sp.csr_matrix(pair_counts)
     )
+
+
+def count_label_shards(shards: Sequence[str | Path], out: str | Path, *, vocabulary=None, scheduler: str | None = None,
+                       cores: int | None = None) -> str:
+    """``workbench count``'s job: :func:`count_cooccurrence_dask` over ``shards`` on a Dask cluster, saved to ``out``.
+
+    The cluster is the running ``scheduler`` (its workers must see the shards), or a local
+    one of ``cores`` processes (default: every core, at most one per shard), closed after.
+    ``vocabulary`` is a ``vocabulary.csv`` (needed by ``.npz`` shards). ``out`` must be a
+    new file. Returns what was counted and written, in words.
+    """
+    import os
+
+    from workbench._cluster import dask_client
+
+    out = Path(out)
+    if out.exists():
+        raise ValueError(f"{out} exists; give --out a new file, so that nothing of yours is replaced.")
+    missing = [shard for shard in shards if not Path(shard).is_file()]
+    if missing:
+        raise ValueError(f"label shard {missing[0]} not found{f' (and {len(missing) - 1} more)' if len(missing) > 1 else ''}.")
+    vocabulary = Vocabulary.read_csv(vocabulary) if vocabulary else None
+    shards = [str(Path(shard).resolve()) for shard in shards]
+    if cores is not None and cores < 1:
+        raise ValueError(f"--cores must be at least 1; got {cores}.")
+    with dask_client(scheduler, workers=min(cores or os.cpu_count() or 1, len(shards))) as client:
+        counts = count_cooccurrence_dask(shards, client=client, vocabulary=vocabulary)
+    counts.save_json(out, description=f"counted by 'workbench count' over {len(shards)} label shard(s)")
+    return (f"{counts.n_images} images, {len(counts.vocabulary)} labels, {counts.pair_counts.nnz // 2} label pairs "
+            f"seen together; wrote {out}")

@@ -36,7 +36,10 @@ __all__ = [
     "energy_kept",
     "reconstruction_error",
     "pmi_frobenius_norm",
+    "embedding_differences",
+    "write_embedding",
     "OPTION_HELP",
+    "OPTION_FLAGS",
 ]
 
 #: ``k`` when nobody chooses one (``workbench embed``, ``workbench compare``, :class:`EmbeddingOptions`).
@@ -58,6 +61,15 @@ OPTION_HELP = {
     "'exact' (dense LAPACK), 'randomized' (block Krylov) or 'jax' (dense eigh through JAX, float32)",
     "random_state": "seed of the randomized solver's start block",
     "tolerance": "randomized solver: target relative eigenvalue error",
+}
+
+#: Each option on the command line (``workbench embed``, ``compare``, ``ceiling``): its flag and its
+#: metavar, or its choices (``random_state``'s flag is the command's: ``--seed`` or ``--solver-seed``).
+OPTION_FLAGS = {
+    "embedding_dim": ("--dim", "K"), "policy": ("--pmi", POLICIES), "diagonal": ("--diagonal", DIAGONALS),
+    "clip_value": ("--clip-value", "V"), "smoothing": ("--smoothing", "A"), "context_exponent": ("--context-exponent", "E"),
+    "shift": ("--shift", "S"), "negative": ("--negative", NEGATIVE_POLICIES), "solver": ("--solver", SOLVERS),
+    "random_state": (None, "S"), "tolerance": ("--tolerance", "T"),
 }
 
 
@@ -339,3 +351,104 @@ def reconstruction_error(vectors, pmi) -> float:
     error_squared = max(float(np.sum(gram * gram)) - 2.0 * cross + norm_squared, 0.0)
     return float(np.sqrt(error_squared / norm_squared))
 
+
+def embedding_differences(folder, options: EmbeddingOptions) -> str | None:
+    """Which options the embedding in ``folder`` (``embedding.json``) was made with other than ``options``.
+
+    ``"policy 'ppmi' -> 'zero', …"``, ``None`` when they are the same, ``"settings not recorded"``
+    when the folder does not say (what ``workbench embed`` tells before replacing an earlier output).
+    """
+    from pathlib import Path
+
+    from workbench._io import read_json
+
+    try:
+        recorded = EmbeddingOptions.from_dict(read_json(Path(folder) / "embedding.json")["settings"]["options"])
+    except (KeyError, TypeError, ValueError):
+        return "settings not recorded"
+    changed = recorded.differences(options)
+    return ", ".join(f"{name} {old!r} -> {new!r}" for name, (old, new) in changed.items()) or None
+
+
+def write_embedding(out, *, options: EmbeddingOptions, counts=None, data=None, data_format: str = "auto",
+                    projector: bool = False, save_counts: bool = False, progress: bool = False):
+    """``workbench embed``'s job: counts (read, or counted from a data set) → :func:`embed_labels` → the folder ``out``.
+
+    ``out`` is checked before anything is read (new, empty, or an earlier embedding made
+    with the same ``options``: :func:`workbench._io.check_output_folder`), and so are
+    ``out/projector`` and ``out/counts.json`` when asked for. Then ``out/embedding.npz`` and
+    ``out/embedding.json`` are written, ``out/projector/`` with ``projector=True``
+    (:meth:`LabelEmbedding.export_projector`) and ``out/counts.json`` with ``save_counts=True``.
+
+    Parameters
+    ----------
+    out : path
+    options : EmbeddingOptions
+    counts : path, optional
+        A counts JSON (:meth:`~workbench.method.cooccurrence.CooccurrenceCounts.load_json`).
+    data : path, optional
+        A data set (:func:`workbench.data.datasets.load_dataset` with ``data_format``);
+        exactly one of ``counts`` and ``data``.
+    progress : bool, default=False
+        Progress bars (tqdm, on standard error).
+
+    Returns
+    -------
+    (LabelEmbedding, str, list of str)
+        The embedding; what was done, in words (a line, and a note on images without a
+        label); the warnings raised while embedding (labels dropped, a solver's fallback).
+    """
+    import sys
+
+    from tqdm.auto import tqdm
+
+    from workbench._io import check_output_folder
+    from workbench.method.cooccurrence import CooccurrenceCounts, count_cooccurrence
+
+    if (data is None) == (counts is None):
+        raise ValueError("Give exactly one of counts (a counts JSON) or data (a data set).")
+    began = time.perf_counter()
+    out = check_output_folder(out, marker="embedding.json", command="workbench embed",
+                              differences=lambda folder: embedding_differences(folder, options))
+    for wanted, flag in (("projector", projector), ("counts.json", save_counts)):
+        taken = out / wanted
+        if flag and taken.exists() and (taken.is_dir() == (wanted == "counts.json")):
+            raise ValueError(f"{taken} is in the way ({'a folder' if taken.is_dir() else 'a file'}); move it or give another --out.")
+    empty_images = 0
+    steps = tqdm(total=4, desc="embed", unit="step", file=sys.stderr, leave=False, disable=not progress)
+    try:
+        if counts is not None:
+            steps.set_description("reading counts")
+            counts = CooccurrenceCounts.load_json(counts)
+        else:
+            from workbench.data.datasets import load_dataset
+
+            steps.set_description("loading data")
+            dataset = load_dataset(data, format=data_format)
+            empty_images = dataset.summary()["num_empty_images"]
+            steps.set_description("counting co-occurrences")
+            counts = count_cooccurrence(dataset.labels, dataset.vocabulary, progress=progress)
+        steps.update(1)
+        steps.set_description("PMI + eigen-decomposition")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            embedding = embed_labels(counts, options=options, progress=progress)
+        steps.update(2)
+        steps.set_description("writing")
+        embedding.save(out)
+        if projector:
+            embedding.export_projector(out / "projector")
+        if save_counts:
+            counts.save_json(out / "counts.json")
+        steps.update(1)
+    finally:
+        steps.close()
+    diagnostics, dropped = embedding.settings["diagnostics"], len(embedding.settings["pmi"]["dropped_labels"])
+    summary = (f"embedded {embedding.num_labels} labels ({dropped} dropped) from {counts.n_images} images in "
+               f"{embedding.embedding_dim} dimensions: energy kept {100 * diagnostics['energy_kept']:.1f}%, "
+               f"reconstruction error {diagnostics['reconstruction_error']:.3f}, "
+               f"solver {embedding.settings['spectral']['solver']}, {time.perf_counter() - began:.1f} s -> {out}")
+    if empty_images:
+        summary += (f"\nnote: {empty_images} of {counts.n_images} images have no label; they count in N "
+                    "(every p(i) = c_i / N) but in no pair")
+    return embedding, summary, [str(warning.message) for warning in caught]

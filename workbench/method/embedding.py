@@ -234,6 +234,19 @@ class LabelEmbedding:
         order = np.argsort(-similarity, kind="stable")[: min(int(top), self.num_labels - 1)]
         return [(self.vocabulary[int(i)], float(similarity[i])) for i in order]
 
+    def neighbours_text(self, label: str, *, top: int = 10, as_json: bool = False) -> str:
+        """:meth:`nearest` as ``workbench neighbours`` prints it: a line per label, or
+        ``{"label", "neighbours": [{"label", "similarity"}]}`` as JSON (similarities to 6 decimals)."""
+        neighbours = self.nearest(label, top=top)
+        if as_json:
+            import json
+
+            return json.dumps({"label": label, "neighbours": [{"label": name, "similarity": round(value, 6)}
+                                                               for name, value in neighbours]}, ensure_ascii=False)
+        width = max((len(name) for name, _ in neighbours), default=0)
+        return "\n".join([f"nearest to {label!r} by cosine similarity ({self.embedding_dim} dimensions):",
+                          *(f"  {name:<{width}}  {value:+.3f}" for name, value in neighbours)])
+
     def export_projector(self, directory: str | Path) -> Path:
         """Write ``vectors.tsv`` and ``metadata.tsv`` for the TensorFlow Embedding Projector.
 
