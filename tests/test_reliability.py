@@ -751,6 +751,7 @@ def _assert_each_attempt_failed_at_its_write_in_one_line(report, *, status: int,
         assert attempt["rc"] == status, where
         assert attempt["failed"] == [attempt["target"]], f"{where}: that write failed, and only it"
         assert attempt["err"].count("\n") == 1 and message in attempt["err"] and "Traceback" not in attempt["err"], where
+        assert f"/out/{attempt['target']} (No space left on device)" in attempt["err"], f"{where}: the file is named"
         assert attempt["leftovers"] == [], f"{where}: no temporary left behind"
         assert attempt["rerun_rc"] == 0, f"{where}: {attempt['rerun_err']}"
 

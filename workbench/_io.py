@@ -83,9 +83,12 @@ def atomic_path(path: str | Path, *, suffix: str = "", durable: bool = True) -> 
             with open(temporary, "rb+") as stream:
                 os.fsync(stream.fileno())
         os.replace(temporary, path)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+        if isinstance(error, OSError) and error.errno is not None and not error.filename:
+            # a failed write() names no file ("No space left on device"): name the one being written
+            raise OSError(error.errno, error.strerror or os.strerror(error.errno), str(path)) from error
         raise
 
 
