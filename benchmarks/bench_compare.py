@@ -4,7 +4,7 @@ Generates an emoji-scenes data set in memory (``--labels`` ≥ 500 labels, missi
 spurious labels on), then runs :func:`workbench.experiments.compare.compare`: one
 train/validation split, the PMI embedding from the training split only, the same
 trunk, epochs and batch size for every head, ``--seeds`` seeds each. Writes
-``OUT/results.json``, ``OUT/map_curves.png``, ``OUT/table.txt`` and one run folder
+``OUT/results.json``, ``OUT/comparison_curves.png``, ``OUT/table.txt`` and one run folder
 per head and seed, and prints the table (final MAP@100 per head, mean ± std over
 seeds, and the epochs each head needs to reach the sigmoid head's final MAP@100).
 Runs resume: start the same command again after an interruption.
@@ -37,11 +37,11 @@ def _write_report(results: dict, out: Path) -> str:
     import matplotlib.pyplot as plt
 
     from workbench._io import atomic_write_text
-    from workbench.apps.plot import plot_map_curves, save_figure
+    from workbench.apps.plot import plot_comparison_curves, save_figure
     from workbench.experiments.results import comparison_table
 
-    ax = plot_map_curves(results)
-    save_figure(ax, out / "map_curves.png")
+    ax = plot_comparison_curves(results)
+    save_figure(ax, out / "comparison_curves.png")
     plt.close(ax.figure)
     table = comparison_table(results)
     atomic_write_text(out / "table.txt", table + "\n")
@@ -134,7 +134,7 @@ def main(argv=None) -> int:
     table = _write_report(results, out)
     print()
     print(table)
-    print(f"\nwrote {out / 'results.json'}, {out / 'map_curves.png'}, {out / 'table.txt'} "
+    print(f"\nwrote {out / 'results.json'}, {out / 'comparison_curves.png'}, {out / 'table.txt'} "
           f"in {(time.perf_counter() - began) / 60:.1f} min")
     print(json.dumps({head: round(v["final_mean"], 4) for head, v in summarize_comparison(results).items()}))
     return 0

@@ -152,3 +152,23 @@ def test_the_embedding_benchmark_measures_every_family_against_an_exact_referenc
     completed = subprocess.run([*command, "--families", "coco", "--skip-eigsh"], capture_output=True, text=True, timeout=900)
     assert completed.returncode == 0 and json.loads(out.read_text())["families"][0]["reference"]["cached"] is True
     assert "| coco | 400 | 24 |" in completed.stdout
+
+
+def test_no_module_is_over_600_lines_without_a_reason_in_its_docstring():
+    import ast
+
+    long_and_silent = []
+    for path in (REPOSITORY_ROOT / "workbench").rglob("*.py"):
+        text = path.read_text()
+        if len(text.splitlines()) <= 600:
+            continue
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        if not re.search(r"Why one module of about \d+ lines|longer than the house's few hundred lines", docstring):
+            long_and_silent.append(f"{path.relative_to(REPOSITORY_ROOT)} ({len(text.splitlines())} lines)")
+    assert not long_and_silent, long_and_silent
+
+
+def test_cli_is_argument_parsing_only_and_short():
+    cli = (REPOSITORY_ROOT / "workbench" / "cli.py").read_text()
+    assert len(cli.splitlines()) <= 500
+    assert "workbench.notebook.helpers" not in cli, "the command line formats nothing itself"

@@ -131,6 +131,6 @@ def test_compare_cli_on_real_photos(miml_subset, tmp_path, capsys):
     results = json.loads((out / "results.json").read_text())
     assert sorted(run["head"] for run in results["runs"]) == ["pmi", "sigmoid"]
     assert all(len(run["history"]) == 2 for run in results["runs"])
-    assert (out / "map_curves.png").stat().st_size > 0
+    assert (out / "comparison_curves.png").stat().st_size > 0
     printed = capsys.readouterr().out
     assert "pmi" in printed and "sigmoid" in printed

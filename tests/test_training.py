@@ -371,7 +371,7 @@ def test_compare_cli_writes_results_plot_and_table(tmp_path, capsys, monkeypatch
         assert run.predict_points(dataset.images[:2]).shape == (2, achieved) and run.embedding.embedding_dim == achieved
     np.testing.assert_array_equal(load_run(out / "runs" / "pmi-seed0").embedding.vectors,
                                   LabelEmbedding.load(out / "embedding").vectors)
-    assert (out / "map_curves.png").stat().st_size > 1000
+    assert (out / "comparison_curves.png").stat().st_size > 1000
     assert "final MAP@100" in printed and "pmi" in printed and "sigmoid" in printed
     # The PMI embedding was counted on the training split only.
     embedding = LabelEmbedding.load(out / "embedding")
@@ -400,7 +400,7 @@ def test_compare_uses_a_given_embedding_and_says_where_its_counts_came_from(tmp_
     results = compare(dataset, out_dir=tmp_path / "cmp", embedding=given, heads=("pmi", "random"), seeds=(0,), epochs=1,
                       batch_size=16, model=ModelConfig(**TINY), verbose=0)
     assert results["config"]["embedding_dim"] == 5 and results["config"]["embedding_options"] is None
-    assert results["config"]["embedding_from"].startswith("given")
+    assert results["config"]["embedding_from"] == "unknown (the embedding records no label counts)"
     assert load_run(tmp_path / "cmp" / "runs" / "random-seed0").predict_points(dataset.images[:1]).shape == (1, 5)
     with pytest.raises(ValueError, match="LabelEmbedding or EmbeddingOptions"):
         compare(dataset, out_dir=tmp_path / "other", embedding={"embedding_dim": 5}, verbose=0)
@@ -425,16 +425,16 @@ def test_train_cli_trains_from_files_and_reports_errors(tmp_path, capsys):
     assert "different settings" in capsys.readouterr().err
 
 
-def test_plot_map_curves_draws_mean_and_spread_per_head():
+def test_plot_comparison_curves_draws_mean_and_spread_per_head():
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from workbench.apps.plot import plot_map_curves
+    from workbench.apps.plot import plot_comparison_curves
 
     results = _results({("pmi", 0): [0.2, 0.5], ("pmi", 1): [0.4, 0.7], ("sigmoid", 0): [0.1, 0.3]})
-    ax = plot_map_curves(results)
+    ax = plot_comparison_curves(results)
     lines = {line.get_label().split(" ")[0]: line for line in ax.get_lines()}
     assert set(lines) == {"pmi", "sigmoid"}
     np.testing.assert_allclose(lines["pmi"].get_ydata(), [0.3, 0.6])
@@ -442,22 +442,22 @@ def test_plot_map_curves_draws_mean_and_spread_per_head():
     assert len(ax.collections) == 1  # one band: only pmi has several seeds
     assert "MAP@100" in ax.get_ylabel()
     figure, other = plt.subplots()
-    assert plot_map_curves(results, spread="range", ax=other) is other
+    assert plot_comparison_curves(results, spread="range", ax=other) is other
     with pytest.raises(ValueError, match="spread"):
-        plot_map_curves(results, spread="iqr")
+        plot_comparison_curves(results, spread="iqr")
     assert "band: ± 1 std over seeds" in ax.get_title()
     # against wall-clock seconds: each point at the seeds' mean cumulative training time
     for run, seconds in zip(results["runs"], ([2.0, 3.0], [4.0, 5.0], [1.0, 1.0])):
         for record, took in zip(run["history"], seconds):
             record["seconds"] = took
-    clock = plot_map_curves(results, x="seconds", ax=plt.subplots()[1])
+    clock = plot_comparison_curves(results, x="seconds", ax=plt.subplots()[1])
     lines = {line.get_label().split(" ")[0]: line for line in clock.get_lines()}
     np.testing.assert_allclose(lines["pmi"].get_xdata(), [3.0, 7.0])  # mean of (2, 4) and of (5, 9)
     np.testing.assert_allclose(lines["sigmoid"].get_xdata(), [1.0, 2.0])
     np.testing.assert_allclose(lines["pmi"].get_ydata(), [0.3, 0.6])
     assert "seconds" in clock.get_xlabel()
     with pytest.raises(ValueError, match="x must be"):
-        plot_map_curves(results, x="minutes")
+        plot_comparison_curves(results, x="minutes")
     plt.close("all")
 
 
@@ -480,5 +480,7 @@ def test_the_sigmoid_head_can_start_at_each_labels_log_odds_and_compare_does(tmp
                        split_random_state=0).sigmoid_bias == "label_frequency"
     assert head_config("pmi", seed=0, epochs=1, batch_size=8, model=ModelConfig(**TINY), validation_fraction=0.25,
                        split_random_state=0).sigmoid_bias == "zero"
+    # one default everywhere: the command line, TrainConfig and the comparison start the sigmoid head alike
+    assert TrainConfig(head="sigmoid").sigmoid_bias == "label_frequency" and TrainConfig(head="pmi").sigmoid_bias == "zero"
     with pytest.raises(ValueError, match="Unknown sigmoid_bias 'mean'"):
         config(head="sigmoid", sigmoid_bias="mean")

@@ -200,6 +200,7 @@ def _train_model_arguments(parser: argparse.ArgumentParser) -> None:
     add("--workers", type=int, default=2, metavar="T", help="threads preparing batches (default: 2)")
     add("--skip-bad-images", action="store_true",
         help="leave out image files that cannot be read (default: refuse them, naming them, before training)")
+    add("--allow-overlap", action="store_true", help="accept an embedding counted on validation images too (recorded)")
     add("--devices", default=None, metavar="N|all",
         help="train data-parallel on N devices or all (JAX backend: KERAS_BACKEND=jax; default: one)")
 
@@ -230,8 +231,8 @@ def _add_train(subparsers) -> None:
     add("--dim", dest="embedding_dim", type=int, default=None, metavar="K",
         help=f"k of the random head (default: that of --embedding, else {DEFAULT_EMBEDDING_DIM})")
     add("--seed", type=int, default=0, metavar="S", help="seed of initialisation and batch order (default: 0)")
-    add("--sigmoid-bias", default=SIGMOID_BIASES[0], choices=SIGMOID_BIASES, help="sigmoid head: output biases start at 0 or "
-        "at each label's log-odds (default: zero; 'workbench compare' uses label_frequency)")
+    add("--sigmoid-bias", default=SIGMOID_BIASES[0], choices=SIGMOID_BIASES, help="sigmoid head: output biases start at "
+        "each label's log-odds or at 0 (default: label_frequency, as in 'workbench compare')")
     _train_model_arguments(parser)
     add("--progress", action="store_true", help="also show Keras' per-batch progress bar")
     add("--out", required=True, metavar="RUN_DIR", help="run folder (new, or an earlier run to resume)")
@@ -252,7 +253,7 @@ def _run_train(args) -> int:
     embedding = LabelEmbedding.load(args.embedding) if args.embedding else None
     _use_devices(args)
     run = train(_load_data(args), config=config, out_dir=args.out, embedding=embedding, verbose=2 if args.progress else 1,
-                skip_bad_images=args.skip_bad_images)
+                skip_bad_images=args.skip_bad_images, allow_overlap=args.allow_overlap)
     last = run.history[-1] if run.history else {}
     summary = f"; final MAP@100 {last['map_at_100']:.4f}" if last.get("map_at_100") is not None else ""
     print(f"wrote {args.out}/model.keras ({len(run.history)} epochs{summary})")
@@ -262,13 +263,11 @@ def _run_train(args) -> int:
 def _add_compare(subparsers) -> None:
     parser = _parser(subparsers, "compare", _run_compare, "compare heads (pmi, sigmoid, random, identity) over seeds on one split",
                      "Split the data set once, compute the PMI embedding from the training split only, train every head with "
-                     "every seed (same trunk and epochs), and write DIR/results.json, DIR/map_curves.png and one run folder per "
-                     "head and seed; print final MAP@100 per head and the epochs each head needs to reach the sigmoid head's "
-                     "final MAP@100.")
+                     "every seed (same trunk and epochs), write DIR/results.json, DIR/comparison_curves.png and a run folder per head "
+                     "and seed; print each head's final MAP@100 and the epochs it needs to reach the sigmoid head's.")
     add_data_arguments(parser)
     add = parser.add_argument
-    add("--embedding", metavar="DIR",
-        help="use this label embedding (from 'workbench embed') instead of computing one from the training split")
+    add("--embedding", metavar="DIR", help="use this label embedding ('workbench embed') instead of computing one")
     add_embedding_arguments(parser, seed_flag="--solver-seed")
     add("--heads", default=",".join(DEFAULT_HEADS), metavar="H,H",
         help=f"comma-separated heads, some of {', '.join(HEADS)} (default: {','.join(DEFAULT_HEADS)})")
@@ -280,7 +279,7 @@ def _add_compare(subparsers) -> None:
 
 def _run_compare(args) -> int:
     from workbench._io import check_output_folder
-    from workbench.apps.plot import plot_map_curves, save_plot
+    from workbench.apps.plot import plot_comparison_curves, save_plot
     from workbench.experiments.compare import compare
     from workbench.experiments.results import comparison_table
     from workbench.method.embed import EmbeddingOptions
@@ -296,9 +295,10 @@ def _run_compare(args) -> int:
     _use_devices(args)
     results = compare(_load_data(args), out_dir=args.out, embedding=embedding, heads=_checks.names(args.heads), epochs=args.epochs,
                       seeds=range(args.seeds), batch_size=args.batch_size, model=_model_config(args), learning_rates=rates,
-                      validation_fraction=args.validation_fraction, workers=args.workers, skip_bad_images=args.skip_bad_images)
-    save_plot(plot_map_curves, results, Path(args.out) / "map_curves.png")
-    print(f"\n{comparison_table(results)}\n\nwrote {args.out}/results.json and {args.out}/map_curves.png")
+                      validation_fraction=args.validation_fraction, workers=args.workers, skip_bad_images=args.skip_bad_images,
+                      allow_overlap=args.allow_overlap)
+    save_plot(plot_comparison_curves, results, Path(args.out) / "comparison_curves.png")
+    print(f"\n{comparison_table(results)}\n\nwrote {args.out}/results.json and {args.out}/comparison_curves.png")
     return 0
 
 

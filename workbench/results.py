@@ -618,9 +618,9 @@ class Comparison(Result):
     def plot(self, *, metric: str = "map_at_100", x: str = "epoch", references: dict | None = None, ax=None):
         """``metric`` of each head against ``x`` (``"epoch"`` or ``"seconds"``), mean over seeds with their spread;
         ``references``: name → value, drawn as horizontal lines (baselines such as chance)."""
-        from workbench.apps.plot import plot_map_curves
+        from workbench.apps.plot import plot_comparison_curves
 
-        ax = plot_map_curves(self.results, metric=metric, x=x, ax=ax)
+        ax = plot_comparison_curves(self.results, metric=metric, x=x, ax=ax)
         for (name, value), style in zip((references or {}).items(), ("--", ":", "-.", (0, (1, 3)))):
             ax.axhline(value, color="grey", linestyle=style, linewidth=1, label=name)
         if references:

@@ -80,10 +80,10 @@ __all__ += ["save_figure", "figure_png", "plot_threshold_sweep", "plot_ceiling",
 # training curves (issue 4)
 # ---------------------------------------------------------------------------------
 # >>> section training
-__all__ += ["plot_map_curves"]
+__all__ += ["plot_comparison_curves"]
 
 
-def plot_map_curves(results: dict, *, metric: str = "map_at_100", spread: str = "std", x: str = "epoch", ax=None):
+def plot_comparison_curves(results: dict, *, metric: str = "map_at_100", spread: str = "std", x: str = "epoch", ax=None):
     """A validation metric against epochs, one line per head: the mean over seeds and its spread.
 
     Parameters

@@ -18,7 +18,7 @@ __all__ = ["HEADS", "EMBEDDING_HEADS", "OPTIMIZERS", "SIGMOID_BIASES", "DEFAULT_
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 #: Where the sigmoid head's output biases start (see :class:`TrainConfig`).
-SIGMOID_BIASES = ("zero", "label_frequency")
+SIGMOID_BIASES = ("label_frequency", "zero")
 
 #: Learning rate of each head with RMSprop (batch 64, the default trunk). Chosen by one
 #: sweep with the same budget for every head (``benchmarks/bench_compare.py --sweep``):
@@ -128,13 +128,14 @@ class TrainConfig:
         The ``k`` of the P@k and R@k recorded every epoch.
     model : ModelConfig
         The trunk (``image_size``, ``width``, ``depth``, ``dropout``, ``augment`` …).
-    sigmoid_bias : {"zero", "label_frequency"}, default="zero"
-        Where the sigmoid head's output biases start: 0 (every label at probability
-        0.5), or each label's log-odds in the training images,
-        ``log(p / (1 − p))`` with ``p = (count + 0.5) / (N + 1)`` (the usual
-        initialisation of a classifier over rare labels: the logits start at each label's
-        base rate instead of at even odds). Comparisons use ``"label_frequency"`` (a
-        baseline gets the same care as the method); the other heads ignore it.
+    sigmoid_bias : {"label_frequency", "zero"}, default="label_frequency"
+        Where the sigmoid head's output biases start: each label's log-odds in the
+        training images, ``log(p / (1 − p))`` with ``p = (count + 0.5) / (N + 1)`` (the
+        usual initialisation of a classifier over rare labels: the logits start at each
+        label's base rate instead of at even odds), or 0 (every label at probability 0.5).
+        One default everywhere (``workbench train``, ``compare``, grids, ``wb.train``): a
+        baseline gets the same care as the method. The other heads have no such bias; for
+        them it is recorded as ``"zero"``.
     """
 
     head: str = "pmi"
@@ -150,13 +151,15 @@ class TrainConfig:
     map_k: int = 100
     precision_k: int = 5
     model: ModelConfig = field(default_factory=ModelConfig)
-    sigmoid_bias: str = "zero"
+    sigmoid_bias: str = "label_frequency"
 
     def __post_init__(self):
         if isinstance(self.model, dict):
             self.model = ModelConfig.from_dict(self.model)
         _checks.choice(self.head, "head", HEADS)
         _checks.choice(self.sigmoid_bias, "sigmoid_bias", SIGMOID_BIASES)
+        if self.head != "sigmoid":
+            self.sigmoid_bias = "zero"  # no sigmoid output: recorded as such, so equal settings compare equal
         _checks.choice(self.optimizer, "optimizer", OPTIMIZERS)
         for name in ("epochs", "batch_size", "workers", "map_k", "precision_k"):
             setattr(self, name, _checks.integer(getattr(self, name), f"TrainConfig.{name}"))
