@@ -53,6 +53,33 @@ def test_notebook_is_saved_without_outputs_and_starts_with_its_parameters(path):
         )
 
 
+#: Code lines (not blank, not a comment) of the six notebooks before the public API (``git show aa80a1a``):
+#: 148, 128, 139, 183, 98 and 89. Written on ``import workbench as wb`` they are at most two thirds of that.
+CODE_LINES_BEFORE_THE_API = 785
+
+
+def _code_lines(source: str) -> list[str]:
+    return [line for line in source.splitlines() if line.strip() and not line.strip().startswith("#")]
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_reads_as_a_story_few_imports_and_a_short_parameters_cell(path):
+    """At most 5 import lines in the whole notebook and at most 12 lines in its parameters cell."""
+    import re
+
+    cells = _code_cells(path)
+    imports = [line for cell in cells for line in cell.source.splitlines() if re.match(r"\s*(import |from \S+ import )", line)]
+    assert len(imports) <= 5, imports
+    parameters = [line for line in cells[0].source.splitlines() if line.strip()]
+    assert len(parameters) <= 12, parameters
+    assert not re.search(r"\]\[\"[a-z_]+\"\]\[", "".join(cell.source for cell in cells)), "no nested-dict digging"
+
+
+def test_the_notebooks_together_have_a_third_fewer_code_lines_than_before_the_api():
+    total = sum(len(_code_lines(cell.source)) for path in NOTEBOOKS for cell in _code_cells(path))
+    assert total <= CODE_LINES_BEFORE_THE_API * 2 / 3, total
+
+
 @pytest.fixture(scope="module")
 def ci_results(tmp_path_factory):
     """One results folder for the notebooks in order, as the main job does."""
