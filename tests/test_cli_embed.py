@@ -55,7 +55,7 @@ def test_embed_from_data_with_every_option(dataset_dir, counts_file, tmp_path, c
     argv = [
         "embed", "--data", str(dataset_dir), "--format", "list-csv", "--dim", "2", "--pmi", "clip", "--clip-value", "-1.5",
         "--context-exponent", "0.75", "--shift", "2", "--diagonal", "zero", "--negative", "abs", "--solver", "exact",
-        "--seed", "3", "--save-counts", "--out", str(out),
+        "--seed", "3", "--save-counts", "--validation-fraction", "0", "--out", str(out),
     ]
     assert main(argv) == 0
     settings = LabelEmbedding.load(out).settings
@@ -66,6 +66,26 @@ def test_embed_from_data_with_every_option(dataset_dir, counts_file, tmp_path, c
     _, counts = counts_file
     np.testing.assert_array_equal(saved.pair_counts.toarray(), counts.pair_counts.toarray())
     assert saved.n_images == counts.n_images == len(LABEL_SETS)
+
+
+def test_embed_from_data_counts_the_training_split_that_train_holds_out(dataset_dir, tmp_path, capsys):
+    from workbench.data.datasets import load_dataset
+    from workbench.method.targets import counted_on
+
+    assert main(["embed", "--data", str(dataset_dir), "--format", "list-csv", "--dim", "2", "--save-counts",
+                 "--validation-fraction", "0.25", "--out", str(tmp_path / "emb")]) == 0
+    assert "(the training split, validation fraction 0.25)" in capsys.readouterr().out
+    dataset = load_dataset(dataset_dir, format="list-csv")
+    train_set, validation_set = dataset.split(validation_fraction=0.25, random_state=0)  # what train --validation-fraction 0.25 holds out
+    saved = CooccurrenceCounts.load_json(tmp_path / "emb" / "counts.json")
+    assert saved.n_images == len(train_set) < len(dataset)
+    expected = count_cooccurrence(train_set.labels, train_set.vocabulary)
+    np.testing.assert_array_equal(saved.pair_counts.toarray(), expected.pair_counts.toarray())
+    assert counted_on(LabelEmbedding.load(tmp_path / "emb"), train_set, validation_set) == "training split only"
+    assert main(["embed", "--data", str(dataset_dir), "--format", "list-csv", "--dim", "2", "--validation-fraction", "0",
+                 "--out", str(tmp_path / "all")]) == 0
+    with pytest.raises(ValueError, match="include the validation split"):
+        counted_on(LabelEmbedding.load(tmp_path / "all"), train_set, validation_set)
 
 
 def test_neighbours_text_and_json(counts_file, tmp_path, capsys):

@@ -146,10 +146,10 @@ def _run_scenes(args) -> int:
 # --- embed, neighbours ---------------------------------------------------------------------------
 def _add_embed(subparsers) -> None:
     parser = _parser(subparsers, "embed", _run_embed, "PMI spectral label embedding from a data set or counts",
-                     "Count label co-occurrences (or read counts), compute PMI and write a spectral label embedding "
-                     "DIR/embedding.npz + DIR/embedding.json.")
+                     "Count label co-occurrences (or read counts), compute PMI, write DIR/embedding.npz + .json.")
     add_data_arguments(parser, required=False)
     parser.add_argument("--counts", metavar="COUNTS.json", help="co-occurrence counts JSON instead of --data")
+    parser.add_argument("--validation-fraction", type=float, default=0.1, metavar="F", help="--data: count only the training split (F held out as by train; 0: all)")
     add_embedding_arguments(parser)
     parser.add_argument("--projector", action="store_true", help="also write DIR/projector/{vectors,metadata}.tsv")
     parser.add_argument("--save-counts", action="store_true", help="also write the counts as DIR/counts.json")
@@ -161,8 +161,8 @@ def _run_embed(args) -> int:
     if (args.data is None) == (args.counts is None):
         raise ValueError("give exactly one of --data DATASET or --counts COUNTS.json.")
     _, summary, warnings = write_embedding(args.out, options=embedding_options(args), counts=args.counts, data=args.data,
-                                           data_format=args.format, projector=args.projector,
-                                           save_counts=args.save_counts, progress=sys.stderr.isatty())
+                                           data_format=args.format, projector=args.projector, save_counts=args.save_counts,
+                                           progress=sys.stderr.isatty(), validation_fraction=args.validation_fraction)
     for warning in warnings:
         print(f"workbench embed: warning: {warning}", file=sys.stderr)
     print(summary)

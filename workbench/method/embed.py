@@ -371,7 +371,8 @@ def embedding_differences(folder, options: EmbeddingOptions) -> str | None:
 
 
 def write_embedding(out, *, options: EmbeddingOptions, counts=None, data=None, data_format: str = "auto",
-                    projector: bool = False, save_counts: bool = False, progress: bool = False):
+                    projector: bool = False, save_counts: bool = False, progress: bool = False,
+                    validation_fraction: float = 0.1, split_random_state: int = 0):
     """``workbench embed``'s job: counts (read, or counted from a data set) → :func:`embed_labels` → the folder ``out``.
 
     ``out`` is checked before anything is read (new, empty, or an earlier embedding made
@@ -391,6 +392,13 @@ def write_embedding(out, *, options: EmbeddingOptions, counts=None, data=None, d
         exactly one of ``counts`` and ``data``.
     progress : bool, default=False
         Progress bars (tqdm, on standard error).
+    validation_fraction : float, default=0.1
+        With ``data``: only the training split of ``dataset.split(validation_fraction=…,
+        random_state=split_random_state)`` is counted, the split ``workbench train`` and
+        ``workbench compare`` hold out with the same ``--validation-fraction`` (their default
+        is 0.1), so the embedding never sees the validation labels (``train`` refuses one that
+        did). 0 counts every image (an embedding not meant for training on this data).
+    split_random_state : int, default=0
 
     Returns
     -------
@@ -425,6 +433,8 @@ def write_embedding(out, *, options: EmbeddingOptions, counts=None, data=None, d
 
             steps.set_description("loading data")
             dataset = load_dataset(data, format=data_format)
+            if validation_fraction:
+                dataset = dataset.split(validation_fraction=validation_fraction, random_state=split_random_state)[0]
             empty_images = dataset.summary()["num_empty_images"]
             steps.set_description("counting co-occurrences")
             counts = count_cooccurrence(dataset.labels, dataset.vocabulary, progress=progress)
@@ -444,7 +454,8 @@ def write_embedding(out, *, options: EmbeddingOptions, counts=None, data=None, d
     finally:
         steps.close()
     diagnostics, dropped = embedding.settings["diagnostics"], len(embedding.settings["pmi"]["dropped_labels"])
-    summary = (f"embedded {embedding.num_labels} labels ({dropped} dropped) from {counts.n_images} images in "
+    split = f" (the training split, validation fraction {validation_fraction:g})" if data is not None and validation_fraction else ""
+    summary = (f"embedded {embedding.num_labels} labels ({dropped} dropped) from {counts.n_images} images{split} in "
                f"{embedding.embedding_dim} dimensions: energy kept {100 * diagnostics['energy_kept']:.1f}%, "
                f"reconstruction error {diagnostics['reconstruction_error']:.3f}, "
                f"solver {embedding.settings['spectral']['solver']}, {time.perf_counter() - began:.1f} s -> {out}")

@@ -167,7 +167,7 @@ def counted_on(embedding, train_set, validation_set, *, allow_overlap: bool = Fa
         raise ValueError(
             "The label embedding was counted on images that include the validation split (its label counts reach the "
             "training plus validation counts), so validation labels leak into the targets; count on the training split "
-            "only (wb.embed(dataset) and workbench embed --validation-fraction do), or pass allow_overlap=True "
+            "only (wb.embed(data) does, and workbench embed --data with train's --validation-fraction), or pass allow_overlap=True "
             "(--allow-overlap) to go on with the overlap recorded in the run."
         )
     return "training and validation images (allowed)"
