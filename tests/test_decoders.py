@@ -242,3 +242,29 @@ def test_a_sigmoid_run_is_calibrated_on_its_own_probabilities(tmp_path, capsys):
     assert list(report["decoders"]) == ["cosine"] and report["head"] == "sigmoid"
     assert main(["calibrate", str(tmp_path / "run"), "--data", str(tmp_path / "data"), "--decoders", "nnls"]) == 2
     assert "sigmoid run has no label vectors" in capsys.readouterr().err
+
+
+def test_threshold_sweep_and_macro_threshold_count_exactly_what_label_set_metrics_measures():
+    """The one-sort-per-label counts give scikit-learn's micro and macro scores at every threshold (ties, empty labels)."""
+    from workbench.evaluation.calibration import threshold_sweep
+
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        num_images, num_labels = int(rng.integers(1, 30)), int(rng.integers(1, 9))
+        scores = rng.random((num_images, num_labels))
+        if trial % 3 == 0:
+            scores = np.round(scores, 1)  # ties at the thresholds
+        truth = rng.random((num_images, num_labels)) < rng.random()
+        truth[:, 0] = truth[:, 0] if trial % 4 else False  # a label never true
+        sweep = threshold_sweep(scores, truth, num_thresholds=9)
+        for position, threshold in enumerate(sweep["thresholds"]):
+            reference = label_set_metrics(scores >= threshold, truth)
+            for name in ("precision", "recall", "f1"):
+                np.testing.assert_allclose(sweep[name][position], reference[f"micro_{name}"], rtol=0, atol=1e-12)
+        candidates = np.unique(np.quantile(scores, np.linspace(0.0, 1.0, 64)))
+        macro = [label_set_metrics(scores >= threshold, truth)["macro_f1"] for threshold in candidates]
+        finite = [(value, -position) for position, value in enumerate(macro) if np.isfinite(value)]
+        threshold, value = macro_f1_threshold(scores, truth)
+        if finite:
+            best_value, best_position = max(finite)
+            assert threshold == candidates[-best_position] and abs(value - max(best_value, 0.0)) < 1e-12

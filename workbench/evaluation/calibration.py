@@ -60,6 +60,45 @@ def _dense(labels) -> np.ndarray:
     return (labels.toarray() if sp.issparse(labels) else np.asarray(labels)) != 0
 
 
+def threshold_counts(scores, labels, thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per label, how many scores are ``≥ t`` and how many of those are true, for every ``t``: one sort per label.
+
+    Parameters
+    ----------
+    scores : array-like of shape (N, C)
+    labels : array-like or sparse matrix of shape (N, C)
+    thresholds : array-like of shape (T,)
+
+    Returns
+    -------
+    chosen : ndarray of shape (T, C), int64
+        Images whose score for the label is at least the threshold.
+    true_chosen : ndarray of shape (T, C), int64
+        Those of them that carry the label.
+    positives : ndarray of shape (C,), int64
+        Images that carry the label.
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    truth = _dense(labels)
+    thresholds = np.asarray(thresholds, dtype=np.float64)
+    num_images = values.shape[0]
+    every = np.sort(values, axis=0)
+    true_only = np.sort(np.where(truth, values, -np.inf), axis=0)  # non-labels sort below every finite threshold
+    chosen = np.empty((len(thresholds), values.shape[1]), dtype=np.int64)
+    true_chosen = np.empty_like(chosen)
+    for label in range(values.shape[1]):
+        chosen[:, label] = num_images - np.searchsorted(every[:, label], thresholds, side="left")
+        true_chosen[:, label] = num_images - np.searchsorted(true_only[:, label], thresholds, side="left")
+    return chosen, true_chosen, truth.sum(axis=0).astype(np.int64)
+
+
+def _ratio(numerator, denominator) -> np.ndarray:
+    """``numerator / denominator`` as floats, NaN where the denominator is 0 (scikit-learn's ``zero_division=nan``)."""
+    numerator, denominator = np.asarray(numerator, dtype=np.float64), np.asarray(denominator, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(denominator > 0, numerator / np.where(denominator > 0, denominator, 1.0), np.nan)
+
+
 def best_threshold(scores, labels) -> tuple[float, float]:
     """The threshold ``t`` maximising micro F1 of "every score ``≥ t`` is a label", exactly.
 
@@ -109,9 +148,12 @@ def macro_f1_threshold(scores, labels, *, num_candidates: int = 64) -> tuple[flo
     truth = _dense(labels)
     num_candidates = _checks.integer(num_candidates, "num_candidates", minimum=2)
     candidates = np.unique(np.quantile(values, np.linspace(0.0, 1.0, num_candidates)))
+    chosen, true_chosen, positives = threshold_counts(values, truth, candidates)
+    per_label = _ratio(2 * true_chosen, chosen + positives[None, :])  # each label's F1 (NaN: never chosen, never true)
+    defined = ~np.isnan(per_label)
+    macro = np.where(defined.any(axis=1), np.nansum(per_label, axis=1) / np.maximum(defined.sum(axis=1), 1), np.nan)
     best, best_f1 = float(candidates[-1]), -1.0
-    for threshold in candidates:
-        f1 = label_set_metrics(values >= threshold, truth)["macro_f1"]
+    for threshold, f1 in zip(candidates, macro):  # the first of equal values, as before
         if np.isfinite(f1) and f1 > best_f1:
             best, best_f1 = float(threshold), float(f1)
     return best, max(best_f1, 0.0)
@@ -179,9 +221,10 @@ def threshold_sweep(scores, labels, *, num_thresholds: int = 101) -> dict:
     truth = _dense(labels)
     num_thresholds = _checks.integer(num_thresholds, "num_thresholds", minimum=2)
     thresholds = np.linspace(values.min(), values.max(), num_thresholds)
-    rows = [label_set_metrics(values >= threshold, truth) for threshold in thresholds]
-    return {"thresholds": thresholds, **{name: np.array([row[f"micro_{name}"] for row in rows])
-                                         for name in ("precision", "recall", "f1")}}
+    chosen, true_chosen, positives = threshold_counts(values, truth, thresholds)
+    hits, picked, wanted = true_chosen.sum(axis=1), chosen.sum(axis=1), positives.sum()
+    return {"thresholds": thresholds, "precision": _ratio(hits, picked), "recall": _ratio(hits, np.full_like(hits, wanted)),
+            "f1": _ratio(2 * hits, picked + wanted)}
 
 
 def fit_operating_points(scores, labels, *, max_top: int = 10) -> dict:
