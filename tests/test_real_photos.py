@@ -40,7 +40,8 @@ def miml_subset(shared_data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained_runs(miml_subset, tmp_path_factory):
     out = tmp_path_factory.mktemp("miml-runs")
-    assert main(["embed", "--data", str(miml_subset), "--dim", "4", "--out", str(out / "embedding")]) == 0
+    assert main(["embed", "--data", str(miml_subset), "--dim", "4", "--validation-fraction", "0.25",
+                 "--out", str(out / "embedding")]) == 0  # the training split that train holds out below
     runs = {}
     for head in ("pmi", "sigmoid"):
         command = ["train", "--data", str(miml_subset), "--head", head, "--epochs", "5", *TRAIN_OPTIONS, "--out", str(out / head)]
@@ -81,7 +82,9 @@ def test_training_on_real_photos_beats_label_frequency(trained_runs, miml_subset
     scores = run.label_scores(load_images([validation.path_of(i) for i in range(len(validation))], size=run.image_size))
     model_map = mean_average_precision(scores, truth)
     assert model_map == pytest.approx(history[-1]["map_at_100"], abs=1e-3)
-    assert model_map > frequency_map + 0.15, (model_map, frequency_map)  # observed: about +0.3
+    # observed: pmi +0.13 (0.616 against 0.486) with its embedding counted on the training split only; it was
+    # +0.16 while the embedding also counted the validation images, which train now refuses
+    assert model_map > frequency_map + 0.1, (model_map, frequency_map)
 
 
 def test_classify_cli_on_real_photos_with_a_corrupt_file(trained_runs, miml_subset, tmp_path, capsys):

@@ -59,7 +59,8 @@ def test_train_skips_bad_images_and_one_that_fails_mid_training_is_logged_not_fa
     folder, corrupt, truncated = scenes_with_bad_files
     extra = []
     if head == "pmi":
-        assert main(["embed", "--data", str(folder), "--dim", "3", "--out", str(tmp_path / "embedding")]) == 0
+        assert main(["embed", "--data", str(folder), "--dim", "3", "--validation-fraction", "0.25",
+                     "--out", str(tmp_path / "embedding")]) == 0
         extra = ["--embedding", str(tmp_path / "embedding")]
     out = tmp_path / "run"
     assert main(["train", "--data", str(folder), "--head", head, *extra, *TRAIN_FLAGS, "--skip-bad-images", "--out", str(out)]) == 0
