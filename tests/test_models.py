@@ -66,13 +66,15 @@ def test_cosine_loss_gradient_is_finite_with_zero_targets():
 
 @pytest.mark.parametrize("head", HEADS)
 def test_heads_output_shapes_and_ranges(head):
-    width = 3 if head in ("pmi", "random") else 7
+    width = 3 if head in ("pmi", "random", "shuffled", "random-matched") else 7
     sizes = {"num_labels": width} if head == "sigmoid" else {"embedding_dim": width}
+    if head in ("learned", "sigmoid-lowrank"):  # a k = 3 bottleneck before the C = 7 outputs
+        sizes = {"embedding_dim": 3, "num_labels": width}
     model = build_model(TINY, head=head, random_state=0, **sizes)
     images = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 3), dtype=np.uint8)
     outputs = model.predict(images, verbose=0)
     assert outputs.shape == (4, width) and outputs.dtype == np.float32
-    if head == "sigmoid":
+    if head in ("sigmoid", "sigmoid-lowrank"):
         assert np.all((outputs >= 0) & (outputs <= 1))
     # Augmentation and dropout act only in training: prediction is deterministic.
     np.testing.assert_array_equal(outputs, model.predict(images, verbose=0))

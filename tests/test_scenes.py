@@ -273,3 +273,33 @@ def test_label_topics_name_the_theme_that_draws_each_label_most_and_its_labels_c
     lift_same = cooccurrence[same].sum() / expected[same].sum()
     lift_across = cooccurrence[across].sum() / expected[across].sum()
     assert lift_same > 2.0 > 1.0 > lift_across, (lift_same, lift_across)
+
+
+# -- clean labels -------------------------------------------------------------------------
+def test_clean_labels_are_the_labels_drawn_before_noise_and_survive_writing_and_reading(tmp_path, small):
+    assert small.clean_label_sets == small.label_sets  # no noise: the clean labels are the labels
+    noisy = generate_scenes(**SMALL, missing_rate=0.3, spurious_rate=0.2)
+    assert noisy.clean_label_sets == small.label_sets, "the clean labels of a noisy data set are the noise-free labels"
+    assert noisy.label_sets != small.label_sets
+    train, validation = noisy.split(validation_fraction=0.25, random_state=0)
+    order = np.random.default_rng(0).permutation(len(noisy))
+    assert validation.clean_label_sets == tuple(small.label_sets[i] for i in np.sort(order[:50]))
+    assert (validation.clean_labels != small.labels[np.sort(order[:50])]).nnz == 0
+    assert train.labels.shape == train.clean_labels.shape
+
+    write_scenes(noisy, tmp_path / "noisy")
+    loaded = read_scenes(tmp_path / "noisy")
+    assert loaded.label_sets == noisy.label_sets and loaded.clean_label_sets == noisy.clean_label_sets
+    generated = tmp_path / "generated"
+    SceneGenerator(SceneConfig(**SMALL, missing_rate=0.3, spurious_rate=0.2)).write(generated)
+    assert read_scenes(generated).clean_label_sets == noisy.clean_label_sets
+
+    import dataclasses
+
+    write_scenes(dataclasses.replace(noisy, clean_label_sets=None), tmp_path / "noisy")  # an earlier output rewritten
+    assert not (tmp_path / "noisy" / "clean_labels.csv").exists() and read_scenes(tmp_path / "noisy").clean_label_sets is None
+
+    lines = (generated / "clean_labels.csv").read_text().splitlines()
+    (generated / "clean_labels.csv").write_text("\n".join([lines[0], lines[2], lines[1], *lines[3:]]) + "\n")
+    with pytest.raises(ValueError, match="clean_labels.csv does not list the images of labels.csv"):
+        read_scenes(generated)

@@ -241,13 +241,17 @@ def train(data, embedding=None, *, head: str = "pmi", epochs: int = 10, batch_si
     ----------
     data : data set
     embedding : label embedding, optional
-        Required for ``head="pmi"`` (it must be counted on the training split: see the
-        module docstring); gives ``k`` to the random head.
-    head : {"pmi", "random", "identity", "sigmoid"}
+        Required for ``head="pmi"`` and its controls ``"shuffled"`` and
+        ``"random-matched"`` (it must be counted on the training split: see the module
+        docstring); gives ``k`` to the random, learned and sigmoid-lowrank heads.
+    head : str
+        ``"pmi"``, ``"random"``, ``"identity"``, ``"sigmoid"``, or a control: ``"shuffled"``,
+        ``"random-matched"``, ``"learned"``, ``"sigmoid-lowrank"`` (docs/experiments.md).
     learning_rate : float, optional
         Default: the head's (:data:`~workbench.learning.config.DEFAULT_LEARNING_RATES`).
     dim : int, optional
-        ``k`` of the random head (default: the embedding's).
+        ``k`` of the random head and of the learned and sigmoid-lowrank bottlenecks
+        (default: the embedding's).
     model : ModelConfig or dict, optional
         The trunk (default: ``ModelConfig`` at the data's image size).
     verbose : int, default=0

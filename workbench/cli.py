@@ -15,7 +15,7 @@ from pathlib import Path
 
 from workbench import _checks
 from workbench.experiments.compare import DEFAULT_HEADS
-from workbench.learning.config import HEADS, OPTIMIZERS, SIGMOID_BIASES
+from workbench.learning.config import HEADS, K_HEADS, OPTIMIZERS, PMI_HEADS, SIGMOID_BIASES
 from workbench.method.decoders import DECODERS
 from workbench.method.embed import DEFAULT_EMBEDDING_DIM
 from workbench.notebook.profiles import PROFILE_NAMES
@@ -218,18 +218,18 @@ def _model_config(args):
 
 
 def _add_train(subparsers) -> None:
-    parser = _parser(subparsers, "train", _run_train, "train a CNN head (pmi, sigmoid, random, identity); resumes an interrupted run",
+    parser = _parser(subparsers, "train", _run_train, "train a CNN head (pmi, sigmoid, random, identity or a control); resumes an interrupted run",
                      "Train a CNN against a label embedding (cosine loss) or with sigmoid cross-entropy, evaluate MAP@100 on a "
                      "validation split every epoch, checkpoint every epoch and write RUN_DIR/model.keras, RUN_DIR/embedding/, "
                      "RUN_DIR/config.json and RUN_DIR/history.json. Run it again with the same --out to resume after an interruption.")
     add_data_arguments(parser)
     add = parser.add_argument
-    add("--embedding", metavar="DIR", help="label embedding written by 'workbench embed' (needed by --head pmi)")
+    add("--embedding", metavar="DIR", help="label embedding written by 'workbench embed' (needed by pmi, shuffled, random-matched)")
     add("--head", default="pmi", choices=HEADS, help="head (default: pmi)")
     add("--learning-rate", type=float, default=None, metavar="LR", help="default: the head's tuned rate")
     add("--optimizer", default=OPTIMIZERS[0], choices=OPTIMIZERS, help=f"default: {OPTIMIZERS[0]}")
     add("--dim", dest="embedding_dim", type=int, default=None, metavar="K",
-        help=f"k of the random head (default: that of --embedding, else {DEFAULT_EMBEDDING_DIM})")
+        help=f"k of the random, learned and sigmoid-lowrank heads (default: that of --embedding, else {DEFAULT_EMBEDDING_DIM})")
     add("--seed", type=int, default=0, metavar="S", help="seed of initialisation and batch order (default: 0)")
     add("--sigmoid-bias", default=SIGMOID_BIASES[0], choices=SIGMOID_BIASES, help="sigmoid head: output biases start at "
         "each label's log-odds or at 0 (default: label_frequency, as in 'workbench compare')")
@@ -246,9 +246,9 @@ def _run_train(args) -> int:
         head=args.head, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         optimizer=args.optimizer, sigmoid_bias=args.sigmoid_bias, embedding_dim=args.embedding_dim,
         validation_fraction=args.validation_fraction, random_state=args.seed, workers=args.workers, model=_model_config(args))
-    if args.head == "pmi" and not args.embedding:
-        raise ValueError("the pmi head needs --embedding DIR (run 'workbench embed' first).")
-    if args.head == "random" and not args.embedding and config.embedding_dim is None:
+    if args.head in PMI_HEADS and not args.embedding:
+        raise ValueError(f"the {args.head} head needs --embedding DIR (run 'workbench embed' first).")
+    if args.head in K_HEADS and not args.embedding and config.embedding_dim is None:
         config.embedding_dim = DEFAULT_EMBEDDING_DIM
     embedding = LabelEmbedding.load(args.embedding) if args.embedding else None
     _use_devices(args)
@@ -261,7 +261,7 @@ def _run_train(args) -> int:
 
 
 def _add_compare(subparsers) -> None:
-    parser = _parser(subparsers, "compare", _run_compare, "compare heads (pmi, sigmoid, random, identity) over seeds on one split",
+    parser = _parser(subparsers, "compare", _run_compare, "compare heads (pmi, sigmoid, random, identity, controls) over seeds on one split",
                      "Split the data set once, compute the PMI embedding from the training split only, train every head with "
                      "every seed (same trunk and epochs), write DIR/results.json, DIR/comparison_curves.png and a run folder per head "
                      "and seed; print each head's final MAP@100 and the epochs it needs to reach the sigmoid head's.")

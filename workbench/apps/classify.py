@@ -155,7 +155,8 @@ class Classifier:
     def decoder(self, name: str) -> None:
         _checks.choice(name, "decoder", DECODERS)
         if name != "cosine" and getattr(self.run, "embedding", None) is None:
-            raise ValueError(f"The {name} decoder needs label vectors; this run's sigmoid head has none (use the cosine decoder).")
+            raise ValueError(f"The {name} decoder needs label vectors; this run's {getattr(self.run, 'head', 'sigmoid')} head "
+                             "has none (use the cosine decoder).")
         self._decoder = name
 
     def resolve_threshold(self, threshold):
@@ -172,8 +173,9 @@ class Classifier:
 
     @property
     def score_name(self) -> str:
-        """What a label's score is: ``"probability"`` for a sigmoid run, ``"similarity"`` (cosine) otherwise."""
-        return "probability" if getattr(self.run, "head", None) == "sigmoid" else "similarity"
+        """What a label's score is: ``"probability"`` (sigmoid heads), ``"score"`` (learned: a linear output) or ``"similarity"`` (cosine)."""
+        head = getattr(self.run, "head", None)
+        return "probability" if head in ("sigmoid", "sigmoid-lowrank") else "score" if head == "learned" else "similarity"
 
     @classmethod
     def from_run_dir(cls, run_dir: str | Path, **options) -> "Classifier":

@@ -9,6 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from workbench import _checks
+from workbench.method.targets import K_HEADS
+
+#: One colour per head in every figure of results (the controls beside the heads they control).
+HEAD_COLOURS = {"pmi": "C0", "random": "C1", "identity": "C2", "sigmoid": "C3", "shuffled": "C4",
+                "random-matched": "C5", "learned": "C6", "sigmoid-lowrank": "C8"}
 
 __all__: list[str] = []
 
@@ -745,12 +750,12 @@ def plot_experiment(results, *, num_labels: int | None = None, metric: str = "ma
     if num_labels is None and rows:
         num_labels = rows[0]["num_labels"]
     rows = [row for row in rows if row["num_labels"] == num_labels and row.get(metric) is not None]
-    colours = {"pmi": "C0", "random": "C1", "identity": "C2", "sigmoid": "C3"}
-    dims = sorted({row["dim"] for row in rows if row["head"] in ("pmi", "random")})
+    colours = HEAD_COLOURS
+    dims = sorted({row["dim"] for row in rows if row["head"] in K_HEADS and row["dim"] is not None})
     for head in dict.fromkeys(row["head"] for row in rows):
         mine = [row for row in rows if row["head"] == head]
-        colour = colours.get(head, "C4")
-        if head in ("pmi", "random") and dims:
+        colour = colours.get(head, "C7")
+        if head in K_HEADS and dims:
             by_dim = {dim: [row for row in mine if row["dim"] == dim] for dim in dims}
             xs = [dim for dim in dims if by_dim[dim]]
             means = [np.mean([row[metric] for row in by_dim[dim]]) for dim in xs]
@@ -804,13 +809,13 @@ def plot_experiment_curves(results, *, cells, metric: str = "map_at_100", x: str
     if x not in ("epoch", "seconds"):
         raise ValueError(f"x must be 'epoch' or 'seconds'; got {x!r}.")
     ax = _axes(ax)
-    colours = {"pmi": "C0", "random": "C1", "identity": "C2", "sigmoid": "C3"}
+    colours = HEAD_COLOURS
     groups: dict = {}
     for run in results["histories"]:
         if run["cell"] in cells:
             groups.setdefault(run["head"], []).append(run["history"])
     for head, histories in groups.items():
-        colour = colours.get(head, "C4")
+        colour = colours.get(head, "C7")
         length = min(len(history) for history in histories)
         values = np.array([[np.nan if r.get(metric) is None else r[metric] for r in h[:length]] for h in histories])
         if x == "epoch":
@@ -849,10 +854,10 @@ def plot_label_ap_by_frequency(results, *, cells, ax=None, bins: int = 6, title:
     matplotlib.axes.Axes
     """
     ax = _axes(ax)
-    colours = {"pmi": "C0", "random": "C1", "identity": "C2", "sigmoid": "C3"}
+    colours = HEAD_COLOURS
     entries = [entry for entry in results.get("per_label", []) if entry["cell"] in cells]
     for entry in entries:
-        colour = colours.get(entry["head"], "C4")
+        colour = colours.get(entry["head"], "C7")
         counts = np.asarray(entry["train_counts"], dtype=np.float64)
         values = np.array([np.nan if value is None else value for value in entry["per_label_ap"]])
         keep = (counts > 0) & ~np.isnan(values)

@@ -15,13 +15,15 @@ probability ``missing_rate``, and each drawn glyph adds, with probability
 ``spurious_rate``, a label from the same topic whose glyph is not drawn. So
 ``min_labels``/``max_labels`` bound the glyphs drawn; noisy label sets can fall
 outside those bounds (even be empty). Noise uses its own random stream: the images
-and clean labels do not depend on the noise rates.
+and clean labels do not depend on the noise rates. The clean labels (those of the glyphs
+drawn) are kept beside the noisy ones (``MultiLabelDataset.clean_label_sets``,
+``DIR/clean_labels.csv``), so a run can also be scored on them (``map_at_100_clean``).
 
 Images are generated in chunks of 256 with a random stream per chunk, so the first
 ``n`` images of a data set do not depend on ``num_images`` and a large data set can
 be written chunk by chunk (:meth:`SceneGenerator.write`) without holding it in memory.
 
-Why one module of about 570 lines: topics, label drawing, glyph pasting, noise and the
+Why one module of about 680 lines: topics, label drawing, glyph pasting, noise and the
 chunked writer are one generator whose random streams must stay in step; the glyphs
 themselves (font, catalogue) live in :mod:`workbench.data.emoji`.
 """
@@ -39,7 +41,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench._io import atomic_path, atomic_write_bytes, atomic_write_json, read_json
+from workbench._io import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text, read_json
 from workbench.data.datasets import MultiLabelDataset
 from workbench.data.emoji import (
     EmojiCatalog,
@@ -57,7 +59,7 @@ _SCALES = (0.30, 0.42, 0.58)  # glyph side as a fraction of the image side
 _LABEL_DECAY = 0.7  # P(k labels) ∝ 0.7 ** (k - min_labels)
 _MARKER = "pmi-workbench-scenes"
 _IMAGE_NAME = re.compile(r"\d{6,}\.png")
-_OWN_ENTRIES = {"images", "labels.csv", "vocabulary.csv", "scenes.json"}
+_OWN_ENTRIES = {"images", "labels.csv", "clean_labels.csv", "vocabulary.csv", "scenes.json"}
 
 #: Hand-named scene themes (Unicode subgroups); themes with fewer than two subgroups in
 #: the chosen vocabulary are dropped.
@@ -270,6 +272,15 @@ class SceneGenerator:
         ``images`` has shape ``(B, S, S, 3)``, dtype uint8; ``label_sets`` has ``B`` tuples
         of label names in vocabulary order.
         """
+        for start, images, label_sets, _ in self.iter_chunks_with_clean_labels():
+            yield start, images, label_sets
+
+    def iter_chunks_with_clean_labels(self) -> Iterator[tuple[int, np.ndarray, list, list]]:
+        """As :meth:`iter_chunks`, with each image's clean labels last: ``(start, images, label_sets, clean_label_sets)``.
+
+        The clean labels of an image are the labels of the glyphs drawn on it, before
+        label noise (equal to its labels when ``missing_rate`` and ``spurious_rate`` are 0).
+        """
         for chunk, start in enumerate(range(0, self.config.num_images, _CHUNK)):
             count = min(_CHUNK, self.config.num_images - start)
             yield (start, *self._chunk(chunk, count))
@@ -320,7 +331,7 @@ class SceneGenerator:
         # over whole rows instead of three channels at a time.
         canvas = np.empty((count, size, size * 3), dtype=np.float32)
         names = self.vocabulary.names
-        label_sets = []
+        label_sets, clean_label_sets = [], []
         for i in range(count):
             image = canvas[i]
             if gradient[i]:
@@ -334,8 +345,9 @@ class SceneGenerator:
             self._paint(image, drawn, scale_index[i, : k[i]], corner[i, : k[i]])
             kept = drawn[~missing[i, : k[i]]].tolist() + ranked[i, k[i] : k[i] + spurious[i]].tolist()
             label_sets.append(tuple(names[c] for c in sorted(kept)))
+            clean_label_sets.append(tuple(names[c] for c in sorted(drawn.tolist())))
         np.clip(canvas, 0.0, 255.0, out=canvas)
-        return np.rint(canvas, out=canvas).astype(np.uint8).reshape(count, size, size, 3), label_sets
+        return np.rint(canvas, out=canvas).astype(np.uint8).reshape(count, size, size, 3), label_sets, clean_label_sets
 
     def _paint(self, image: np.ndarray, drawn, scale_index, corner) -> None:
         """Draw the glyphs of labels ``drawn`` onto one (S, S * 3) float32 image, larger glyphs first."""
@@ -406,13 +418,15 @@ class SceneGenerator:
         return np.rint(image).astype(np.uint8).reshape(size, size, 3)
 
     def generate(self) -> MultiLabelDataset:
-        """All images in memory: a data set with ``images`` of shape ``(N, S, S, 3)``, uint8."""
+        """All images in memory: a data set with ``images`` of shape ``(N, S, S, 3)``, uint8, and its clean labels."""
         size = self.config.image_size
         images = np.empty((self.config.num_images, size, size, 3), dtype=np.uint8)
         label_sets: list[tuple[str, ...]] = []
-        for start, chunk_images, chunk_labels in self.iter_chunks():
+        clean_label_sets: list[tuple[str, ...]] = []
+        for start, chunk_images, chunk_labels, chunk_clean in self.iter_chunks_with_clean_labels():
             images[start : start + len(chunk_images)] = chunk_images
             label_sets.extend(chunk_labels)
+            clean_label_sets.extend(chunk_clean)
         return MultiLabelDataset(
             image_paths=self.image_paths(),
             label_sets=tuple(label_sets),
@@ -420,13 +434,15 @@ class SceneGenerator:
             images=images,
             name=f"emoji scenes ({self.config.num_images} images, {len(self.vocabulary)} labels, seed {self.config.random_state})",
             format="scenes",
+            clean_label_sets=tuple(clean_label_sets),
         )
 
     def write(self, out_dir: str | Path) -> dict:
         """Generate and write chunk by chunk (see :func:`write_scenes`); returns a summary dict."""
         settings = {"config": asdict(self.config), "skipped_emoji": list(self.skipped_emoji)}
         return _write(
-            Path(out_dir), self.vocabulary, self.iter_chunks(), self.image_paths(), self.config.image_size, settings
+            Path(out_dir), self.vocabulary, self.iter_chunks_with_clean_labels(), self.image_paths(),
+            self.config.image_size, settings
         )
 
     def write_report(self, out_dir: str | Path) -> str:
@@ -492,7 +508,8 @@ def write_scenes(dataset: MultiLabelDataset, out_dir: str | Path) -> dict:
     """Write a data set with in-memory images in the scenes layout.
 
     Writes ``DIR/images/000000.png`` …, ``DIR/vocabulary.csv`` (``label,group,subgroup``),
-    ``DIR/scenes.json`` (settings; marks the folder as scenes output) and last
+    ``DIR/scenes.json`` (settings; marks the folder as scenes output), ``DIR/clean_labels.csv``
+    (as ``labels.csv``, the labels before noise; only when the data set knows them) and last
     ``DIR/labels.csv`` (``image,labels``, paths relative to ``DIR``, labels joined by
     ``|``), each file atomically. ``DIR`` must be absent, empty, or an earlier scenes
     output (whose stale images are removed).
@@ -516,8 +533,10 @@ def write_scenes(dataset: MultiLabelDataset, out_dir: str | Path) -> dict:
     _ = dataset.labels  # a ValueError for a label missing from the vocabulary, before anything is written
     width = max(6, len(str(len(dataset) - 1)))
     paths = tuple(f"images/{n:0{width}d}.png" for n in range(len(dataset)))
+    clean = dataset.clean_label_sets
     chunks = (
-        (start, images[start : start + _CHUNK], dataset.label_sets[start : start + _CHUNK])
+        (start, images[start : start + _CHUNK], dataset.label_sets[start : start + _CHUNK],
+         None if clean is None else clean[start : start + _CHUNK])
         for start in range(0, len(dataset), _CHUNK)
     )
     return _write(Path(out_dir), dataset.vocabulary, chunks, paths, images.shape[1], {"name": dataset.name})
@@ -536,6 +555,7 @@ def _write(
     _check_out_dir(out_dir)
     began = time.perf_counter()
     (out_dir / "labels.csv").unlink(missing_ok=True)  # an earlier output is incomplete from here on
+    (out_dir / "clean_labels.csv").unlink(missing_ok=True)
     atomic_write_json(
         out_dir / "scenes.json",
         {
@@ -550,16 +570,25 @@ def _write(
     (out_dir / "images").mkdir(exist_ok=True)
     vocabulary.write_csv(out_dir / "vocabulary.csv")
     total_labels = 0
+    clean_rows = io.StringIO()  # written before labels.csv, the commit point (``None`` when unknown)
+    clean_writer = csv.writer(clean_rows, lineterminator="\n")
+    clean_writer.writerow(["image", "labels"])
+    clean_known = True
     with atomic_path(out_dir / "labels.csv") as temporary, open(temporary, "w", newline="", encoding="utf-8") as handle:
         writer = csv.writer(handle, lineterminator="\n")
         writer.writerow(["image", "labels"])
-        for start, images, label_sets in chunks:
+        for start, images, label_sets, clean_sets in chunks:
+            clean_known = clean_known and clean_sets is not None
             for offset, (image, labels) in enumerate(zip(images, label_sets)):
                 buffer = io.BytesIO()
                 Image.fromarray(np.ascontiguousarray(image)).save(buffer, format="PNG", compress_level=1)
                 atomic_write_bytes(out_dir / paths[start + offset], buffer.getvalue(), durable=False)
                 writer.writerow([paths[start + offset], "|".join(labels)])
+                if clean_known:
+                    clean_writer.writerow([paths[start + offset], "|".join(clean_sets[offset])])
                 total_labels += len(labels)
+        if clean_known and paths:
+            atomic_write_text(out_dir / "clean_labels.csv", clean_rows.getvalue())
     current = {Path(path).name for path in paths}
     for stale in (out_dir / "images").iterdir():
         if _IMAGE_NAME.fullmatch(stale.name) and stale.name not in current:

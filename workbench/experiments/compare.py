@@ -26,7 +26,7 @@ import numpy as np
 
 from workbench import _checks
 from workbench._io import atomic_write_json, read_json
-from workbench.learning.config import DEFAULT_LEARNING_RATES, HEADS, ModelConfig, TrainConfig
+from workbench.learning.config import DEFAULT_LEARNING_RATES, HEADS, K_HEADS, PMI_HEADS, SIGMOID_HEADS, ModelConfig, TrainConfig
 from workbench.evaluation.metrics import json_number
 from workbench.method.embed import EmbeddingOptions
 from workbench.method.embedding import LabelEmbedding
@@ -38,8 +38,8 @@ __all__ = ["DEFAULT_HEADS", "compare", "head_config", "embedding_fingerprint"]
 #: same loss (does the PMI structure matter?), one-hot vectors with the same loss (does the cosine loss
 #: matter?), and the usual sigmoid cross-entropy head.
 DEFAULT_HEADS = ("pmi", "random", "identity", "sigmoid")
-#: Heads whose label vectors need an embedding (pmi: its vectors; random: its k).
-_EMBEDDING_USERS = ("pmi", "random")
+#: Heads that need an embedding: its vectors (pmi, shuffled, random-matched) or its k (random, learned, sigmoid-lowrank).
+_EMBEDDING_USERS = K_HEADS
 #: results.json ``config`` entries that must match for a comparison to resume (heads, seeds and epochs may grow).
 _RESUME_KEYS = ("data_fingerprint", "embedding_options", "embedding_fingerprint", "embedding_dim", "batch_size", "model",
                 "learning_rates", "validation_fraction", "split_random_state", "optimizer")
@@ -70,8 +70,9 @@ def head_config(
     The learning rate is explicit (``learning_rate`` or the head's default), so a run
     trained outside the comparison with this config is that very run. The sigmoid head
     starts from each label's log-odds (``sigmoid_bias="label_frequency"``): a baseline
-    gets the same care as the method. ``embedding_dim``
-    is recorded for the random head only (the pmi head takes ``k`` from its embedding).
+    gets the same care as the method (sigmoid-lowrank too). ``embedding_dim`` is
+    recorded for the heads that take ``k`` as a setting (random, learned,
+    sigmoid-lowrank); pmi, shuffled and random-matched take it from their embedding.
     """
     _checks.choice(head, "head", HEADS)
     return TrainConfig(
@@ -79,13 +80,13 @@ def head_config(
         epochs=epochs,
         batch_size=batch_size,
         learning_rate=DEFAULT_LEARNING_RATES[head] if learning_rate is None else learning_rate,
-        embedding_dim=embedding_dim if head == "random" else None,
+        embedding_dim=embedding_dim if head in K_HEADS and head not in PMI_HEADS else None,
         validation_fraction=validation_fraction,
         split_random_state=split_random_state,
         random_state=seed,
         workers=workers,
         model=replace(model),
-        sigmoid_bias="label_frequency" if head == "sigmoid" else "zero",
+        sigmoid_bias="label_frequency" if head in SIGMOID_HEADS else "zero",
     )
 
 
@@ -164,12 +165,15 @@ def compare(
         Running ``compare`` again on the same folder resumes (more epochs, seeds or
         heads are fine); other settings are refused before anything is written.
     embedding : LabelEmbedding or EmbeddingOptions, optional
-        The label embedding of the pmi head (the random head takes its ``k``). Options
+        The label embedding of the pmi head and of its controls shuffled and
+        random-matched (the random, learned and sigmoid-lowrank heads take its ``k``). Options
         (default: ``EmbeddingOptions()``) are computed from the training split's counts,
         once; an embedding is used as it is, and refused when it was counted on images
         that include the validation split (:func:`workbench.method.targets.counted_on`;
         ``results.json``'s ``embedding_from`` says where its counts come from).
     heads : sequence of str, default=("pmi", "random", "identity", "sigmoid")
+        Any of :data:`~workbench.learning.config.HEADS`, the controls ``shuffled``,
+        ``random-matched``, ``learned`` and ``sigmoid-lowrank`` included.
     epochs : int, default=10
     seeds : sequence of int, default=(0, 1, 2)
         The ``random_state`` of each run (initialisation, batch order, random vectors).
@@ -193,8 +197,9 @@ def compare(
     dict
         ``{"config": {...}, "runs": [{"head", "seed", "history": [{"epoch",
         "map_at_100", "macro_ap", "seconds"}, …]}, …]}``, as written to
-        ``DIR/results.json``. ``config`` records ``embedding_options`` (every PMI and
-        spectral choice) and ``embedding_from``.
+        ``DIR/results.json``; a record also has ``map_at_100_clean`` (MAP@100 against the
+        clean labels) when the data set knows its clean labels. ``config`` records
+        ``embedding_options`` (every PMI and spectral choice) and ``embedding_from``.
     """
     from workbench.learning.devices import describe_device
     from workbench.learning.training import train
@@ -218,10 +223,11 @@ def compare(
     (train_set, validation_set), skipped_images = drop_unreadable(train_set, validation_set, skip=skip_bad_images)
 
     options = embedding if isinstance(embedding, EmbeddingOptions) else EmbeddingOptions.of(embedding)
+    uses_pmi = any(head in PMI_HEADS for head in heads)
     embedding_from = "training split only"
     if isinstance(embedding, LabelEmbedding):
         embedding_from = counted_on(embedding, train_set, validation_set, allow_overlap=allow_overlap)
-    elif "pmi" in heads:  # the one place a comparison computes its embedding
+    elif uses_pmi:  # the one place a comparison computes its embedding
         before = _previous_config(out_dir)
         if before is not None and before.get("embedding_options") != embedding.to_dict():
             _refuse(out_dir, ["embedding_options"])  # before spending time on an embedding that would be refused
@@ -246,7 +252,7 @@ def compare(
         "batch_size": _checks.integer(batch_size, "batch_size"),
         "embedding_dim": embedding_dim,
         "embedding_options": None if options is None else options.to_dict(),
-        "embedding_from": embedding_from if "pmi" in heads else None,
+        "embedding_from": embedding_from if uses_pmi else None,
         "learning_rates": rates,
         "optimizer": "rmsprop",
         "model": model.to_dict(),
@@ -255,13 +261,13 @@ def compare(
         "skipped_images": skipped_images,
         "device": describe_device(),
     }
-    if "pmi" in heads:
+    if uses_pmi:
         config["embedding_fingerprint"] = embedding_fingerprint(embedding)
     _check_resumable(out_dir, config)
     out_dir.mkdir(parents=True, exist_ok=True)
     if not (out_dir / "results.json").exists():  # first: the folder is a comparison from now on (a rerun resumes it)
         atomic_write_json(out_dir / "results.json", {"config": config, "runs": []})
-    if "pmi" in heads and not (out_dir / "embedding").exists():
+    if uses_pmi and not (out_dir / "embedding").exists():
         embedding.save(out_dir / "embedding")
 
     runs = []
@@ -278,7 +284,7 @@ def compare(
                     split_random_state=split_random_state, workers=workers,
                 ),
                 out_dir=out_dir / "runs" / f"{head}-seed{seed}",
-                embedding=embedding if head == "pmi" else None,
+                embedding=embedding if head in PMI_HEADS else None,
                 allow_overlap=allow_overlap,
                 verbose=verbose,
                 print_function=print_function,
@@ -286,6 +292,7 @@ def compare(
             )
             history = [
                 {"epoch": record["epoch"], "map_at_100": _finite(record.get("map_at_100")),
+                 **({"map_at_100_clean": _finite(record["map_at_100_clean"])} if "map_at_100_clean" in record else {}),
                  "macro_ap": _finite(record.get("macro_ap")), "seconds": record["seconds"]}
                 for record in run.history
             ]

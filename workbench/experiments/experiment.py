@@ -27,6 +27,7 @@ from typing import Callable
 from workbench import _checks
 from workbench._io import atomic_write_json, atomic_write_text, check_output_folder, read_json
 from workbench.experiments.grid import CELL_FORMAT, GROWABLE, Cell, default_learning_rate, expand_cells
+from workbench.method.targets import PMI_HEADS
 
 __all__ = ["run_experiment", "run_cell", "cell_state", "tune_learning_rates", "EXPERIMENT_MARKER",
            "TUNING_FACTORS"]
@@ -121,7 +122,7 @@ def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding
     inner_train, inner_validation = train_set.split(validation_fraction=cell.data["validation_fraction"],
                                                     random_state=1)
     embedding = None
-    if "pmi" in cell.heads:
+    if any(head in PMI_HEADS for head in cell.heads):
         from workbench.method.cooccurrence import count_cooccurrence
         from workbench.method.embed import embed_labels
 

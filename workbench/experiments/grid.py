@@ -29,11 +29,14 @@ a list value is an axis, a scalar is fixed::
     sigmoid = 0.003
 
 ``heads`` and ``seeds`` are run inside every cell; every other list is an axis of cells.
+``heads`` may name any of :data:`~workbench.learning.config.HEADS`, the controls
+``shuffled``, ``random-matched``, ``learned`` and ``sigmoid-lowrank`` included.
 A **cell** is one data set, one embedding and one training setting; its heads and seeds
 are trained there on one split (:func:`workbench.experiments.compare.compare`). Heads
-that use no embedding (identity, sigmoid) do not depend on the embedding axes, so they
-get one cell per data and training setting (named ``…_no-embedding``) instead of one
-per embedding: the same runs are never trained twice. A cell's folder is named by its
+that do not depend on ``k`` (identity, sigmoid) do not depend on the embedding axes, so
+they get one cell per data and training setting (named ``…_no-embedding``) instead of one
+per embedding: the same runs are never trained twice. Every head that depends on ``k``
+(:data:`~workbench.learning.config.K_HEADS`) gets one cell per ``k``. A cell's folder is named by its
 axis values (``labels-20_dim-4_pmi-zero``), so a grid grown by a value keeps the names
 of the cells it had.
 
@@ -50,14 +53,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.data.scenes import SceneConfig
-from workbench.learning.config import DEFAULT_LEARNING_RATES, ModelConfig, TrainConfig
+from workbench.learning.config import DEFAULT_LEARNING_RATES, K_HEADS, ModelConfig, TrainConfig
 from workbench.method.embed import EmbeddingOptions
 
 __all__ = ["GRID_DEFAULTS", "CELL_FORMAT", "Cell", "read_grid", "parse_grid", "expand_cells"]
 
 CELL_FORMAT = "workbench-experiment-cell"
-#: Heads that score with a label embedding of the grid's ``dim`` (the others are embedding-free).
-GRID_EMBEDDING_HEADS = ("pmi", "random")
+#: Heads that depend on the grid's ``dim`` (k), trained in its embedding cells (the others are embedding-free).
+GRID_EMBEDDING_HEADS = K_HEADS
 #: Every key of a grid file with its default. Lists are axes.
 GRID_DEFAULTS = {
     "data": {"path": None, "labels": 20, "images": 200, "size": 32, "missing_rate": 0.0, "spurious_rate": 0.0,
@@ -286,7 +289,7 @@ def expand_cells(grid: dict) -> list[Cell]:
     -------
     list of Cell
         Names are unique; a cell of embedding-free heads is added for each data and
-        training setting when the grid has any (identity, sigmoid).
+        training setting when the grid has any (identity, sigmoid): they do not depend on ``k``.
     """
     data_keys = ["path", "validation_fraction"] if grid["data"]["path"] is not None else \
         [*_SCENE_KEYS, "validation_fraction"]

@@ -11,7 +11,9 @@ results can be read and plotted anywhere). Each row's ``map_at_100`` and ``macro
 are the mean of the run's last ``min(3, epochs)`` epochs
 (:func:`workbench.evaluation.statistics.final_value`); ``map_at_100_low``/``_high`` the 95 %
 percentile bootstrap interval over validation images of each image's AP averaged over
-those epochs (seeded by the run's seed, so a rerun gives the same interval). Paired
+those epochs (seeded by the run's seed, so a rerun gives the same interval);
+``map_at_100_clean`` the same mean of MAP@100 against the clean labels (empty when the data
+set does not know them: only generated scenes do). Paired
 tests compare pmi with random in every cell that has both with the same seeds
 (:func:`workbench.evaluation.statistics.paired_difference`).
 """
@@ -35,6 +37,7 @@ from workbench.evaluation.statistics import (
     paired_difference,
     read_image_ap,
 )
+from workbench.method.targets import K_HEADS
 
 __all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_frame", "results_table", "read_results",
            "comparison_statistics", "statistics_frame", "statistics_table", "summarize_comparison", "comparison_frame",
@@ -43,7 +46,7 @@ __all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_frame"
 #: Columns of ``results.csv``, in order.
 RESULT_COLUMNS = ("cell", "head", "dim", "dim_achieved", "pmi", "diagonal", "negative", "seed", "num_labels", "num_images",
                   "missing_rate", "spurious_rate", "data_seed", "image_size", "epochs", "learning_rate",
-                  "map_at_100", "map_at_100_low", "map_at_100_high", "macro_ap", "last_epoch_map_at_100",
+                  "map_at_100", "map_at_100_low", "map_at_100_high", "map_at_100_clean", "macro_ap", "last_epoch_map_at_100",
                   "ceiling_map_at_100", "companion_share", "seconds")
 
 
@@ -82,7 +85,7 @@ def _rows_of_cell(folder: Path, cell, heads, seeds) -> tuple[list[dict], list[di
         if values is not None:
             image_values[(head, seed)] = values
         data = cell.data
-        uses_embedding = head in ("pmi", "random")
+        uses_embedding = head in K_HEADS  # heads that depend on k
         rows.append({
             "cell": cell.name, "head": head,
             "dim": cell.embedding["dim"] if uses_embedding and cell.embedding else
@@ -98,6 +101,7 @@ def _rows_of_cell(folder: Path, cell, heads, seeds) -> tuple[list[dict], list[di
             "learning_rate": rates.get(head),
             "map_at_100": final_value(history, "map_at_100"),
             "map_at_100_low": low, "map_at_100_high": high,
+            "map_at_100_clean": final_value(history, "map_at_100_clean"),  # None: the data set knows no clean labels
             "macro_ap": final_value(history, "macro_ap"),
             "last_epoch_map_at_100": history[-1].get("map_at_100"),
             "ceiling_map_at_100": _ceiling_of(folder, head),

@@ -14,7 +14,13 @@ import keras
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.evaluation.metrics import average_precision_at_k, check_k, evaluate_scores, json_number
+from workbench.evaluation.metrics import (
+    average_precision_at_k,
+    check_k,
+    evaluate_scores,
+    json_number,
+    mean_average_precision,
+)
 from workbench.method.decoding import LabelScorer
 
 __all__ = ["EvaluationCallback"]
@@ -29,7 +35,10 @@ class EvaluationCallback(keras.callbacks.Callback):
         Validation images (or batches of them, images only), in the order of
         ``labels``' rows.
     labels : scipy sparse matrix of shape (N, C)
-        Their multi-hot labels.
+        Their multi-hot labels (noisy, as the data set gives them).
+    clean_labels : scipy sparse matrix of shape (N, C), optional
+        Their clean labels, when the data set knows them (generated scenes: the labels
+        drawn before label noise); adds ``map_at_{map_k}_clean`` to every record.
     vectors : ndarray of shape (C, k), optional
         The label embedding of an embedding head (scores are cosines); ``None``
         for the sigmoid head (scores are the outputs).
@@ -50,7 +59,8 @@ class EvaluationCallback(keras.callbacks.Callback):
     history : list of dict
         One record per epoch: ``epoch`` (1-based), ``loss``, ``map_at_{map_k}``,
         ``macro_ap``, ``precision_at_{precision_k}``, ``recall_at_{precision_k}``,
-        ``seconds`` (wall time of the epoch's training) and ``eval_seconds``;
+        ``map_at_{map_k}_clean`` (MAP@``map_k`` against the clean labels; only with
+        ``clean_labels``), ``seconds`` (wall time of the epoch's training) and ``eval_seconds``;
         undefined values (NaN) are stored as ``None`` so records are valid JSON.
         The record is also merged into the epoch's ``logs`` for later callbacks.
     image_ap : ndarray of shape (epochs, N), dtype float32
@@ -65,6 +75,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         *,
         inputs,
         labels,
+        clean_labels=None,
         vectors=None,
         batch_size: int = 256,
         map_k: int = 100,
@@ -77,6 +88,10 @@ class EvaluationCallback(keras.callbacks.Callback):
         super().__init__()
         self.inputs = inputs
         self.labels = sp.csr_matrix(labels)
+        self.clean_labels = None if clean_labels is None else sp.csr_matrix(clean_labels)
+        if self.clean_labels is not None and self.clean_labels.shape != self.labels.shape:
+            raise ValueError(f"clean_labels has shape {self.clean_labels.shape} but labels {self.labels.shape}; give one "
+                             "clean label row per validation image.")
         self.scorer = LabelScorer(vectors)
         self.batch_size = int(batch_size)
         self.map_k = check_k(map_k)
@@ -103,7 +118,10 @@ class EvaluationCallback(keras.callbacks.Callback):
             outputs = self.model.predict(self.inputs, verbose=0)
         scores = self.scorer(outputs)
         self._last_image_ap = average_precision_at_k(scores, self.labels, k=self.map_k).astype(np.float32)
-        return evaluate_scores(scores, self.labels, map_k=self.map_k, precision_k=self.precision_k)
+        metrics = evaluate_scores(scores, self.labels, map_k=self.map_k, precision_k=self.precision_k)
+        if self.clean_labels is not None:
+            metrics[f"map_at_{self.map_k}_clean"] = mean_average_precision(scores, self.clean_labels, k=self.map_k)
+        return metrics
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - (self._epoch_start or time.perf_counter())
@@ -121,8 +139,10 @@ class EvaluationCallback(keras.callbacks.Callback):
             logs.update({key: value for key, value in record.items() if key != "epoch" and value is not None})
         if self.verbose:
             loss = f"loss {float(logs['loss']):.4f}  " if logs and "loss" in logs else ""
+            clean = metrics.get(f"map_at_{self.map_k}_clean")
+            clean = f" (clean labels {clean:.4f})" if clean is not None else ""
             self.print_function(
-                f"epoch {record['epoch']}: {loss}MAP@{self.map_k} {metrics[f'map_at_{self.map_k}']:.4f}  "
+                f"epoch {record['epoch']}: {loss}MAP@{self.map_k} {metrics[f'map_at_{self.map_k}']:.4f}{clean}  "
                 f"macro AP {metrics['macro_ap']:.4f}  P@{self.precision_k} "
                 f"{metrics[f'precision_at_{self.precision_k}']:.4f}  R@{self.precision_k} "
                 f"{metrics[f'recall_at_{self.precision_k}']:.4f}  ({seconds:.1f} s train, "

@@ -11,10 +11,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from workbench import _checks
-from workbench.method.targets import EMBEDDING_HEADS, HEADS
+from workbench.method.targets import BOTTLENECK_HEADS, EMBEDDING_HEADS, HEADS, K_HEADS, PMI_HEADS, SIGMOID_HEADS
 
-__all__ = ["HEADS", "EMBEDDING_HEADS", "OPTIMIZERS", "SIGMOID_BIASES", "DEFAULT_LEARNING_RATES", "ModelConfig", "TrainConfig",
-           "label_frequency_bias", "parse_devices"]
+__all__ = ["HEADS", "EMBEDDING_HEADS", "PMI_HEADS", "BOTTLENECK_HEADS", "SIGMOID_HEADS", "K_HEADS", "OPTIMIZERS",
+           "SIGMOID_BIASES", "DEFAULT_LEARNING_RATES", "ModelConfig", "TrainConfig", "label_frequency_bias", "parse_devices"]
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 #: Where the sigmoid head's output biases start (see :class:`TrainConfig`).
@@ -27,8 +27,12 @@ SIGMOID_BIASES = ("label_frequency", "zero")
 #: with the best final validation MAP@100. Results (pmi / sigmoid / random):
 #: 3e-4: 0.084 / 0.035 / 0.103;  1e-3: 0.097 / 0.138 / 0.100;
 #: 3e-3: 0.187 / 0.146 / 0.111;  1e-2: 0.198 / 0.145 / 0.120.
-#: The identity head was not swept; it shares the rate of the other cosine heads.
-DEFAULT_LEARNING_RATES = {"pmi": 1e-2, "random": 1e-2, "identity": 1e-2, "sigmoid": 3e-3}
+#: The identity head was not swept; it shares the rate of the other cosine heads. The controls
+#: were not swept either: each has the rate of its nearest head — shuffled and random-matched
+#: that of pmi and random (the same cosine loss on sums of label vectors), learned that of
+#: identity (the cosine loss on multi-hot targets), sigmoid-lowrank that of sigmoid.
+DEFAULT_LEARNING_RATES = {"pmi": 1e-2, "random": 1e-2, "identity": 1e-2, "sigmoid": 3e-3,
+                          "shuffled": 1e-2, "random-matched": 1e-2, "learned": 1e-2, "sigmoid-lowrank": 3e-3}
 
 
 @dataclass
@@ -102,7 +106,10 @@ class TrainConfig:
 
     Parameters
     ----------
-    head : {"pmi", "sigmoid", "random", "identity"}, default="pmi"
+    head : str, default="pmi"
+        One of :data:`HEADS`: ``"pmi"``, ``"sigmoid"``, ``"random"``, ``"identity"``, and the
+        controls ``"shuffled"``, ``"random-matched"``, ``"learned"``, ``"sigmoid-lowrank"``
+        (:mod:`workbench.method.targets`).
     epochs : int, default=10
         Total epochs (a resumed run trains up to this many).
     batch_size : int, default=64
@@ -110,8 +117,10 @@ class TrainConfig:
         ``None`` uses :data:`DEFAULT_LEARNING_RATES` of the head.
     optimizer : {"rmsprop", "adam", "sgd"}, default="rmsprop"
     embedding_dim : int, optional
-        ``k`` of the random head (default: that of the embedding given to
-        :func:`train`). Ignored by the other heads (pmi takes it from the embedding).
+        ``k`` of the random head and of the bottleneck of the learned and
+        sigmoid-lowrank heads (default: that of the embedding given to :func:`train`).
+        Ignored by the other heads (pmi, shuffled and random-matched take it from the
+        embedding).
     validation_fraction : float, default=0.1
         Share of the data set held out when :func:`train` splits it itself.
     split_random_state : int, default=0
@@ -129,7 +138,7 @@ class TrainConfig:
     model : ModelConfig
         The trunk (``image_size``, ``width``, ``depth``, ``dropout``, ``augment`` …).
     sigmoid_bias : {"label_frequency", "zero"}, default="label_frequency"
-        Where the sigmoid head's output biases start: each label's log-odds in the
+        Where the sigmoid (and sigmoid-lowrank) head's output biases start: each label's log-odds in the
         training images, ``log(p / (1 − p))`` with ``p = (count + 0.5) / (N + 1)`` (the
         usual initialisation of a classifier over rare labels: the logits start at each
         label's base rate instead of at even odds), or 0 (every label at probability 0.5).
@@ -158,7 +167,7 @@ class TrainConfig:
             self.model = ModelConfig.from_dict(self.model)
         _checks.choice(self.head, "head", HEADS)
         _checks.choice(self.sigmoid_bias, "sigmoid_bias", SIGMOID_BIASES)
-        if self.head != "sigmoid":
+        if self.head not in SIGMOID_HEADS:
             self.sigmoid_bias = "zero"  # no sigmoid output: recorded as such, so equal settings compare equal
         _checks.choice(self.optimizer, "optimizer", OPTIMIZERS)
         for name in ("epochs", "batch_size", "workers", "map_k", "precision_k"):

@@ -1,7 +1,7 @@
 """The convolutional trunk, its heads and the cosine loss (Keras 3, ``keras.ops`` only).
 
 One small convolutional trunk (batch-norm, global average pooling) carries one of
-four heads:
+eight heads:
 
 ``"pmi"``
     Linear ``Dense(k)``. The target of an image is the SUM of the embedding vectors
@@ -14,6 +14,16 @@ four heads:
 ``"sigmoid"``
     ``Dense(C, sigmoid)`` with binary cross-entropy on multi-hot targets (the
     usual baseline).
+``"shuffled"``, ``"random-matched"``
+    As ``"pmi"``, with the PMI vectors' rows permuted among the labels, or Gaussian
+    directions with each label's PMI norm (controls: :mod:`workbench.method.targets`).
+``"learned"``
+    ``Dense(k)`` then a trainable ``Dense(C, use_bias=False)``: a ``k``-dimensional label
+    embedding learned with the network (the ``k × C`` kernel), the cosine loss against the
+    multi-hot target; the ``C`` outputs are the label scores.
+``"sigmoid-lowrank"``
+    ``Dense(k)`` then ``Dense(C, sigmoid)`` with binary cross-entropy: the sigmoid head
+    through a ``k``-wide bottleneck.
 
 Images arrive as ``uint8`` and are normalised inside the model (``Rescaling`` to
 [-1, 1]); light augmentation (random horizontal flip, random shift by up to
@@ -36,7 +46,7 @@ import numpy as np
 from keras import ops
 
 from workbench import _checks
-from workbench.learning.config import EMBEDDING_HEADS, HEADS, OPTIMIZERS, ModelConfig
+from workbench.learning.config import BOTTLENECK_HEADS, EMBEDDING_HEADS, HEADS, OPTIMIZERS, SIGMOID_HEADS, ModelConfig
 
 __all__ = [
     "HEADS",
@@ -117,14 +127,20 @@ def _check_head(head: str) -> str:
 
 
 def output_width(head: str, *, embedding_dim: int | None = None, num_labels: int | None = None) -> int:
-    """The width of the last ``Dense`` layer: ``embedding_dim`` for an embedding head, ``num_labels`` for sigmoid."""
+    """The width of the last ``Dense`` layer: ``embedding_dim`` for an embedding head, ``num_labels`` for the others.
+
+    The bottleneck heads (learned, sigmoid-lowrank) need both: ``k`` is their bottleneck.
+    """
     _check_head(head)
-    if head in EMBEDDING_HEADS:
+    if head in (*EMBEDDING_HEADS, *BOTTLENECK_HEADS):
         if embedding_dim is None:
-            raise ValueError(f"The {head} head needs embedding_dim (k, the length of its label vectors).")
-        return _checks.integer(embedding_dim, "embedding_dim")
+            what = "the length of its label vectors" if head in EMBEDDING_HEADS else "the width of its bottleneck"
+            raise ValueError(f"The {head} head needs embedding_dim (k, {what}).")
+        embedding_dim = _checks.integer(embedding_dim, "embedding_dim")
+        if head in EMBEDDING_HEADS:
+            return embedding_dim
     if num_labels is None:
-        raise ValueError("The sigmoid head needs num_labels (one output per label).")
+        raise ValueError(f"The {head} head needs num_labels (one output per label).")
     return _checks.integer(num_labels, "num_labels")
 
 
@@ -142,14 +158,17 @@ def build_model(
     Parameters
     ----------
     config : ModelConfig
-    head : {"pmi", "sigmoid", "random", "identity"}
-        ``"sigmoid"`` ends in ``Dense(num_labels, sigmoid)``; the embedding heads in a
-        linear ``Dense(embedding_dim)``.
+    head : str
+        One of :data:`HEADS`. ``"sigmoid"`` ends in ``Dense(num_labels, sigmoid)``; the
+        embedding heads in a linear ``Dense(embedding_dim)``; the bottleneck heads in a
+        linear ``Dense(embedding_dim)`` (``<head>_bottleneck``) followed by
+        ``Dense(num_labels)`` (no bias and linear for learned; sigmoid for
+        sigmoid-lowrank).
     embedding_dim : int
-        ``k``, the length of the label vectors (pmi, random; ``C`` for identity).
-        Required by the embedding heads.
+        ``k``, the length of the label vectors (pmi, random, shuffled, random-matched;
+        ``C`` for identity) or the bottleneck's width (learned, sigmoid-lowrank).
     num_labels : int
-        ``C``. Required by the sigmoid head.
+        ``C``. Required by the sigmoid and bottleneck heads.
     random_state : int, default=0
         Seeds the weight initialisers, dropout and augmentation (no global seeding).
     output_bias : array-like of shape (width,), optional
@@ -161,7 +180,7 @@ def build_model(
     -------
     keras.Model
         Input ``(image_size, image_size, 3)`` uint8; output ``(embedding_dim,)`` or
-        ``(num_labels,)`` float32.
+        ``(num_labels,)`` float32. The last layer is ``<head>_head`` (``-`` written ``_``).
     """
     width = output_width(head, embedding_dim=embedding_dim, num_labels=num_labels)
     seeds = iter(np.random.default_rng(random_state).integers(0, 2**31 - 1, size=1000).tolist())
@@ -197,16 +216,27 @@ def build_model(
         output_bias = np.asarray(output_bias, dtype=np.float32).reshape(-1)
         if output_bias.shape != (width,) or not np.all(np.isfinite(output_bias)):
             raise ValueError(f"output_bias must be {width} finite numbers, one per output; got shape {output_bias.shape}.")
+    name = head.replace("-", "_")
+    if head in BOTTLENECK_HEADS:  # the k-wide bottleneck: the network's k-vector, then a k × C map to the labels
+        x = keras.layers.Dense(
+            _checks.integer(embedding_dim, "embedding_dim"),
+            kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
+            dtype="float32",
+            name=f"{name}_bottleneck",
+        )(x)
+    if output_bias is not None and head == "learned":
+        raise ValueError("The learned head's label map has no bias; give output_bias=None.")
     outputs = keras.layers.Dense(
         width,
-        activation="sigmoid" if head == "sigmoid" else None,
+        activation="sigmoid" if head in SIGMOID_HEADS else None,
+        use_bias=head != "learned",
         kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)),
         dtype="float32",
-        name=f"{head}_head",
+        name=f"{name}_head",
     )(x)
-    model = keras.Model(inputs, outputs, name=f"workbench_{head}")
+    model = keras.Model(inputs, outputs, name=f"workbench_{name}")
     if output_bias is not None:  # assigned, not an initializer: the saved config stays plain JSON
-        model.get_layer(f"{head}_head").bias.assign(output_bias)
+        model.get_layer(f"{name}_head").bias.assign(output_bias)
     return model
 
 
@@ -223,8 +253,8 @@ def make_optimizer(name: str, *, learning_rate: float) -> keras.optimizers.Optim
 
 
 def compile_model(model: keras.Model, *, head: str, optimizer: str = "rmsprop", learning_rate: float = 1e-3) -> keras.Model:
-    """Compile ``model`` with the loss of ``head`` (cosine distance, or binary cross-entropy)."""
+    """Compile ``model`` with the loss of ``head`` (binary cross-entropy for the sigmoid heads, else cosine distance)."""
     _check_head(head)
-    loss = keras.losses.BinaryCrossentropy() if head == "sigmoid" else CosineDistance()
+    loss = keras.losses.BinaryCrossentropy() if head in SIGMOID_HEADS else CosineDistance()
     model.compile(optimizer=make_optimizer(optimizer, learning_rate=learning_rate), loss=loss)
     return model

@@ -12,8 +12,8 @@ A run directory (``RUN_DIR``) holds everything needed to use or continue a run:
     The ``C`` labels (every head, the sigmoid head included).
 ``embedding/``
     The :class:`~workbench.method.embedding.LabelEmbedding` the targets were built from
-    (pmi, random and identity heads; rows in ``vocabulary.csv`` order). Absent for
-    the sigmoid head.
+    (pmi, random, identity, shuffled and random-matched heads; rows in ``vocabulary.csv``
+    order). Absent for the heads without label vectors (sigmoid, learned, sigmoid-lowrank).
 ``checkpoints/``
     ``epoch-NNNN.keras`` (the model with its optimizer state after epoch NNNN) and
     ``state.json`` (the last complete epoch and the history up to it), written
@@ -85,12 +85,12 @@ class TrainedRun:
     model : keras.Model
         Input ``(image_size, image_size, 3)`` uint8 images.
     head : str
-        ``"pmi"``, ``"sigmoid"``, ``"random"`` or ``"identity"``.
+        One of :data:`~workbench.learning.config.HEADS`.
     vocabulary : Vocabulary
         The ``C`` labels, in the column order of :meth:`label_scores`.
     embedding : LabelEmbedding or None
         The label vectors of an embedding head (rows in ``vocabulary`` order); ``None``
-        for the sigmoid head.
+        for the heads without label vectors (sigmoid, learned, sigmoid-lowrank).
     image_size : int
     config : TrainConfig
     history : list of dict
@@ -179,7 +179,8 @@ class TrainedRun:
         -------
         ndarray of shape (N, k), dtype float32
             Points in the label-embedding space (embedding heads), or per-label
-            probabilities ``(N, C)`` for the sigmoid head.
+            outputs ``(N, C)``: probabilities (sigmoid, sigmoid-lowrank), the learned label
+            map's scores (learned).
         """
         images = self._check_images(images)
         width = self.embedding.embedding_dim if self.embedding is not None else len(self.vocabulary)
@@ -211,8 +212,9 @@ class TrainedRun:
         -------
         ndarray of shape (N, C), dtype float32
             Cosine similarity of the predicted point to each label vector (in
-            [-1, 1]; embedding heads), a greedy or NNLS decoder's relative weights, or
-            sigmoid probabilities (sigmoid head). Columns follow ``vocabulary``.
+            [-1, 1]; embedding heads), a greedy or NNLS decoder's relative weights,
+            sigmoid probabilities (sigmoid, sigmoid-lowrank), or the ``C`` outputs of the
+            learned head's label map. Columns follow ``vocabulary``.
         """
         return self.scores_of_outputs(self.predict_points(images, batch_size=batch_size), decoder=decoder)
 
@@ -221,7 +223,7 @@ class TrainedRun:
         if decoder == "cosine":
             return self.scorer(outputs)
         if self.embedding is None:
-            raise ValueError(f"The {decoder} decoder needs label vectors; the sigmoid head has none (use decoder='cosine').")
+            raise ValueError(f"The {decoder} decoder needs label vectors; the {self.head} head has none (use decoder='cosine').")
         from workbench.method.decoders import decoder_scores
 
         return decoder_scores(outputs, self.embedding.vectors, decoder=decoder)

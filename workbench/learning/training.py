@@ -28,7 +28,14 @@ import keras
 import numpy as np
 
 from workbench._io import atomic_save_npz, atomic_write_json, read_json
-from workbench.learning.config import EMBEDDING_HEADS, TrainConfig, label_frequency_bias
+from workbench.learning.config import (
+    BOTTLENECK_HEADS,
+    EMBEDDING_HEADS,
+    PMI_HEADS,
+    SIGMOID_HEADS,
+    TrainConfig,
+    label_frequency_bias,
+)
 from workbench.learning.devices import describe_device
 from workbench.learning.callbacks import EvaluationCallback
 from workbench.learning.feeding import ImageSource, LabelBatches, drop_unreadable
@@ -45,7 +52,7 @@ from workbench.learning.runs import (
     write_manifest,
 )
 from workbench.evaluation.statistics import IMAGE_AP_FILE, read_image_ap
-from workbench.method.targets import counted_on, label_vectors
+from workbench.method.targets import counted_on, head_dim, label_vectors
 from workbench.method.embedding import LabelEmbedding
 
 __all__ = ["train"]
@@ -155,12 +162,15 @@ def train(
         (``workbench-run-*`` in the system's temporary directory), kept until the
         process ends; :meth:`TrainedRun.save` copies it somewhere lasting.
     embedding : LabelEmbedding, optional
-        Required for the pmi head (same labels as ``dataset``); gives ``k`` to the
-        random head when ``config.embedding_dim`` is ``None``. It must have been counted
-        on the training split only (:func:`workbench.method.targets.counted_on`).
+        Required for the pmi, shuffled and random-matched heads (same labels as
+        ``dataset``); gives ``k`` to the random, learned and sigmoid-lowrank heads when
+        ``config.embedding_dim`` is ``None``. For the heads made from its vectors it must
+        have been counted on the training split only
+        (:func:`workbench.method.targets.counted_on`).
     allow_overlap : bool, default=False
-        Train the pmi head even when the embedding was counted on images that include the
-        validation split; the overlap is recorded in ``config.json`` (``data.embedding_counted_on``).
+        Train a PMI head (pmi, shuffled, random-matched) even when the embedding was counted
+        on images that include the validation split; the overlap is recorded in
+        ``config.json`` (``data.embedding_counted_on``).
     validation : MultiLabelDataset, optional
         The validation split (same vocabulary).
     callbacks : sequence of keras.callbacks.Callback
@@ -200,7 +210,7 @@ def train(
                        f"(listed in {run_dir / 'config.json'}).")
     vocabulary = train_set.vocabulary
     provenance = None
-    if config.head == "pmi" and embedding is not None:
+    if config.head in PMI_HEADS and embedding is not None:
         provenance = counted_on(embedding, train_set, validation_set, allow_overlap=allow_overlap)
     head_embedding = label_vectors(
         config.head,
@@ -211,7 +221,8 @@ def train(
         label_counts=np.diff(train_set.labels.tocsc().indptr),
     )
     vectors = None if head_embedding is None else head_embedding.vectors
-    embedding_dim = None if vectors is None else int(vectors.shape[1])
+    embedding_dim = int(vectors.shape[1]) if vectors is not None else \
+        head_dim(config.head, embedding=embedding, embedding_dim=config.embedding_dim)  # a bottleneck's k, or None
     width = output_width(config.head, embedding_dim=embedding_dim, num_labels=len(vocabulary))
     meta = {
         "format": RUN_FORMAT,
@@ -219,7 +230,8 @@ def train(
         "head": config.head,
         "train": config.to_dict(),
         "learning_rate": config.resolved_learning_rate,
-        "output_dim": int(width),  # the last layer's width: k, or C for the sigmoid head
+        "output_dim": int(width),  # the last layer's width: k, or C for the sigmoid and bottleneck heads
+        "embedding_dim": embedding_dim,  # k: the label vectors' (C for identity) or the bottleneck's; None for sigmoid
         "num_labels": len(vocabulary),
         "data": {
             "name": dataset.name,
@@ -259,7 +271,7 @@ def train(
             print_function(f"Resuming {run_dir} after epoch {initial_epoch} of {config.epochs}.")
     else:
         output_bias = None
-        if config.head == "sigmoid" and config.sigmoid_bias == "label_frequency":
+        if config.head in SIGMOID_HEADS and config.sigmoid_bias == "label_frequency":
             output_bias = label_frequency_bias(np.diff(train_set.labels.tocsc().indptr), len(train_set))
         model = build_model(config.model, head=config.head, embedding_dim=embedding_dim, num_labels=len(vocabulary),
                             random_state=config.random_state, output_bias=output_bias)
@@ -291,6 +303,7 @@ def train(
         evaluation = EvaluationCallback(
             inputs=_validation_inputs(validation_source, batch_size=config.batch_size, workers=config.workers),
             labels=validation_set.labels,
+            clean_labels=validation_set.clean_labels,
             vectors=vectors,
             batch_size=max(config.batch_size, 128),
             map_k=config.map_k,
@@ -301,9 +314,10 @@ def train(
             print_function=print_function,
         )
         if verbose and initial_epoch == 0:
+            bottleneck = f" through a {embedding_dim}-wide bottleneck" if config.head in BOTTLENECK_HEADS else ""
             print_function(
                 f"Training the {config.head} head on {len(train_set)} images ({len(validation_set)} for validation, "
-                f"{len(vocabulary)} labels, output width {width}) for {config.epochs} epochs; {meta['device']}."
+                f"{len(vocabulary)} labels, output width {width}{bottleneck}) for {config.epochs} epochs; {meta['device']}."
             )
         model.fit(
             batches,

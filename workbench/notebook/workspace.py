@@ -192,6 +192,7 @@ def ensure_scenes(results_dir, *, random_state: int = 0, verbose: bool = True, *
                 images=images,
                 name=_scene_name(config),
                 format="scenes",
+                clean_label_sets=stored.clean_label_sets,
             )
         if isinstance(saved, dict):
             _say(verbose, f"The data set in {folder} was made with other settings ({describe_differences(saved, wanted)}); "
@@ -208,6 +209,7 @@ def ensure_scenes(results_dir, *, random_state: int = 0, verbose: bool = True, *
         images=generated.images,
         name=_scene_name(config),
         format="scenes",
+        clean_label_sets=generated.clean_label_sets,
     )
 
 

@@ -35,6 +35,11 @@ class MultiLabelDataset:
         A short human-readable name (used in summaries and run configs).
     format : str
         The format it was read from (``"list-csv"``, ``"coco"``, ``"scenes"`` …).
+    clean_label_sets : tuple of tuple of str, length N, optional
+        The clean labels of each image, when the data set knows them (generated emoji
+        scenes: the labels of the glyphs drawn, before label noise); ``None`` otherwise.
+        Only measured against (``map_at_100_clean``), never trained on; not part of
+        :meth:`fingerprint`.
     """
 
     image_paths: tuple[str, ...]
@@ -44,6 +49,7 @@ class MultiLabelDataset:
     images: np.ndarray | None = None
     name: str = "dataset"
     format: str = "memory"
+    clean_label_sets: tuple[tuple[str, ...], ...] | None = None
     _cache: dict = field(default_factory=dict, init=False, repr=False)
 
     def __post_init__(self):
@@ -55,6 +61,12 @@ class MultiLabelDataset:
             raise ValueError(
                 f"{len(self.image_paths)} image paths but {len(self.label_sets)} label sets; give one label set per image."
             )
+        if self.clean_label_sets is not None:
+            object.__setattr__(self, "clean_label_sets", tuple(
+                tuple(dict.fromkeys(str(label) for label in s)) for s in self.clean_label_sets))
+            if len(self.clean_label_sets) != len(self.label_sets):
+                raise ValueError(f"{len(self.clean_label_sets)} clean label sets but {len(self.label_sets)} label sets; "
+                                 "give one clean label set per image.")
         if self.images is not None and len(self.images) != len(self.label_sets):
             raise ValueError(f"{len(self.images)} images but {len(self.label_sets)} label sets; give one label set per image.")
         if self.root is not None:
@@ -78,6 +90,15 @@ class MultiLabelDataset:
             self._cache["labels"] = label_matrix(self.label_sets, self.vocabulary)
         return self._cache["labels"]
 
+    @property
+    def clean_labels(self) -> sp.csr_matrix | None:
+        """Multi-hot clean label matrix, shape ``(N, C)``, dtype uint8; ``None`` when the data set does not know them."""
+        if self.clean_label_sets is None:
+            return None
+        if "clean_labels" not in self._cache:
+            self._cache["clean_labels"] = label_matrix(self.clean_label_sets, self.vocabulary)
+        return self._cache["clean_labels"]
+
     def path_of(self, position: int) -> Path:
         """Absolute path of image ``position``."""
         path = Path(self.image_paths[position])
@@ -96,6 +117,7 @@ class MultiLabelDataset:
             images=None if self.images is None else self.images[positions],
             name=name or self.name,
             format=self.format,
+            clean_label_sets=None if self.clean_label_sets is None else tuple(self.clean_label_sets[p] for p in positions),
         )
 
     def split(self, *, validation_fraction: float = 0.2, random_state: int = 0):

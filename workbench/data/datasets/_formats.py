@@ -3,7 +3,7 @@
 Each reader returns a :class:`~workbench.data.datasets.MultiLabelDataset` and fails with a
 one-line ``ValueError`` naming the file and the line or key on malformed input.
 
-Why one module of about 630 lines: six readers of about 80 lines each share the
+Why one module of about 660 lines: six readers of about 80 lines each share the
 detection of formats and the resolution and checking of image paths; the container they
 return is apart, in ``_container.py``.
 """
@@ -154,13 +154,16 @@ def read_scenes(folder: str | Path) -> MultiLabelDataset:
     folder : str or Path
         ``DIR`` with ``DIR/labels.csv`` (``image,labels``, image paths relative to
         ``DIR``, labels joined by ``|``) and ``DIR/vocabulary.csv``
-        (``label,group,subgroup``). A path to either CSV means its folder.
+        (``label,group,subgroup``), and optionally ``DIR/clean_labels.csv`` (as
+        ``labels.csv``, the same images in the same order: the labels before noise). A
+        path to either of the first two CSVs means its folder.
 
     Returns
     -------
     MultiLabelDataset
         ``format="scenes"``; the vocabulary (with groups and subgroups) in the order
-        of ``vocabulary.csv``, which may hold labels no image carries.
+        of ``vocabulary.csv``, which may hold labels no image carries;
+        ``clean_label_sets`` from ``clean_labels.csv`` (``None`` without it).
     """
     folder = Path(folder)
     if folder.is_file() and folder.name in ("labels.csv", "vocabulary.csv"):
@@ -181,6 +184,19 @@ def read_scenes(folder: str | Path) -> MultiLabelDataset:
                     f"{labels_path} line {line}: {vocabulary.unknown_label_message(label)} "
                     "Add it to vocabulary.csv or fix the label."
                 )
+    clean_label_sets = None
+    if (folder / "clean_labels.csv").is_file():
+        clean_path = folder / "clean_labels.csv"
+        clean = _read_list_entries(clean_path, "|")
+        if [image for _, image, _ in clean] != [image for _, image, _ in entries]:
+            raise ValueError(f"{clean_path} does not list the images of labels.csv in its order; write the scenes "
+                             "again, or remove clean_labels.csv.")
+        for line, _, labels in clean:
+            for label in labels:
+                if label not in vocabulary:
+                    raise ValueError(f"{clean_path} line {line}: {vocabulary.unknown_label_message(label)} "
+                                     "Add it to vocabulary.csv or fix the label.")
+        clean_label_sets = tuple(labels for _, _, labels in clean)
     return MultiLabelDataset(
         image_paths=tuple(image for _, image, _ in entries),
         label_sets=tuple(labels for _, _, labels in entries),
@@ -188,6 +204,7 @@ def read_scenes(folder: str | Path) -> MultiLabelDataset:
         root=folder,
         name=_folder_name(folder),
         format="scenes",
+        clean_label_sets=clean_label_sets,
     )
 
 
