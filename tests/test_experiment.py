@@ -41,7 +41,7 @@ def test_defaults_fill_every_key_and_lists_are_axes():
     grid = parse_grid({"embedding": {"dim": [4, 8]}, "data": {"labels": 30}})
     assert grid["data"]["labels"] == 30 and grid["data"]["images"] == 200
     assert grid["train"]["heads"] == ["pmi", "random", "identity", "sigmoid"], "identity is a default head"
-    assert grid["train"]["seeds"] == [0, 1, 2]
+    assert grid["train"]["seeds"] == [0, 1, 2, 3, 4], "five seeds: a paired interval needs at least four"
     cells = expand_cells(grid)
     # pmi and random per k; identity and sigmoid once (they do not depend on the embedding)
     assert [cell.name for cell in cells] == ["dim-4", "dim-8", "no-embedding"]
@@ -182,7 +182,10 @@ def test_cells_run_on_a_dask_cluster_and_a_changed_cell_is_refused_before_anythi
     results = json.loads((out / "results.json").read_text())
     assert sorted((row["cell"], row["head"]) for row in results["rows"]) == [
         ("dim-2", "pmi"), ("dim-2", "random"), ("dim-3", "pmi"), ("dim-3", "random"), ("no-embedding", "identity")]
-    assert {test["cell"] for test in results["paired"]} == {"dim-2", "dim-3"}
+    assert [(test["cell"], test["head"], test["baseline"]) for test in results["comparisons"]] == [
+        ("dim-2", "pmi", "random"), ("dim-2", "pmi", "identity"), ("dim-3", "pmi", "random"), ("dim-3", "pmi", "identity")]
+    assert (out / "comparisons.csv").read_text().splitlines()[0] == \
+        "num_labels,dim,head,baseline,seeds,difference,low,high,p_value,p_adjusted,verdict"
     identity = next(row for row in results["rows"] if row["head"] == "identity")
     assert identity["dim"] == 6 and identity["ceiling_map_at_100"] == pytest.approx(1.0)
 

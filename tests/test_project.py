@@ -57,8 +57,8 @@ def test_command_line_offers_every_documented_subcommand():
      "workbench.method.decoding", "workbench.method.targets", "workbench.learning.config",
      # measuring is Keras-free by folder: every module of evaluation/ (checked below as well)
      "workbench.evaluation.metrics", "workbench.evaluation.statistics", "workbench.evaluation.calibration",
-     "workbench.evaluation.ceiling", "workbench.evaluation.analysis",
-     "workbench.experiments.compare", "workbench.experiments.grid",
+     "workbench.evaluation.ceiling", "workbench.evaluation.analysis", "workbench.evaluation.coverage",
+     "workbench.experiments.compare", "workbench.experiments.grid", "workbench.experiments.comparisons",
      "workbench.experiments.results", "workbench.experiments.experiment",
      "workbench.method.decoders", "workbench.apps.classify",
      "workbench.notebook.workspace", "workbench.notebook.pipeline", "workbench.cli"],

@@ -56,14 +56,20 @@ def test_statistics_frame_has_one_row_per_run_and_the_table_ends_with_the_paired
     statistics = {"runs": [{"head": "pmi", "seed": 0, "epochs": 4, "map_at_100": 0.5, "low": 0.4, "high": 0.6, "macro_ap": 0.3},
                            {"head": "random", "seed": 0, "epochs": 4, "map_at_100": 0.2, "low": None, "high": None,
                             "macro_ap": None}],
-                  "paired": {"first": "pmi", "second": "random", "difference": 0.3, "low": 0.1, "high": 0.5, "num_seeds": 1,
-                             "beats": True}}
+                  "paired": {"first": "pmi", "second": "random", "difference": 0.3, "low": 0.1, "high": 0.5, "num_seeds": 5,
+                             "method": "crossed-t", "p_value": 0.004, "note": None, "verdict": "better"}}
     frame = statistics_frame(statistics)
     assert list(frame.columns) == ["head", "seed", "epochs", "map_at_100", "map_at_100_low", "map_at_100_high", "macro_ap"]
     assert frame.loc[0, "map_at_100_low"] == 0.4 and math.isnan(frame.loc[1, "map_at_100_low"])
     lines = statistics_table(statistics).splitlines()
     assert "[0.400, 0.600]" in lines[2] and lines[3].split()[-1] == "—"
-    assert lines[-1].startswith("pmi − random = +0.300") and lines[-1].endswith("pmi beats random")
+    assert lines[-1] == ("pmi − random = +0.300, 95% interval [+0.100, +0.500] (crossed-t: seeds and images as random "
+                         "factors) over 5 seeds, p = 0.004: pmi better than random")
+    statistics["paired"].update(low=None, high=None, method="sign test", p_value=0.25, verdict="no difference",
+                                note="3 seeds: too few for a 95 % interval; the difference is positive in 3 of 3 seeds")
+    assert statistics_table(statistics).splitlines()[-1] == (
+        "pmi − random = +0.300 (3 seeds: too few for a 95 % interval; the difference is positive in 3 of 3 seeds; "
+        "sign test p = 0.250): no difference")
 
 
 def test_results_frame_has_one_row_per_cell_and_head():
@@ -72,16 +78,18 @@ def test_results_frame_has_one_row_per_cell_and_head():
                         {**row, "cell": "k4", "head": "pmi", "map_at_100": 0.7, "map_at_100_low": 0.6, "map_at_100_high": 0.8},
                         {"cell": "k4", "head": "sigmoid", "map_at_100": 0.6, "map_at_100_low": None, "map_at_100_high": None,
                          "ceiling_map_at_100": None, "macro_ap": None}],
-               "paired": [{"cell": "k4", "difference": 0.1, "low": -0.1, "high": 0.3, "num_seeds": 2, "wins": 1,
-                           "t_pvalue": None, "beats": None}]}
+               "comparisons": [{"cell": "k4", "num_labels": 20, "dim": 4, "head": "pmi", "baseline": "sigmoid",
+                                "difference": 0.1, "low": -0.1, "high": 0.3, "method": "crossed-t", "num_seeds": 5,
+                                "num_images": 40, "p_value": 0.02, "p_adjusted": 0.06, "verdict": "no difference",
+                                "note": None}]}
     frame = results_frame(results)
     assert list(frame[["cell", "head", "seeds"]].itertuples(index=False, name=None)) == [("k4", "pmi", 2), ("k4", "sigmoid", 1)]
     assert frame.loc[0, "map_at_100_mean"] == pytest.approx(0.6) and frame.loc[0, "map_at_100_std"] == pytest.approx(np.std([0.5, 0.7], ddof=1))
     assert frame.loc[0, "map_at_100_low"] == pytest.approx(0.5) and math.isnan(frame.loc[1, "ceiling_map_at_100"])
     text = results_table(results)
     assert "0.600 ± 0.141" in text and "[0.500, 0.700]" in text
-    assert text.splitlines()[-1] == ("k4: pmi − random = +0.100 [-0.100, +0.300] over 2 seed(s), 1 won, paired t p = —: "
-                                     "no difference beyond the interval")
+    assert text.splitlines()[-1] == ("  labels 20, k 4: pmi − sigmoid = +0.100 [-0.100, +0.300] (crossed-t over 5 seeds × "
+                                     "40 images), p = 0.020, Holm p = 0.060: no difference"), "the verdict follows Holm's p"
 
 
 def test_calibration_frame_has_one_row_per_decoder_and_operating_point():

@@ -277,7 +277,7 @@ def load_run(run_dir) -> Run:
     return Run(read(run_dir))
 
 
-def compare(data, embedding=None, *, heads=("pmi", "random", "identity", "sigmoid"), seeds=(0, 1), epochs: int = 10,
+def compare(data, embedding=None, *, heads=("pmi", "random", "identity", "sigmoid"), seeds=(0, 1, 2, 3, 4), epochs: int = 10,
             batch_size: int = 64, model=None, learning_rates: dict | None = None,
             validation_fraction: float = VALIDATION_FRACTION, split_random_state: int = 0, out_dir=None,
             allow_overlap: bool = False, verbose: int = 0) -> Comparison:

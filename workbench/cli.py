@@ -271,7 +271,7 @@ def _add_compare(subparsers) -> None:
     add_embedding_arguments(parser, seed_flag="--solver-seed")
     add("--heads", default=",".join(DEFAULT_HEADS), metavar="H,H",
         help=f"comma-separated heads, some of {', '.join(HEADS)} (default: {','.join(DEFAULT_HEADS)})")
-    add("--seeds", type=int, default=3, metavar="S", help="number of seeds, 0..S-1 (default: 3)")
+    add("--seeds", type=int, default=5, metavar="S", help="number of seeds, 0..S-1 (default: 5; a 95 %% interval of a difference needs at least 4)")
     add("--learning-rates", default=None, metavar="HEAD=LR,…", help="per-head overrides of the tuned learning rates")
     _train_model_arguments(parser)
     add("--out", required=True, metavar="DIR", help="output folder (an earlier comparison resumes)")
@@ -436,8 +436,8 @@ def _add_experiment(subparsers) -> None:
                      "run a grid of settings (data, embedding, heads, seeds) and aggregate it with confidence intervals",
                      "Expand a TOML grid file into cells, train every head and seed of every cell in the cell's own folder (a "
                      "rerun skips finished cells and resumes unfinished ones), run cells in parallel on Dask, and write "
-                     "DIR/results.csv, DIR/results.json (rows, histories, paired tests, provenance) and DIR/results.png. The "
-                     "grid format: docs/experiments.md.")
+                     "DIR/results.csv, DIR/comparisons.csv (head against baseline: interval, p, Holm-adjusted p, verdict), "
+                     "DIR/results.json (rows, histories, comparisons, provenance) and DIR/results.png. Grid format: docs/experiments.md.")
     add = parser.add_argument
     add("--grid", required=True, metavar="GRID.toml", help="the grid file")
     add("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier experiment)")
@@ -463,7 +463,7 @@ def _run_experiment(args) -> int:
     if results["rows"]:
         save_plot(plot_experiment, results, out / "results.png")
         print(results_table(results))
-    print(f"wrote {out / 'results.csv'} and {out / 'results.json'}")
+    print(f"wrote {out / 'results.csv'}, {out / 'comparisons.csv'} and {out / 'results.json'}")
     for report in results["failed"]:
         print(f"workbench experiment: cell {report['cell']} failed: {report['error']} "
               f"(see {out / 'cells' / report['cell'] / 'log.txt'})", file=sys.stderr)

@@ -665,7 +665,8 @@ class Experiment(Result):
     """A grid of comparisons (``workbench experiment``): ``results.json`` of its cells.
 
     ``to_frame()``: one row per cell and head (MAP@100 over seeds, intervals, ceiling).
-    ``rows()``: every (cell, head, seed) as in ``results.csv``. ``plot()``: MAP@100 against k.
+    ``rows()``: every (cell, head, seed) as in ``results.csv``. ``comparisons()``: every
+    (setting, head, baseline) as in ``comparisons.csv``. ``plot()``: MAP@100 against k.
     ``cells(dim=…)``: the cells with some settings; per cell, ``per_label(cell)`` (each head's
     AP by label), ``mistakes(cell)`` (the most confident false positives) and
     ``companion_shares(cell)``.
@@ -691,6 +692,16 @@ class Experiment(Result):
         import pandas as pd
 
         return pd.DataFrame(self.results["rows"])
+
+    def comparisons(self):
+        """Every comparison of the grid as in ``comparisons.csv``: difference, interval, p-value, Holm-adjusted p, verdict.
+
+        See :func:`workbench.experiments.comparisons.comparisons_frame`; the pooled tests over
+        ``k`` are ``results["pooled"]``.
+        """
+        from workbench.experiments.comparisons import comparisons_frame
+
+        return comparisons_frame(self.results)
 
     def cells(self, **settings) -> list[str]:
         """Names of the cells (in the order run) with a finished run whose row has these values.

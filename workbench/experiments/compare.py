@@ -142,7 +142,7 @@ def compare(
     embedding: LabelEmbedding | EmbeddingOptions | None = None,
     heads: Sequence[str] = DEFAULT_HEADS,
     epochs: int = 10,
-    seeds: Sequence[int] = (0, 1, 2),
+    seeds: Sequence[int] = (0, 1, 2, 3, 4),
     batch_size: int = 64,
     model: ModelConfig | None = None,
     learning_rates: dict | None = None,
@@ -175,7 +175,7 @@ def compare(
         Any of :data:`~workbench.learning.config.HEADS`, the controls ``shuffled``,
         ``random-matched``, ``learned`` and ``sigmoid-lowrank`` included.
     epochs : int, default=10
-    seeds : sequence of int, default=(0, 1, 2)
+    seeds : sequence of int, default=(0, 1, 2, 3, 4)
         The ``random_state`` of each run (initialisation, batch order, random vectors).
     batch_size : int, default=64
     model : ModelConfig, optional

@@ -18,7 +18,7 @@ a list value is an axis, a scalar is fixed::
     negative = "drop"
     [train]
     heads = ["pmi", "random", "identity", "sigmoid"]
-    seeds = [0, 1, 2]
+    seeds = [0, 1, 2, 3, 4]
     epochs = 10
     image_size = 32
     batch_size = 64
@@ -66,7 +66,7 @@ GRID_DEFAULTS = {
     "data": {"path": None, "labels": 20, "images": 200, "size": 32, "missing_rate": 0.0, "spurious_rate": 0.0,
              "seed": 0, "validation_fraction": 0.2},
     "embedding": {"dim": 16, "pmi": "zero", "diagonal": "self", "negative": "drop"},
-    "train": {"heads": ["pmi", "random", "identity", "sigmoid"], "seeds": [0, 1, 2], "epochs": 10,
+    "train": {"heads": ["pmi", "random", "identity", "sigmoid"], "seeds": [0, 1, 2, 3, 4], "epochs": 10,
               "image_size": 32, "batch_size": 64, "width": 16, "depth": 4, "tune_lr": False, "learning_rates": {}},
 }
 #: Keys that are lists by nature (run inside a cell), not axes of cells.

@@ -14,8 +14,8 @@ percentile bootstrap interval over validation images of each image's AP averaged
 those epochs (seeded by the run's seed, so a rerun gives the same interval);
 ``map_at_100_clean`` the same mean of MAP@100 against the clean labels (empty when the data
 set does not know them: only generated scenes do). Paired
-tests compare pmi with random in every cell that has both with the same seeds
-(:func:`workbench.evaluation.statistics.paired_difference`).
+tests compare heads in every setting of the grid (:mod:`workbench.experiments.comparisons`:
+which pairs, Holm across the grid, pooled over k; ``comparisons.csv``).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from workbench.evaluation.statistics import (
     paired_difference,
     read_image_ap,
 )
+from workbench.experiments.comparisons import comparisons_csv, comparisons_text, grid_comparisons
 from workbench.method.targets import K_HEADS
 
 __all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_frame", "results_table", "read_results",
@@ -146,13 +147,14 @@ def collect_results(out_dir: str | Path, cells, *, grid: dict | None = None, pro
     Returns
     -------
     dict
-        ``{"grid": {...}, "rows": [...], "histories": [{"cell", "head", "seed", "history"}], "paired":
-        [{"cell", "first": "pmi", "second": "random", "difference", "low", "high", …}], "per_label": [{"cell",
+        ``{"grid": {...}, "rows": [...], "histories": [{"cell", "head", "seed", "history"}], "comparisons":
+        [{"cell", "num_labels", "dim", "head", "baseline", "difference", "low", "high", "p_value", "p_adjusted",
+        "verdict", …}], "pooled": [...] (:func:`workbench.experiments.comparisons.grid_comparisons`), "per_label": [{"cell",
         "head", "labels", "train_counts", "per_label_ap" (mean over seeds), "companion_share_top", "errors"}],
         "cells": {name: {"status", "settings", "seconds"}}, "provenance": {...}}``.
     """
     out_dir = Path(out_dir)
-    rows, histories, paired, states, analyses = [], [], [], {}, []
+    rows, histories, states, analyses, values, num_labels = [], [], {}, [], {}, {}
     for cell in cells:
         folder = out_dir / "cells" / cell.name
         record = read_json(folder / "cell.json") if (folder / "cell.json").is_file() else {}
@@ -161,16 +163,14 @@ def collect_results(out_dir: str | Path, cells, *, grid: dict | None = None, pro
                              "tuning": record.get("tuning")}
         if not folder.is_dir():
             continue
-        cell_rows, cell_histories, values, cell_analyses = _rows_of_cell(folder, cell, set(cell.heads), set(cell.seeds))
+        cell_rows, cell_histories, values[cell.name], cell_analyses = _rows_of_cell(folder, cell, set(cell.heads),
+                                                                                    set(cell.seeds))
+        num_labels[cell.name] = next((row["num_labels"] for row in cell_rows), None)
         analyses += cell_analyses
         rows += cell_rows
         histories += cell_histories
-        common = sorted(seed for seed in cell.seeds if ("pmi", seed) in values and ("random", seed) in values)
-        if common:
-            test = paired_difference([values[("pmi", seed)] for seed in common],
-                                     [values[("random", seed)] for seed in common], random_state=0)
-            paired.append({"cell": cell.name, "first": "pmi", "second": "random", "seeds": common, **test})
-    return {"grid": grid or {}, "rows": rows, "histories": histories, "paired": paired, "per_label": _per_label(analyses),
+    return {"grid": grid or {}, "rows": rows, "histories": histories,
+            **grid_comparisons(cells, values, num_labels=num_labels), "per_label": _per_label(analyses),
             "cells": states,
             "provenance": provenance or {}}
 
@@ -185,9 +185,10 @@ def _csv_text(rows) -> str:
 
 
 def write_results(out_dir: str | Path, results: dict) -> None:
-    """Write ``results.csv`` (the rows) and ``results.json`` (everything), each atomically."""
+    """Write ``results.csv`` (the rows), ``comparisons.csv`` (the paired tests) and ``results.json`` (everything), each atomically."""
     out_dir = Path(out_dir)
     atomic_write_text(out_dir / "results.csv", _csv_text(results["rows"]))
+    atomic_write_text(out_dir / "comparisons.csv", comparisons_csv(results))
     atomic_write_json(out_dir / "results.json", results)
 
 
@@ -249,7 +250,12 @@ def results_frame(results: dict):
 
 
 def results_table(results: dict) -> str:
-    """:func:`results_frame` as text (MAP@100 mean ± std over seeds, mean bootstrap interval, ceiling); then the paired tests."""
+    """:func:`results_frame` as text (MAP@100 mean ± std over seeds, mean bootstrap interval, ceiling); then the comparisons.
+
+    The comparisons (:func:`workbench.experiments.comparisons.comparisons_text`): one line per
+    (setting, head, baseline) with its interval and method, p-value, Holm-adjusted p-value and
+    verdict, then the pooled tests over k.
+    """
     import pandas as pd
 
     frame = results_frame(results)
@@ -261,12 +267,9 @@ def results_table(results: dict) -> str:
         "macro AP": [_plus_minus(m, s, 3) for m, s in zip(frame["macro_ap_mean"], frame["macro_ap_std"])],
     })
     text = [text_table(shown, digits=3)]
-    for test in results.get("paired", []):
-        verdict = {True: "pmi beats random", False: "random beats pmi", None: "no difference beyond the interval"}
-        pvalue = "—" if test["t_pvalue"] is None else f"{test['t_pvalue']:.3f}"
-        text.append(f"{test['cell']}: pmi − random = {test['difference']:+.3f} [{test['low']:+.3f}, {test['high']:+.3f}]"
-                    f" over {test['num_seeds']} seed(s), {test['wins']} won, paired t p = {pvalue}: "
-                    f"{verdict[test['beats']]}")
+    if "comparisons" not in results and results.get("paired"):
+        text.append("(paired tests of an older version: run 'workbench experiment' again to compute the comparisons)")
+    text += [comparisons_text(results)] if results.get("comparisons") else []
     return "\n".join(text)
 
 
@@ -280,7 +283,8 @@ def comparison_statistics(folder: str | Path, *, first: str = "pmi", second: str
         3 epochs), ``"low", "high"`` (95 % bootstrap over validation images; ``None`` for
         runs written before per-image values were kept), ``"macro_ap"}``; ``paired``: the
         paired test of ``first`` against ``second`` over their common seeds
-        (:func:`workbench.evaluation.statistics.paired_difference`), or ``None``.
+        (:func:`workbench.evaluation.statistics.paired_difference`: ``method``, ``low``/``high``
+        from 4 seeds on, ``p_value``, ``note``, ``verdict`` of this one test), or ``None``.
     """
     folder = Path(folder)
     results = read_json(folder / "results.json")
@@ -297,7 +301,7 @@ def comparison_statistics(folder: str | Path, *, first: str = "pmi", second: str
     if seeds:
         paired = {"first": first, "second": second, "seeds": seeds,
                   **paired_difference([values[(first, seed)] for seed in seeds],
-                                      [values[(second, seed)] for seed in seeds], random_state=0)}
+                                      [values[(second, seed)] for seed in seeds])}
     return {"runs": runs, "paired": paired}
 
 
@@ -318,7 +322,7 @@ def statistics_frame(statistics: dict):
 
 
 def statistics_table(statistics: dict) -> str:
-    """:func:`statistics_frame` as text, one line per run, then the paired test in words."""
+    """:func:`statistics_frame` as text, one line per run, then the paired test in words (its method named)."""
     import pandas as pd
 
     frame = statistics_frame(statistics)
@@ -330,12 +334,17 @@ def statistics_table(statistics: dict) -> str:
     })
     text = [text_table(shown, digits=3)]
     test = statistics.get("paired")
-    if test:
-        verdict = {True: f"{test['first']} beats {test['second']}", False: f"{test['second']} beats {test['first']}",
-                   None: "no difference beyond the interval"}[test["beats"]]
-        text.append(f"{test['first']} − {test['second']} = {test['difference']:+.3f}, 95% interval "
-                    f"[{test['low']:+.3f}, {test['high']:+.3f}] (seeds and images resampled) over {test['num_seeds']} "
-                    f"seed(s): {verdict}")
+    if test and test.get("difference") is not None:
+        name = f"{test['first']} − {test['second']} = {test['difference']:+.3f}"
+        pvalue = "—" if test["p_value"] is None else f"{test['p_value']:.3f}" if test["p_value"] >= 0.001 \
+            else f"{test['p_value']:.1e}"
+        verdict = {"better": f"{test['first']} better than {test['second']}",
+                   "worse": f"{test['first']} worse than {test['second']}"}.get(test["verdict"], test["verdict"])
+        if test.get("low") is not None:
+            text.append(f"{name}, 95% interval [{test['low']:+.3f}, {test['high']:+.3f}] ({test['method']}: seeds and "
+                        f"images as random factors) over {test['num_seeds']} seeds, p = {pvalue}: {verdict}")
+        else:
+            text.append(f"{name} ({test['note']}; sign test p = {pvalue}): {verdict}")
     return "\n".join(text)
 
 
