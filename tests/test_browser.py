@@ -90,39 +90,41 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=10)
 
 
-@pytest.fixture()
-def voila_page(tmp_path):
-    """URL of a Voilà page showing ``ClassifyApp.for_run`` on a freshly trained run; stops Voilà afterwards."""
+def _skip_without_a_browser() -> None:
     if not CHROMIUM.exists():
         pytest.skip(f"Chromium not found at {CHROMIUM}; install Debian's chromium package to run the browser test")
     pytest.importorskip("playwright.sync_api", reason="playwright (python) is not installed")
     pytest.importorskip("voila", reason="voila is not installed")
-    pytest.importorskip("keras")
-    from tests.conftest import train_tiny_run
 
-    run_dir = train_tiny_run(tmp_path / "run")
-    page_dir = tmp_path / "page"
-    page_dir.mkdir()
-    (page_dir / "classify_app.ipynb").write_text(json.dumps(_notebook(PAGE_SOURCE)))
-    jupyter_dir = tmp_path / "jupyter"
-    for name in ("config", "runtime"):
-        (jupyter_dir / name).mkdir(parents=True)
+
+@contextlib.contextmanager
+def serve_notebook(folder: Path, name: str, source: str, *, environment: dict | None = None, timeout: float = 60):
+    """Voilà serving a one-cell notebook (``source``) from ``folder`` on 127.0.0.1: yields ``(url, log path)``.
+
+    The notebook, Jupyter's config and runtime folders and Voilà's log go under ``folder``;
+    Voilà and its kernels are stopped afterwards. Also used by ``benchmarks/bench_labelmap.py``.
+    """
+    page_dir = folder / "page"
+    page_dir.mkdir(parents=True, exist_ok=True)
+    (page_dir / name).write_text(json.dumps(_notebook(source)))
+    jupyter_dir = folder / "jupyter"
+    for part in ("config", "runtime"):
+        (jupyter_dir / part).mkdir(parents=True, exist_ok=True)
     port = _free_port()
     environment = dict(
         os.environ,
-        WORKBENCH_RUN_DIR=str(run_dir),
-        WORKBENCH_STORE=str(tmp_path / "results.sqlite"),
+        **(environment or {}),
         PYTHONPATH=os.pathsep.join(filter(None, [str(REPOSITORY_ROOT), os.environ.get("PYTHONPATH")])),
         JUPYTER_CONFIG_DIR=str(jupyter_dir / "config"),
         JUPYTER_RUNTIME_DIR=str(jupyter_dir / "runtime"),
         TF_CPP_MIN_LOG_LEVEL="3",
         MPLBACKEND="Agg",
     )
-    log = tmp_path / "voila.log"
+    log = folder / "voila.log"
     with log.open("w") as log_stream:
         process = subprocess.Popen(
             [
-                sys.executable, "-m", "voila", "classify_app.ipynb",
+                sys.executable, "-m", "voila", name,
                 f"--port={port}", "--no-browser", "--Voila.ip=127.0.0.1",
                 "--VoilaConfiguration.show_tracebacks=True",
             ],
@@ -133,10 +135,23 @@ def voila_page(tmp_path):
             start_new_session=True,
         )
     try:
-        _wait_for_port(port, process, log, timeout=60)
-        yield f"http://127.0.0.1:{port}/", tmp_path, log
+        _wait_for_port(port, process, log, timeout=timeout)
+        yield f"http://127.0.0.1:{port}/", log
     finally:
         _stop(process)
+
+
+@pytest.fixture()
+def voila_page(tmp_path):
+    """URL of a Voilà page showing ``ClassifyApp.for_run`` on a freshly trained run; stops Voilà afterwards."""
+    _skip_without_a_browser()
+    pytest.importorskip("keras")
+    from tests.conftest import train_tiny_run
+
+    run_dir = train_tiny_run(tmp_path / "run")
+    environment = {"WORKBENCH_RUN_DIR": str(run_dir), "WORKBENCH_STORE": str(tmp_path / "results.sqlite")}
+    with serve_notebook(tmp_path, "classify_app.ipynb", PAGE_SOURCE, environment=environment) as (url, log):
+        yield url, tmp_path, log
 
 
 def _upload(page, path: Path) -> None:
@@ -225,3 +240,147 @@ def test_classify_app_in_a_real_browser(voila_page):
     store = ResultStore(tmp_path / "results.sqlite")
     assert store.count_classifications() == 2
     assert {entry["image"] for entry in store.images_classified_as(names[0])} >= {"photo.jpg"}
+
+
+# ---------------------------------------------------------------------------------
+# the label explorer at the paper's scale: 17,000 labels on a WebGL map
+# ---------------------------------------------------------------------------------
+#: WebGL in headless Chromium without a GPU: ANGLE on SwiftShader (software Vulkan).
+WEBGL_ARGS = [arg for arg in CHROMIUM_ARGS if arg != "--disable-gpu"] + [
+    "--use-angle=swiftshader", "--enable-unsafe-swiftshader", "--ignore-gpu-blocklist",
+]
+EXPLORER_LABELS = 17_000
+
+EXPLORER_SOURCE = """\
+import os, time
+began = time.perf_counter()
+from workbench.apps.explorer import LabelExplorer
+from workbench.method.embedding import LabelEmbedding
+
+explorer = LabelExplorer(embedding=LabelEmbedding.load(os.environ["WORKBENCH_EMBEDDING"]),
+                         map_method=os.environ.get("WORKBENCH_MAP_METHOD", "pca"), cache=os.environ.get("WORKBENCH_MAP_CACHE", True))
+explorer.selection_path.value = os.environ["WORKBENCH_SELECTION_CSV"]
+print(f"explorer ready in {time.perf_counter() - began:.2f} s")
+explorer
+"""
+
+
+def drawn_share(png: bytes) -> float:
+    """Share of a screenshot's pixels that are not its background (its most common colour): 0 for a blank canvas."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.int16).reshape(-1, 3)
+    colours, counts = np.unique(pixels, axis=0, return_counts=True)
+    background = colours[np.argmax(counts)]
+    return float(np.mean(np.abs(pixels - background).sum(axis=1) > 30))
+
+
+def wait_until_drawn(page, locator, *, timeout: float, share: float = 0.02) -> float:
+    """Poll screenshots of ``locator`` until at least ``share`` of its pixels are drawn; the seconds it took."""
+    began = time.monotonic()
+    while time.monotonic() - began < timeout:
+        if locator.count() and drawn_share(locator.screenshot()) >= share:
+            return time.monotonic() - began
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the map stayed blank for {timeout:.0f} s")
+
+
+def clustered_label_embedding(path: Path, *, num_labels: int = EXPLORER_LABELS, dim: int = 16, clusters: int = 40):
+    """A saved embedding of ``num_labels`` labels in ``clusters`` Gaussian clusters (groups ``g<cluster>``), with counts."""
+    import numpy as np
+
+    from workbench.data.labels import Vocabulary
+    from workbench.method.embedding import LabelEmbedding
+
+    rng = np.random.default_rng(0)
+    cluster = np.arange(num_labels) % clusters
+    vectors = (rng.normal(size=(clusters, dim)) * 3)[cluster] + rng.normal(size=(num_labels, dim))
+    vocabulary = Vocabulary(tuple(f"label-{i:05d}" for i in range(num_labels)), groups=tuple(f"g{c}" for c in cluster))
+    LabelEmbedding(vocabulary=vocabulary, vectors=vectors.astype(np.float32), eigenvalues=np.ones(dim),
+                   label_counts=rng.integers(1, 5000, size=num_labels), settings={}).save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_label_explorer_at_17000_labels_in_a_real_browser(tmp_path):
+    """Voilà shows the explorer for 17,000 labels; the WebGL canvas is drawn; search selects; a lasso comes back as a frame."""
+    _skip_without_a_browser()
+    import pandas as pd
+    from playwright.sync_api import expect, sync_playwright
+
+    embedding = clustered_label_embedding(tmp_path / "embedding")
+    selection_csv = tmp_path / "selection.csv"
+    environment = {"WORKBENCH_EMBEDDING": str(embedding), "WORKBENCH_SELECTION_CSV": str(selection_csv)}
+    with serve_notebook(tmp_path, "explorer.ipynb", EXPLORER_SOURCE, environment=environment) as (url, log), \
+            sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=WEBGL_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            page_errors = []
+            page.on("pageerror", lambda error: page_errors.append(str(error)))
+            page.goto(url, timeout=60_000)
+            try:
+                page.wait_for_selector(".workbench-label-explorer canvas", timeout=90_000)
+            except Exception:
+                page.screenshot(path=str(tmp_path / "failed.png"), full_page=True)
+                raise AssertionError(f"the explorer did not appear; Voilà log:\n{log.read_text()[-3000:]}") from None
+            canvas = page.locator(".workbench-label-explorer canvas").first
+            wait_until_drawn(page, canvas, timeout=30)  # WebGL through SwiftShader: not blank
+            before = canvas.screenshot()
+            expect(page.locator(".workbench-selection")).to_contain_text("Nothing selected")
+
+            # search: type a name, the map selects it (with its neighbours) and zooms there
+            search = page.locator(".workbench-search input")
+            search.fill("label-01234")
+            search.press("Enter")
+            expect(page.locator(".workbench-chosen")).to_have_text("label-01234", timeout=20_000)
+            expect(page.locator(".workbench-selection")).to_contain_text("label-01234 and its neighbours", timeout=20_000)
+            page.wait_for_timeout(1500)  # the zoom animation (500 ms)
+            after = canvas.screenshot()
+            assert after != before and drawn_share(after) > 0.005
+
+            # a lasso around the middle of the map (the toolbar's lasso mode), read back in Python as a frame
+            page.get_by_title("Reset View").first.click()
+            page.wait_for_timeout(1200)
+            page.get_by_title("Activate lasso selection").first.click()
+            box = canvas.bounding_box()
+            cx, cy, r = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2, min(box["width"], box["height"]) / 8
+            page.mouse.move(cx - r, cy - r)
+            page.mouse.down()
+            corners = [(cx - r, cy - r), (cx + r, cy - r), (cx + r, cy + r), (cx - r, cy + r), (cx - r, cy - r)]
+            for step in range(36):  # most of a square, a point every 25 ms (the lasso keeps points 10 ms and 3 px apart);
+                side, t = divmod(step, 10)  # it closes itself, and a release where it began would be a click on one point
+                (x0, y0), (x1, y1) = corners[side], corners[side + 1]
+                page.mouse.move(x0 + (x1 - x0) * t / 10, y0 + (y1 - y0) * t / 10)
+                page.wait_for_timeout(25)
+            page.mouse.up()
+            selected = page.locator(".workbench-selection")
+            expect(selected).to_contain_text("Selected:", timeout=20_000)
+            expect(selected).not_to_contain_text("neighbours")
+            count = int(selected.inner_text().split("Selected:")[1].split()[0])
+            assert 20 <= count < EXPLORER_LABELS  # a region of the map, not a click on one point
+            page.get_by_role("button", name="Export selection").click()
+            expect(page.locator(".workbench-status")).to_contain_text(f"Wrote {count} selected points", timeout=20_000)
+            page.screenshot(path=str(tmp_path / "label_explorer.png"), full_page=True)
+            if os.environ.get("WORKBENCH_SCREENSHOT_DIR"):
+                target = Path(os.environ["WORKBENCH_SCREENSHOT_DIR"]) / "label_explorer.png"
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(tmp_path / "label_explorer.png", target)
+            assert not page_errors, page_errors
+        finally:
+            browser.close()
+
+    frame = pd.read_csv(selection_csv, keep_default_na=False)
+    assert list(frame.columns) == ["label", "group", "count", "x", "y"] and len(frame) == count
+    assert frame.label.str.fullmatch(r"label-\d{5}").all() and frame.label.is_unique
+    # a lasso's points lie together: their box is a small part of the map's
+    from workbench.apps.labelmap import label_coordinates
+    from workbench.method.embedding import LabelEmbedding
+
+    everything = label_coordinates(LabelEmbedding.load(embedding).vectors, method="pca")
+    extent = everything.max(axis=0) - everything.min(axis=0)
+    spread = frame[["x", "y"]].to_numpy().max(axis=0) - frame[["x", "y"]].to_numpy().min(axis=0)
+    assert (spread < 0.6 * extent).all(), (spread, extent)

@@ -46,7 +46,7 @@ def test_ci_runs_exactly_the_readme_test_command():
 
 def test_command_line_offers_every_documented_subcommand():
     result = subprocess.run([sys.executable, "-m", "workbench.cli", "--help"], capture_output=True, text=True, check=True)
-    for command in ("scenes", "embed", "neighbours", "train", "compare", "classify", "calibrate", "ceiling", "run"):
+    for command in ("scenes", "embed", "neighbours", "map", "train", "compare", "classify", "calibrate", "ceiling", "run"):
         assert re.search(rf"^\s+{command}\s", result.stdout, flags=re.MULTILINE), command
 
 

@@ -274,6 +274,10 @@ def counts_for(vocabulary, seed=0):
 
 
 def test_label_explorer_neighbours_pmi_counts_and_map(tmp_path):
+    import pandas as pd
+
+    from workbench.apps.explorer import STATIC_FALLBACK
+
     embedding, _ = clustered_embedding()
     counts = counts_for(embedding.vocabulary)
     num_labels = len(embedding.vocabulary)
@@ -290,29 +294,62 @@ def test_label_explorer_neighbours_pmi_counts_and_map(tmp_path):
         assert row["pmi"] == pmi[0, other]
         assert row["cooccurrences"] == counts.pair_counts[0, other]
         assert row["label_count"] == counts.label_counts[other]
-    explorer.chooser.value = "label-0042"  # as typing or picking in the box does
+    # the WebGL map holds every label (no sampling), hover shows name, group and count
+    assert len(explorer.map.points) == num_labels and explorer.map.tooltip_enable
+    assert set(explorer.map.tooltip_properties) >= {"label", "group", "count"}
+    assert list(explorer.frame["label"]) == list(embedding.vocabulary.names)
+    assert np.array_equal(explorer.frame["count"], counts.label_counts)
+    assert explorer.selection == []  # nothing selected before a search
+    explorer.select("label-0000")  # the search box holds it already: searching it still selects it
+    assert explorer.selection[0] == "label-0000" and len(explorer.selection) > 6
+    explorer.chooser.value = "label-0042"  # as typing or picking in the search box does
     assert explorer.label == "label-0042"
     neighbours = [r["label"] for r in explorer.neighbours()]
+    pmi_neighbours = [r["label"] for r in explorer.pmi_neighbours()]
     table = explorer.table.value
-    assert "label-0042" in table and all(name in table for name in neighbours)
-    assert table.count("<tr>") == 1 + 6
-    # the map: one image and one hover area per label, neighbours named in the title attribute
-    markup = explorer.map.value
+    assert "label-0042" in table and all(name in table for name in neighbours + pmi_neighbours)
+    assert table.count("<tr>") == 1 + 2 * (1 + 6)  # the two tables side by side, a header and 6 rows each
+    # the search selects the label and its neighbours on the map and zooms there
+    marked = sorted({"label-0042", *neighbours, *pmi_neighbours})
+    assert explorer.selection == marked
+    assert sorted(explorer.map.zoom_to) == sorted(embedding.vocabulary.indices(marked))
+    assert "label-0042 and its neighbours" in explorer.selection_status.value
+    frame = explorer.selection_frame()
+    assert list(frame.columns) == ["label", "group", "count", "x", "y"] and list(frame.label) == marked
+    positions = embedding.vocabulary.indices(marked)
+    assert np.allclose(frame[["x", "y"]], explorer.coordinates[positions])
+    assert list(frame["count"]) == list(counts.label_counts[positions])
+    # the static picture for places without a kernel: one image, one hover area per label, neighbours first
+    markup = explorer.static_html()
     assert markup.count("<img ") == 1 and markup.count("<area ") == num_labels
     titles = re.findall(r'title="([^"]+)"', markup)
     assert titles[:7] == [f"{name} (g{int(name[-4:]) % 12})" for name in neighbours] + ["label-0042 (g6)"]
+    data, metadata = explorer._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in data and "<img " in data["text/html"]
+    assert metadata == {STATIC_FALLBACK: True}
     # unknown names leave a message and keep the view
     explorer.chooser.value = "label-99999"
     assert explorer.label == "label-0042" and "Unknown label" in explorer.status.value
     explorer.top_slider.value = 3
-    assert explorer.table.value.count("<tr>") == 1 + 3
-    # export
+    assert explorer.table.value.count("<tr>") == 1 + 2 * (1 + 3)
+    # a lasso in the browser sets the widget's selection: read back as names, a frame and a CSV
+    explorer.map.selection = np.array([7, 3, 5], dtype=np.uint32)
+    assert explorer.selection == ["label-0003", "label-0005", "label-0007"]
+    assert "3 labels" in explorer.selection_status.value and not explorer.selection_button.disabled
+    explorer.selection_path.value = str(tmp_path / "picked.csv")
+    explorer.selection_button.click()
+    picked = pd.read_csv(tmp_path / "picked.csv", keep_default_na=False)
+    assert list(picked.label) == explorer.selection and list(picked.group) == ["g3", "g5", "g7"]
+    assert np.allclose(picked[["x", "y"]], explorer.coordinates[[3, 5, 7]])
+    assert "Wrote 3 selected points" in explorer.status.value
+    # export of the whole map
     explorer.export_path.value = str(tmp_path / "map.csv")
     explorer.export_button.click()
     names, groups, points = read_coordinates_csv(tmp_path / "map.csv")
     assert names == list(embedding.vocabulary.names) and groups[:2] == ["g0", "g1"]
     assert np.allclose(points, explorer.coordinates)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.csv"]  # no temporary file left
+    assert list(pd.read_csv(tmp_path / "map.csv")["count"]) == list(counts.label_counts)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["map.csv", "picked.csv"]  # no temporary file left
     explorer.export_path.value = str(tmp_path / "missing-dir-is-a-file.csv" / "x.csv")
     (tmp_path / "missing-dir-is-a-file.csv").write_text("")
     explorer.export_button.click()
@@ -371,8 +408,8 @@ def test_umap_map_keeps_clusters_and_is_seeded():
     from sklearn.manifold import trustworthiness
 
     embedding, cluster = clustered_embedding(num_labels=240, num_clusters=6)
-    first = label_coordinates(embedding.vectors, method="umap", random_state=3)
-    again = label_coordinates(embedding.vectors, method="umap", random_state=3)
+    first = label_coordinates(embedding.vectors, method="umap", random_state=3, deterministic=True)
+    again = label_coordinates(embedding.vectors, method="umap", random_state=3, deterministic=True)
     assert first.shape == (240, 2) and np.allclose(first, again)
     vectors = embedding.vectors / np.linalg.norm(embedding.vectors, axis=1, keepdims=True)
     assert trustworthiness(vectors, first, n_neighbors=10) > 0.9

@@ -101,6 +101,18 @@ def from_dict(cls, data, what: str):
 # ---------------------------------------------------------------------------------
 # comma-separated values, as a command line gives them
 # ---------------------------------------------------------------------------------
+def number_or_auto(text: str):
+    """A command line's ``T|auto`` (``--threshold``): the number, or ``"auto"``; anything else is refused as argparse refuses."""
+    import argparse
+
+    if text == "auto":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
+
+
 def names(text: str) -> list[str]:
     """``"a, b,c"`` → ``["a", "b", "c"]`` (empty items dropped)."""
     return [name.strip() for name in str(text).split(",") if name.strip()]

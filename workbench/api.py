@@ -377,18 +377,39 @@ def classify_app(run, **options):
 
 
 def explore(embedding, *, counts=None, pmi=None, label: str | None = None, top: int = 10, map_method: str = "umap",
-            random_state: int = 0):
-    """The label explorer widget: the label map, a label's ``top`` nearest neighbours (with their PMI from ``pmi``
-    and co-occurrences from ``counts``), export of the map.
+            random_state: int = 0, deterministic: bool = False, compare=None, run=None, data=None,
+            max_images: int | None = 2000):
+    """The label explorer widget (:class:`~workbench.apps.explorer.LabelExplorer`): every label on an interactive
+    WebGL map with search, a label's ``top`` nearest neighbours by cosine and by PMI (``pmi``; co-occurrences from
+    ``counts``), lasso selection to a frame or CSV, and export of the map.
 
-    An embedding from ``wb.embed`` or a workspace shares its map coordinates with ``embedding.plot``.
+    ``compare``: a second embedding of the same labels, drawn beside the first (selection and hover linked).
+    ``run`` with ``data`` (the run's data set): colour by the run's per-label AP on its validation split and, for an
+    embedding head, its predictions for up to ``max_images`` validation images as a second layer of the same map.
+    An embedding from ``wb.embed`` or a workspace shares its map coordinates with ``embedding.plot``;
+    ``deterministic``: a seeded one-core UMAP (slower; see :func:`~workbench.apps.labelmap.label_coordinates`).
     """
-    from workbench.apps.widgets import LabelExplorer
+    from workbench.apps.explorer import ImagePoints, LabelExplorer
 
-    coordinates = None
-    if isinstance(embedding, Embedding):  # computed once, shared with embedding.plot
-        coordinates = embedding.coordinates(method=map_method, random_state=random_state)
+    coordinates = images = per_label_ap = None
+    if run is not None:
+        if data is None:
+            raise ValueError("explore(run=...) needs data=, the run's data set (its validation images are scored).")
+        _keras()
+        from workbench.evaluation.metrics import per_label_average_precision
+        from workbench.learning.runs import TrainedRun, load_run as read
+
+        trained, dataset = unwrap(run), _dataset(data)
+        trained = trained if isinstance(trained, TrainedRun) else read(trained)
+        _, validation = trained.splits(dataset)
+        scores = trained.label_scores(trained.images_of(validation))
+        per_label_ap = dict(zip(trained.vocabulary.names, per_label_average_precision(scores, validation.labels)))
+        if trained.embedding is not None and max_images != 0:
+            images = ImagePoints.of_run(trained, dataset, max_images=max_images, random_state=random_state)
+    if isinstance(embedding, Embedding) and images is None:  # computed once, shared with embedding.plot
+        coordinates = embedding.coordinates(method=map_method, random_state=random_state, deterministic=deterministic)
     matrix = getattr(unwrap(pmi), "matrix", pmi)  # a PMI result (wb.pmi), or the matrix itself
     return LabelExplorer(embedding=unwrap(embedding), counts=unwrap(counts), pmi=matrix, coordinates=coordinates,
-                         label=label, top=top, map_method=map_method, random_state=random_state)
-
+                         label=label, top=top, map_method=map_method, random_state=random_state,
+                         deterministic=deterministic, compare=unwrap(compare) if compare is not None else None,
+                         images=images, per_label_ap=per_label_ap)

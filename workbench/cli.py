@@ -143,7 +143,7 @@ def _run_scenes(args) -> int:
     return 0
 
 
-# --- embed, neighbours ---------------------------------------------------------------------------
+# --- embed, neighbours, map ----------------------------------------------------------------------
 def _add_embed(subparsers) -> None:
     parser = _parser(subparsers, "embed", _run_embed, "PMI spectral label embedding from a data set or counts",
                      "Count label co-occurrences (or read counts), compute PMI, write DIR/embedding.npz + .json.")
@@ -181,6 +181,19 @@ def _add_neighbours(subparsers) -> None:
 def _run_neighbours(args) -> int:
     from workbench.method.embedding import LabelEmbedding
     print(LabelEmbedding.load(args.embedding).neighbours_text(args.label, top=args.top, as_json=args.json))
+    return 0
+
+
+def _add_map(subparsers) -> None:
+    from workbench.apps.labelmap import MAP_ARGUMENTS, MAP_TEXTS
+    parser = _parser(subparsers, "map", _run_map, *MAP_TEXTS)
+    for flag, options in MAP_ARGUMENTS:
+        parser.add_argument(flag, **options)
+
+
+def _run_map(args) -> int:
+    from workbench.apps.labelmap import MAP_ARGUMENTS, write_label_map
+    print(write_label_map(**{options.get("dest", flag): getattr(args, options.get("dest", flag)) for flag, options in MAP_ARGUMENTS}))
     return 0
 
 
@@ -315,7 +328,7 @@ def _add_classify(subparsers) -> None:
     add("images", nargs="+", metavar="IMAGE", help="image files (PNG, JPEG, GIF, BMP, TIFF, WebP …)")
     setting = parser.add_mutually_exclusive_group(required=True)
     setting.add_argument("--top", type=int, metavar="N", help="the N best labels of each image")
-    setting.add_argument("--threshold", type=_threshold_value, metavar="T|auto",
+    setting.add_argument("--threshold", type=_checks.number_or_auto, metavar="T|auto",
                          help="every label scoring >= T (similarity, decoder weight or probability); 'auto': the threshold "
                          "'workbench calibrate' fitted for the decoder")
     add("--decoder", default=DECODERS[0], choices=DECODERS, help="how a predicted point becomes labels: cosine similarity, "
@@ -323,16 +336,6 @@ def _add_classify(subparsers) -> None:
     add("--json", action="store_true", help="print a JSON list instead of a table")
     add("--store", metavar="PATH", help="SQLite result store (default: RUN_DIR/results.sqlite)")
     add("--no-store", action="store_true", help="do not store the results")
-
-
-def _threshold_value(text: str):
-    """``--threshold``: a number, or ``auto``."""
-    if text == "auto":
-        return text
-    try:
-        return float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is neither a number nor 'auto'") from None
 
 
 def _run_classify(args) -> int:
@@ -344,11 +347,10 @@ def _run_classify(args) -> int:
 def _add_calibrate(subparsers) -> None:
     parser = _parser(subparsers, "calibrate", _run_calibrate,
                      "fit a run's thresholds and top-N on its validation images; measure them on others",
-                     "Split the run's validation images in two: on one part fit, for every decoder, the global threshold that "
-                     "maximises micro F1 and the one for macro F1, per-label thresholds and the best top-N; on the other part "
-                     "measure them (micro/macro F1, precision, recall, exact-set accuracy, label-count error, by number of true "
-                     "labels per image). Writes RUN_DIR/calibration.json, which 'workbench classify --threshold auto' and the "
-                     "upload app use.")
+                     "Split the run's validation images in two: on one part fit, for every decoder, the global threshold that maximises micro F1 and "
+                     "the one for macro F1, per-label thresholds and the best top-N; on the other part measure them (micro/macro F1, precision, "
+                     "recall, exact-set accuracy, label-count error, by number of true labels per image). Writes RUN_DIR/calibration.json, which "
+                     "'workbench classify --threshold auto' and the upload app use.")
     add = parser.add_argument
     add("run_dir", metavar="RUN_DIR", help="run folder written by 'workbench train'")
     add_data_arguments(parser)
@@ -368,8 +370,7 @@ def _run_calibrate(args) -> int:
         raise ValueError(f"{run_dir}: not a run folder; give a folder written by 'workbench train'.")
     report = calibrate(load_run(run_dir), _load_data(args), decoders=args.decoders and _checks.names(args.decoders),
                        test_fraction=args.test_fraction, random_state=args.seed)
-    text = json.dumps(report, indent=2, ensure_ascii=False) if args.json else f"{calibration_table(report)}; wrote {run_dir / CALIBRATION_FILE}"
-    print(text)
+    print(json.dumps(report, indent=2, ensure_ascii=False) if args.json else f"{calibration_table(report)}; wrote {run_dir / CALIBRATION_FILE}")
     return 0
 
 
@@ -411,10 +412,9 @@ def _run_ceiling(args) -> int:
 def _add_count(subparsers) -> None:
     parser = _parser(subparsers, "count", _run_count,
                      "count label co-occurrences over label shards on a Dask cluster (larger than memory)",
-                     "Count every label and label pair over label shards (.csv in the labels.csv layout, or .npz written by "
-                     "write_label_shards with a vocabulary.csv), one task per shard on a Dask cluster, partial counts summed in "
-                     "a tree, and write the counts JSON that 'workbench embed --counts' reads. Only one shard at a time is in a "
-                     "worker's memory, so the shards together may be larger than any machine's.")
+                     "Count every label and label pair over label shards (.csv in the labels.csv layout, or .npz written by write_label_shards with a "
+                     "vocabulary.csv), one task per shard on a Dask cluster, partial counts summed in a tree, and write the counts JSON that 'workbench "
+                     "embed --counts' reads. Only one shard at a time is in a worker's memory, so the shards together may be larger than any machine's.")
     add = parser.add_argument
     add("shards", nargs="+", metavar="SHARD", help="label shards (.csv or .npz)")
     add("--vocabulary", metavar="vocabulary.csv", help="the labels of .npz shards (label,group,subgroup)")

@@ -417,18 +417,22 @@ class Embedding(_Wrapper):
         rows = [(query, name, similarity) for query in label for name, similarity in self.artefact.nearest(query, top=top)]
         return pd.DataFrame(rows, columns=["query", "label", "similarity"])
 
-    def coordinates(self, *, method: str = "umap", random_state: int = 0) -> np.ndarray:
+    def coordinates(self, *, method: str = "umap", random_state: int = 0, deterministic: bool = False) -> np.ndarray:
         """2-D coordinates of the labels, ``(C, 2)`` (:func:`workbench.apps.labelmap.label_coordinates`).
 
-        Computed once per ``method`` and ``random_state`` (UMAP takes seconds): the map, the
-        explorer (``wb.explore``) and an export of this object share them.
+        Computed once per setting (a UMAP layout is also kept on disk, in
+        :func:`~workbench.apps.labelmap.default_cache_dir`): the map, the explorer
+        (``wb.explore``) and an export of this object share them. ``deterministic``: a
+        seeded one-core UMAP, the same coordinates on every run (slower).
         """
         from workbench.apps.labelmap import label_coordinates
 
         cache = self.__dict__.setdefault("_coordinates", {})
-        if (method, random_state) not in cache:
-            cache[method, random_state] = label_coordinates(self.artefact.vectors, method=method, random_state=random_state)
-        return cache[method, random_state].copy()
+        key = (method, random_state, bool(deterministic))
+        if key not in cache:
+            cache[key] = label_coordinates(self.artefact.vectors, method=method, random_state=random_state,
+                                           deterministic=deterministic, cache=True)
+        return cache[key].copy()
 
     def plot(self, *, label: str | None = None, method: str = "umap", random_state: int = 0, top: int = 8,
              groups=None, legend_title: str = "group", ax=None, title: str | None = None):

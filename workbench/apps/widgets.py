@@ -6,27 +6,18 @@
   a decompression bomb, or any error of the classifier) shows one message for that
   file; the app carries on. :meth:`ClassifyApp.for_run` wires it to a trained run and
   its SQLite store.
-* :class:`LabelExplorer` — choose or type a label; see its nearest labels with their
-  similarity, PMI and co-occurrence counts, and a 2-D map of every label (UMAP or PCA)
-  with the chosen label and its neighbours named. Every point of the map shows its
-  name on hover (an HTML image map, no plotting library in the browser). The
-  coordinates export to ``label,group,x,y`` CSV.
+* :class:`LabelExplorer` — the label-space explorer on an interactive WebGL map; it lives in
+  :mod:`workbench.apps.explorer` (imported from here on first use, so the upload app does
+  not load jupyter-scatter).
 
-Both are ``ipywidgets.VBox`` subclasses: display them as the last expression of a
-cell (or in Voilà). All user-facing text is HTML-escaped (file and label names come
-from users).
-
-Why one module of about 730 lines: the two apps share the HTML helpers (escaping,
-thumbnails, similarity bars) and the one way of turning any error into a message for
-the page; the notebooks import both from here.
+``ClassifyApp`` is an ``ipywidgets.VBox`` subclass: display it as the last expression of a
+cell (or in Voilà). All user-facing text is HTML-escaped (file names come from users).
 """
 
 from __future__ import annotations
 
-import base64
 import html
 import io
-import itertools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +32,6 @@ __all__ = ["ClassifyApp", "LabelExplorer", "similarity_bars_html", "image_thumbn
 
 _BAR_COLOUR = "#1f77b4"
 _NEGATIVE_COLOUR = "#d62728"
-_app_ids = itertools.count(1)
 
 
 def _escape(text) -> str:
@@ -485,245 +475,10 @@ class ClassifyApp(widgets.VBox):
         return row
 
 
-# ---------------------------------------------------------------------------------
-# label explorer
-# ---------------------------------------------------------------------------------
-class LabelExplorer(widgets.VBox):
-    """Explore a label embedding: nearest labels, their PMI and counts, and a 2-D map.
+def __getattr__(name: str):
+    """``LabelExplorer`` lives in :mod:`workbench.apps.explorer` (jupyter-scatter is imported only when it is used)."""
+    if name == "LabelExplorer":
+        from workbench.apps.explorer import LabelExplorer
 
-    Parameters
-    ----------
-    embedding : LabelEmbedding
-        ``vocabulary``, ``vectors`` ``(C, k)`` and ``nearest(label, top=)``.
-    counts : CooccurrenceCounts, optional
-        ``label_counts`` ``(C,)`` and ``pair_counts`` ``(C, C)`` in the embedding's
-        label order: shown as images per label and co-occurrences with the chosen one.
-    pmi : array-like or sparse matrix of shape (C, C), optional
-        PMI of each pair, shown beside each neighbour.
-    coordinates : array-like of shape (C, 2), optional
-        Map coordinates; computed with :func:`workbench.apps.labelmap.label_coordinates`
-        when omitted.
-    map_method : {"umap", "pca"}
-        Layout computed when ``coordinates`` is None (UMAP takes seconds, PCA is instant).
-    random_state : int
-        Seed of UMAP.
-    top : int
-        Initial number of neighbours shown.
-    label : str, optional
-        Initial label (default: the first).
-    hover_limit : int
-        At most this many points carry a hover name on the map (the highlighted
-        ones always do).
-    figure_size : (float, float)
-        Map size in inches (at 100 dpi).
-    """
-
-    def __init__(
-        self,
-        *,
-        embedding,
-        counts=None,
-        pmi=None,
-        coordinates=None,
-        map_method: str = "umap",
-        random_state: int = 0,
-        top: int = 10,
-        max_top: int = 50,
-        label: str | None = None,
-        hover_limit: int = 20_000,
-        figure_size: tuple[float, float] = (7.0, 6.0),
-    ):
-        import scipy.sparse as sp
-
-        self.embedding = embedding
-        self.vocabulary = embedding.vocabulary
-        names = list(self.vocabulary.names)
-        num_labels = len(names)
-        if num_labels < 2:
-            raise ValueError("LabelExplorer needs an embedding of at least 2 labels.")
-        if counts is not None and list(counts.vocabulary.names) != names:
-            raise ValueError("counts and embedding have different labels (or label order); give counts of the same vocabulary.")
-        self.counts = counts
-        if pmi is not None:
-            if not sp.issparse(pmi):
-                pmi = np.asarray(pmi, dtype=np.float64)
-            else:
-                pmi = sp.csr_matrix(pmi)
-            if pmi.shape != (num_labels, num_labels):
-                raise ValueError(f"pmi must be ({num_labels}, {num_labels}), one row and column per label; got {pmi.shape}.")
-        self.pmi = pmi
-        if coordinates is None:
-            from workbench.apps.labelmap import label_coordinates
-
-            coordinates = label_coordinates(embedding.vectors, method=map_method, random_state=random_state)
-        coordinates = np.asarray(coordinates, dtype=np.float64)
-        if coordinates.shape != (num_labels, 2):
-            raise ValueError(f"coordinates must be ({num_labels}, 2), one point per label; got {coordinates.shape}.")
-        self.coordinates = coordinates
-        self.map_method = map_method
-        self.hover_limit = int(hover_limit)
-        self.figure_size = tuple(figure_size)
-        self._map_id = f"workbench-map-{next(_app_ids)}"
-        if label is None:
-            label = names[0]
-        if label not in self.vocabulary:
-            raise KeyError(self.vocabulary.unknown_label_message(label))
-
-        self.chooser = widgets.Combobox(
-            options=names, value=label, ensure_option=True, placeholder="type a label", description="Label"
-        )
-        self.top_slider = widgets.IntSlider(
-            value=int(min(top, num_labels - 1, max_top)), min=1, max=int(min(max_top, num_labels - 1)),
-            description="neighbours", continuous_update=False,
-        )
-        self.table = widgets.HTML()
-        self.table.add_class("workbench-neighbours")
-        self.map = widgets.HTML()
-        self.map.add_class("workbench-label-map")
-        self.export_path = widgets.Text(value="label_map.csv", description="CSV")
-        self.export_button = widgets.Button(description="Export map", icon="download")
-        self.status = widgets.HTML()
-        self.status.add_class("workbench-status")
-        self.chooser.observe(self._on_choose, names="value")
-        self.top_slider.observe(lambda change: self._update(), names="value")
-        self.export_button.on_click(self._on_export)
-        super().__init__(
-            children=[
-                widgets.HBox([self.chooser, self.top_slider]),
-                self.status,
-                widgets.HBox([self.table, self.map]),
-                widgets.HBox([self.export_path, self.export_button]),
-            ]
-        )
-        self.add_class("workbench-label-explorer")
-        self.label = label
-        self._update()
-
-    # -- queries ----------------------------------------------------------------------
-    def neighbours(self, label: str | None = None, *, top: int | None = None) -> list[dict]:
-        """The nearest labels of ``label`` with ``label, similarity, pmi, cooccurrences, label_count``.
-
-        ``pmi`` and ``cooccurrences`` are None without ``pmi``/``counts``.
-        """
-        label = self.label if label is None else label
-        top = int(self.top_slider.value) if top is None else int(top)
-        position = self.vocabulary.index(label)
-        rows = []
-        for name, similarity in self.embedding.nearest(label, top=top):
-            other = self.vocabulary.index(name)
-            row = {"label": name, "similarity": float(similarity), "pmi": None, "cooccurrences": None, "label_count": None}
-            if self.pmi is not None:
-                row["pmi"] = float(self.pmi[position, other])
-            if self.counts is not None:
-                row["cooccurrences"] = int(self.counts.pair_counts[position, other])
-                row["label_count"] = int(self.counts.label_counts[other])
-            rows.append(row)
-        return rows
-
-    def select(self, label: str) -> None:
-        """Show ``label`` (as if chosen in the box); unknown names leave a message."""
-        self.chooser.value = label
-
-    def export_csv(self, path: str | Path) -> Path:
-        """Write the map's ``label,group,x,y`` CSV atomically (see :func:`workbench.apps.labelmap.write_coordinates_csv`)."""
-        from workbench.apps.labelmap import write_coordinates_csv
-
-        return write_coordinates_csv(path, vocabulary=self.vocabulary, coordinates=self.coordinates)
-
-    # -- events -----------------------------------------------------------------------
-    def _on_choose(self, change) -> None:
-        value = self.chooser.value
-        if value not in self.vocabulary:
-            if value:  # while typing the box holds partial names: say so, keep the view
-                self.status.value = f'<span style="color:#b00">{_escape(self.vocabulary.unknown_label_message(value))}</span>'
-            return
-        self.label = value
-        self._update()
-
-    def _on_export(self, _button=None) -> None:
-        try:
-            path = self.export_csv(self.export_path.value.strip() or "label_map.csv")
-            self.status.value = _escape(f"Wrote {len(self.vocabulary)} labels to {path}.")
-        except Exception as error:  # noqa: BLE001
-            self.status.value = f'<span style="color:#b00">{_escape("Export failed: " + _message_of(error))}</span>'
-
-    def _update(self) -> None:
-        try:
-            rows = self.neighbours()
-            self.table.value = self._table_html(rows)
-            self.map.value = self._map_html([row["label"] for row in rows])
-            self.status.value = ""
-        except Exception as error:  # noqa: BLE001
-            self.status.value = f'<span style="color:#b00">{_escape(_message_of(error))}</span>'
-
-    # -- drawing ----------------------------------------------------------------------
-    def _table_html(self, rows: list[dict]) -> str:
-        position = self.vocabulary.index(self.label)
-        own = ""
-        if self.counts is not None:
-            own = f" — in {int(self.counts.label_counts[position])} of {self.counts.n_images} images"
-        head = "<tr><th>#</th><th>label</th><th>similarity</th>"
-        head += "<th>PMI</th>" if self.pmi is not None else ""
-        head += "<th>together</th><th>images</th>" if self.counts is not None else ""
-        body = []
-        for rank, row in enumerate(rows, start=1):
-            cells = f"<td>{rank}</td><td>{_escape(row['label'])}</td><td>{row['similarity']:.3f}</td>"
-            if self.pmi is not None:
-                value = row["pmi"]
-                cells += f"<td>{value:.2f}</td>" if math.isfinite(value) else f"<td>{'−∞' if value < 0 else '∞'}</td>"
-            if self.counts is not None:
-                cells += f"<td>{row['cooccurrences']}</td><td>{row['label_count']}</td>"
-            body.append(f"<tr>{cells}</tr>")
-        style = "<style>.workbench-neighbours td,.workbench-neighbours th{padding:1px 6px;text-align:right}</style>"
-        return (
-            f"{style}<div><b>{_escape(self.label)}</b>{_escape(own)}</div>"
-            f"<table>{head}{''.join(body)}</table>"
-        )
-
-    def _map_html(self, neighbour_names: list[str]) -> str:
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
-        from workbench.apps.plot import plot_label_map
-
-        names = list(self.vocabulary.names)
-        chosen = self.vocabulary.index(self.label)
-        highlight = [self.vocabulary.index(name) for name in neighbour_names]
-        dpi = 100
-        figure = Figure(figsize=self.figure_size, dpi=dpi)
-        FigureCanvasAgg(figure)
-        ax = figure.add_subplot()
-        plot_label_map(
-            self.coordinates,
-            labels=names,
-            groups=self.vocabulary.groups,
-            chosen=chosen,
-            highlight=highlight,
-            ax=ax,
-            title=f"{len(names)} labels ({self.map_method.upper() if self.map_method else 'given'} map)",
-        )
-        figure.tight_layout()
-        figure.canvas.draw()
-        width, height = figure.canvas.get_width_height()
-        pixels = ax.transData.transform(self.coordinates)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=dpi)
-        encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
-        # Hover names: one <area> per point (highlighted ones first, so they win overlaps).
-        marked = set(highlight) | {chosen}
-        order = highlight + [chosen] + [i for i in range(len(names)) if i not in marked]
-        order = order[: max(self.hover_limit, len(highlight) + 1)]
-        areas = []
-        for i in order:
-            x, y = pixels[i]
-            if not (0 <= x <= width and 0 <= y <= height):
-                continue
-            group = self.vocabulary.group_of(i)
-            tip = _escape(f"{names[i]} ({group})" if group else names[i])
-            radius = 6 if i in marked else 4
-            areas.append(f'<area shape="circle" coords="{x:.0f},{height - y:.0f},{radius}" title="{tip}" alt="{tip}">')
-        return (
-            f'<img src="data:image/png;base64,{encoded}" usemap="#{self._map_id}" width="{width}" height="{height}" '
-            f'alt="label map">'
-            f'<map name="{self._map_id}">{"".join(areas)}</map>'
-        )
+        return LabelExplorer
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,10 @@ For each notebook the executed copy (``.ipynb``) and an HTML export are written
 to ``<out>/notebooks/``, with the kernel process's own log (``NAME.kernel.log``:
 TensorFlow's start-up lines and the like, not cell outputs) beside them. A notebook
 that fails stops the job with a one-line error naming the notebook and the cell; its partially executed copy is still written
-(under a ``.failed.ipynb`` name) so the traceback can be read.
+(under a ``.failed.ipynb`` name) so the traceback can be read. Where no kernel runs (the executed
+copy opened later, the HTML export) a widget cannot draw itself: an output that offers a static
+picture beside its widget (the label explorer, marked ``workbench_static_fallback``) keeps only
+the picture (:func:`keep_static_pictures`).
 """
 
 from __future__ import annotations
@@ -27,7 +30,11 @@ from workbench._io import atomic_write_text, read_json
 
 from workbench.notebook.profiles import PROFILE_NAMES
 
-__all__ = ["NotebookRun", "JobResult", "find_notebooks", "run_notebooks", "format_summary"]
+__all__ = ["NotebookRun", "JobResult", "find_notebooks", "run_notebooks", "format_summary", "keep_static_pictures"]
+
+#: The widget's own mimetype in display data, and the metadata key of outputs that also carry a static picture.
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+_STATIC_FALLBACK = "workbench_static_fallback"
 
 
 @dataclass
@@ -155,6 +162,7 @@ def run_notebooks(
             finally:
                 bar.close()
             seconds = time.perf_counter() - started
+            keep_static_pictures(notebook)
             suffix = ".failed.ipynb" if error else ".ipynb"
             executed_path = executed_dir / f"{path.stem}{suffix}"
             atomic_write_text(executed_path, nbformat.writes(notebook))
@@ -173,6 +181,22 @@ def run_notebooks(
             else:
                 os.environ[key] = value
     return job
+
+
+def keep_static_pictures(notebook) -> int:
+    """Drop the widget view of every output marked ``workbench_static_fallback`` (it carries a static picture too).
+
+    Without a kernel the widget view is an empty box, or "model not found"; the picture beside
+    it shows the same map. Returns the number of outputs changed.
+    """
+    changed = 0
+    for cell in notebook.cells:
+        for output in cell.get("outputs", ()):
+            data = output.get("data", {})
+            if output.get("metadata", {}).get(_STATIC_FALLBACK) and _WIDGET_VIEW in data and len(data) > 1:
+                del data[_WIDGET_VIEW]
+                changed += 1
+    return changed
 
 
 def format_summary(job: JobResult) -> str:
