@@ -222,7 +222,7 @@ def test_a_grid_with_the_seven_heads_fills_clean_map_for_scenes_and_leaves_it_em
     from workbench.experiments.grid import expand_cells, parse_grid
 
     train_table = {"heads": list(SEVEN), "seeds": [0], "epochs": 1, "image_size": 16, "batch_size": 16, "width": 4,
-                   "depth": 2}
+                   "depth": 2, "tune_lr": False}  # tuning every head (the default) is tested in test_convergence
     grid = parse_grid({"data": {"labels": 8, "images": 48, "size": 16, "missing_rate": 0.2, "spurious_rate": 0.2,
                                 "validation_fraction": 0.25},
                        "embedding": {"dim": [2, 3]}, "train": train_table})

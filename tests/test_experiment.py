@@ -31,6 +31,7 @@ image_size = 16
 batch_size = 16
 width = 4
 depth = 2
+tune_lr = false   # tuning (on by default) has its own test below; these test resuming and Dask
 """
 
 
@@ -226,27 +227,32 @@ def test_an_experiment_on_the_real_miml_photos(tmp_path):
 
 
 @pytest.mark.slow
-def test_tune_lr_picks_each_heads_best_rate_from_an_equal_budget_sweep_on_the_training_split(tmp_path):
-    from workbench.experiments.experiment import TUNING_FACTORS, run_experiment
+def test_tune_lr_picks_each_heads_best_rate_on_a_hold_out_of_the_training_split(tmp_path):
+    from workbench.experiments.experiment import TRAIL_FILE, TUNING_FACTORS, run_experiment
     from workbench.learning.config import DEFAULT_LEARNING_RATES
 
     grid = parse_grid({"data": {"labels": 6, "images": 48, "size": 16, "validation_fraction": 0.25},
                        "embedding": {"dim": 2},
                        "train": {"heads": ["pmi", "sigmoid"], "seeds": [0], "epochs": 2, "image_size": 16,
                                  "batch_size": 16, "width": 4, "depth": 2}})
-    results = run_experiment(grid, out_dir=tmp_path / "out", cores=1, tune_lr=True, print_function=lambda line: None)
+    assert grid["train"]["tune_lr"] is True  # the default
+    results = run_experiment(grid, out_dir=tmp_path / "out", cores=1, print_function=lambda line: None)
     assert not results["failed"]
-    for cell in results["cells"].values():
+    for name, cell in results["cells"].items():
         table = cell["tuning"]
         for head in cell["settings"]["heads"]:
             tried = [entry for entry in table if entry["head"] == head]
-            assert [entry["learning_rate"] for entry in tried] == pytest.approx(
+            assert [entry["learning_rate"] for entry in tried[:3]] == pytest.approx(
                 [DEFAULT_LEARNING_RATES[head] * factor for factor in TUNING_FACTORS], rel=1e-2)
-            best = max(tried, key=lambda entry: entry["map_at_100"])
-            assert cell["learning_rates"][head] == best["learning_rate"]
+            chosen = [entry for entry in tried if entry["chosen"]]
+            assert len(chosen) == 1 and chosen[0]["holdout_map_at_100"] == max(e["holdout_map_at_100"] for e in tried)
+            assert cell["learning_rates"][head] == chosen[0]["learning_rate"]
             row = next(row for row in results["rows"] if row["head"] == head)
-            assert row["learning_rate"] == best["learning_rate"]
-    # the tuning runs saw a part of the training split only: fewer images than the comparison's training split
+            assert row["learning_rate"] == chosen[0]["learning_rate"]
+        assert (tmp_path / "out" / "cells" / name / TRAIL_FILE).is_file()
+    # the tuning runs trained on the part of the training split the cell's runs train on, scored on its hold-out
     tuning = json.loads(next((tmp_path / "out" / "cells").glob("*/tuning/*/config.json")).read_text())
     compared = json.loads(next((tmp_path / "out" / "cells").glob("*/runs/*/config.json")).read_text())
-    assert tuning["data"]["num_train"] + tuning["data"]["num_validation"] == compared["data"]["num_train"]
+    assert tuning["data"]["num_train"] == compared["data"]["num_train"]
+    assert tuning["data"]["num_validation"] == compared["data"]["num_holdout"] > 0
+    assert tuning["data"]["holdout"] == "validation" and compared["data"]["holdout"] == "training split"

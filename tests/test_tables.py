@@ -40,7 +40,9 @@ def _comparison():
 
 def test_comparison_frame_has_one_row_per_head_of_floats_and_the_table_is_its_text():
     frame = comparison_frame(_comparison())
-    assert list(frame.columns) == ["head", "final_mean", "final_std", "seeds", "epochs_to_reference"]
+    assert list(frame.columns) == ["head", "final_mean", "final_std", "seeds", "epochs_to_reference", "epochs_to_convergence",
+                                   "converged"]
+    assert frame["epochs_to_convergence"].isna().all() and list(frame["converged"]) == [0, 0, 0]  # no stopping rule
     assert list(frame["head"]) == ["pmi", "sigmoid", "random"]
     pmi = frame.set_index("head").loc["pmi"]
     assert pmi["final_mean"] == pytest.approx(np.mean([0.3, 0.45])) and pmi["seeds"] == 2

@@ -445,8 +445,8 @@ def _add_experiment(subparsers) -> None:
         help="cells run at once on a local Dask cluster (default: every core; 1: one after another here)")
     add("--scheduler", default=None, metavar="ADDRESS",
         help="a running Dask scheduler (tcp://host:8786) whose workers see DIR; --cores is then ignored")
-    add("--tune-lr", action="store_true", default=None,
-        help="choose each head's learning rate from a small sweep on the training split (equal budgets)")
+    add("--tune-lr", action=argparse.BooleanOptionalAction, default=None,
+        help="tune each head's learning rate on a hold-out of the training split (default: the grid's tune_lr, true)")
     add("--devices", default=None, metavar="N|all",
         help="each cell trains data-parallel on N devices or all (JAX backend; use with --cores 1)")
 

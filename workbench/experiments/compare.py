@@ -26,13 +26,14 @@ import numpy as np
 
 from workbench import _checks
 from workbench._io import atomic_write_json, read_json
-from workbench.learning.config import DEFAULT_LEARNING_RATES, HEADS, K_HEADS, PMI_HEADS, SIGMOID_HEADS, ModelConfig, TrainConfig
+from workbench.learning.config import (DEFAULT_LEARNING_RATES, HEADS, K_HEADS, PMI_HEADS, SIGMOID_HEADS, STOPPING_FIELDS,
+                                      ModelConfig, TrainConfig)
 from workbench.evaluation.metrics import json_number
 from workbench.method.embed import EmbeddingOptions
 from workbench.method.embedding import LabelEmbedding
 from workbench.method.targets import counted_on
 
-__all__ = ["DEFAULT_HEADS", "compare", "head_config", "embedding_fingerprint"]
+__all__ = ["DEFAULT_HEADS", "compare", "head_config", "stopping_settings", "embedding_fingerprint"]
 
 #: The heads :func:`compare` trains when none are named: the method, random vectors of the same k with the
 #: same loss (does the PMI structure matter?), one-hot vectors with the same loss (does the cosine loss
@@ -42,7 +43,7 @@ DEFAULT_HEADS = ("pmi", "random", "identity", "sigmoid")
 _EMBEDDING_USERS = K_HEADS
 #: results.json ``config`` entries that must match for a comparison to resume (heads, seeds and epochs may grow).
 _RESUME_KEYS = ("data_fingerprint", "embedding_options", "embedding_fingerprint", "embedding_dim", "batch_size", "model",
-                "learning_rates", "validation_fraction", "split_random_state", "optimizer")
+                "learning_rates", "validation_fraction", "split_random_state", "optimizer", "stopping")
 
 
 def embedding_fingerprint(embedding: LabelEmbedding) -> str:
@@ -64,6 +65,7 @@ def head_config(
     validation_fraction: float,
     split_random_state: int,
     workers: int = 2,
+    stopping: dict | None = None,
 ) -> TrainConfig:
     """The :class:`TrainConfig` a comparison gives ``head`` with ``seed``.
 
@@ -73,6 +75,7 @@ def head_config(
     gets the same care as the method (sigmoid-lowrank too). ``embedding_dim`` is
     recorded for the heads that take ``k`` as a setting (random, learned,
     sigmoid-lowrank); pmi, shuffled and random-matched take it from their embedding.
+    ``stopping`` gives the schedule and stopping fields (:data:`~workbench.learning.config.STOPPING_FIELDS`).
     """
     _checks.choice(head, "head", HEADS)
     return TrainConfig(
@@ -87,7 +90,23 @@ def head_config(
         workers=workers,
         model=replace(model),
         sigmoid_bias="label_frequency" if head in SIGMOID_HEADS else "zero",
+        **_stopping_fields(stopping),
     )
+
+
+def _stopping_fields(stopping: dict | None) -> dict:
+    """``stopping`` checked: only :data:`STOPPING_FIELDS`, each a valid :class:`TrainConfig` value."""
+    stopping = dict(stopping or {})
+    unknown = sorted(set(stopping) - set(STOPPING_FIELDS))
+    if unknown:
+        raise ValueError(f"stopping has no setting {unknown[0]!r}; give some of {', '.join(STOPPING_FIELDS)}.")
+    return stopping
+
+
+def stopping_settings(stopping: dict | None) -> dict | None:
+    """Every field of ``stopping`` with its default filled in (as recorded in ``results.json``), or ``None`` when off."""
+    config = TrainConfig(**_stopping_fields(stopping))
+    return {name: getattr(config, name) for name in STOPPING_FIELDS} if config.uses_holdout else None
 
 
 def _check_heads_and_seeds(heads, seeds) -> tuple[list[str], list[int]]:
@@ -153,6 +172,7 @@ def compare(
     print_function: Callable[[str], None] = print,
     skip_bad_images: bool = False,
     allow_overlap: bool = False,
+    stopping: dict | None = None,
 ) -> dict:
     """Train every head with every seed on one split and write ``DIR/results.json``.
 
@@ -191,6 +211,12 @@ def compare(
     allow_overlap : bool, default=False
         Use an embedding counted on images that include the validation split anyway; the
         overlap is recorded (``embedding_from``).
+    stopping : dict, optional
+        The learning-rate schedule and the stopping rule of every run
+        (:data:`~workbench.learning.config.STOPPING_FIELDS`: ``patience``, ``lr_patience``,
+        ``lr_factor``, ``min_delta``, ``holdout_fraction``; ``epochs`` is then the cap). Each
+        run holds out the same part of the training split and stops on it; the validation
+        split only measures. Default: none, every run trains ``epochs``.
 
     Returns
     -------
@@ -199,12 +225,17 @@ def compare(
         "map_at_100", "macro_ap", "seconds"}, …]}, …]}``, as written to
         ``DIR/results.json``; a record also has ``map_at_100_clean`` (MAP@100 against the
         clean labels) when the data set knows its clean labels. ``config`` records
-        ``embedding_options`` (every PMI and spectral choice) and ``embedding_from``.
+        ``embedding_options`` (every PMI and spectral choice), ``embedding_from`` and
+        ``stopping`` (the settings, or ``None``). With a stopping rule a run also has
+        ``stopping`` (its :class:`~workbench.learning.stopping.PlateauRule` state:
+        ``stopped_epoch``, ``best_epoch``, ``epochs_to_convergence`` …) and its records
+        ``holdout_map_at_100`` and ``learning_rate``; a stopped run has fewer than ``epochs`` records.
     """
     from workbench.learning.devices import describe_device
     from workbench.learning.training import train
 
     heads, seeds = _check_heads_and_seeds(heads, seeds)
+    stopping = stopping_settings(stopping)
     model = model or ModelConfig()
     rates = {head: DEFAULT_LEARNING_RATES[head] for head in heads}
     for head, rate in (learning_rates or {}).items():
@@ -260,6 +291,7 @@ def compare(
         "split_random_state": int(split_random_state),
         "skipped_images": skipped_images,
         "device": describe_device(),
+        "stopping": stopping,
     }
     if uses_pmi:
         config["embedding_fingerprint"] = embedding_fingerprint(embedding)
@@ -281,7 +313,7 @@ def compare(
                 config=head_config(
                     head, seed=seed, epochs=epochs, batch_size=batch_size, model=model, embedding_dim=embedding_dim,
                     learning_rate=rates[head], validation_fraction=validation_fraction,
-                    split_random_state=split_random_state, workers=workers,
+                    split_random_state=split_random_state, workers=workers, stopping=stopping,
                 ),
                 out_dir=out_dir / "runs" / f"{head}-seed{seed}",
                 embedding=embedding if head in PMI_HEADS else None,
@@ -293,10 +325,14 @@ def compare(
             history = [
                 {"epoch": record["epoch"], "map_at_100": _finite(record.get("map_at_100")),
                  **({"map_at_100_clean": _finite(record["map_at_100_clean"])} if "map_at_100_clean" in record else {}),
-                 "macro_ap": _finite(record.get("macro_ap")), "seconds": record["seconds"]}
+                 "macro_ap": _finite(record.get("macro_ap")), "seconds": record["seconds"],
+                 **{key: _finite(record.get(key)) for key in ("holdout_map_at_100", "learning_rate") if key in record}}
                 for record in run.history
             ]
-            runs.append({"head": head, "seed": seed, "history": history})
+            entry = {"head": head, "seed": seed, "history": history}
+            if stopping is not None:
+                entry["stopping"] = read_json(run.run_dir / "config.json").get("stopping")
+            runs.append(entry)
             atomic_write_json(out_dir / "results.json", {"config": config, "runs": runs})
     return {"config": config, "runs": runs}
 

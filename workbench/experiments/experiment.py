@@ -4,11 +4,11 @@
 comparison :func:`workbench.experiments.compare.compare` writes (``results.json``,
 ``embedding/``, ``runs/<head>-seed<seed>/``), ``ceiling.json`` (the decoding ceiling of
 the cell's embedding, :func:`workbench.evaluation.ceiling.decoding_ceiling`), ``tuning/``
-(with ``tune_lr``) and ``log.txt``. Before anything is written, every cell folder is
-checked: new, or holding the same cell (more epochs, heads or seeds are fine: it
-resumes); anything else is refused, so a cell never overwrites another. A finished cell
-is skipped without starting Keras; an unfinished one resumes where it stopped (a run
-resumes after its last complete epoch).
+(with ``tune_lr``: a run per head and rate tried, and ``trail.csv``) and ``log.txt``.
+Before anything is written, every cell folder is checked: new, or holding the same cell
+(more epochs, heads or seeds are fine: it resumes); anything else is refused, so a cell
+never overwrites another. A finished cell is skipped without starting Keras; an
+unfinished one resumes where it stopped (a run resumes after its last complete epoch).
 
 Cells run one after another with ``cores=1``; otherwise on a ``dask.distributed``
 cluster: a ``LocalCluster`` of ``cores`` single-threaded worker processes by default, or
@@ -19,6 +19,9 @@ every finished cell, ``DIR/results.csv`` and ``DIR/results.json`` are rewritten
 
 from __future__ import annotations
 
+import csv
+import io
+import math
 import os
 import time
 from pathlib import Path
@@ -30,14 +33,22 @@ from workbench.experiments.grid import CELL_FORMAT, GROWABLE, Cell, default_lear
 from workbench.method.targets import PMI_HEADS
 
 __all__ = ["run_experiment", "run_cell", "cell_state", "tune_learning_rates", "EXPERIMENT_MARKER",
-           "TUNING_FACTORS"]
+           "TUNING_FACTORS", "TUNING_FIRST_STEPS", "TUNING_STEP", "TUNING_MAX_STEPS", "TRAIL_FILE"]
 
 #: The file that makes a folder an experiment's output.
 EXPERIMENT_MARKER = "experiment.json"
-#: ``tune_lr`` tries each head's default learning rate times these factors.
-TUNING_FACTORS = (1 / 3, 1.0, 3.0)
-#: Epochs of each tuning run (at most the cell's epochs): the same budget for every head.
-TUNING_EPOCHS = 3
+#: ``tune_lr`` steps rates by this factor: it first tries each head's default rate this many steps away ...
+TUNING_STEP = 3.0
+TUNING_FIRST_STEPS = (-1, 0, 1)
+#: ... (the default times these factors), then, while the best rate is the smallest or the largest tried,
+#: the next rate one step beyond it ...
+TUNING_FACTORS = tuple(TUNING_STEP ** step for step in TUNING_FIRST_STEPS)
+#: ... up to this many steps from the default either way (rates from default / 3⁴ to default × 3⁴); a best
+#: rate still on that edge is recorded as ``capped``.
+TUNING_MAX_STEPS = 4
+#: The tuning trail in a cell folder: every rate tried, its hold-out value, the chosen one.
+TRAIL_FILE = "tuning/trail.csv"
+_TRAIL_COLUMNS = ("head", "learning_rate", "holdout_map_at_100", "epochs", "epochs_to_convergence", "chosen", "capped")
 
 
 def cell_folder(out_dir: str | Path, cell: Cell) -> Path:
@@ -100,27 +111,49 @@ def _limit_threads(threads: int | None) -> None:
             os.environ.setdefault(name, str(threads))
 
 
+def _rate(head: str, cell: Cell, step: int) -> float:
+    """The rate ``step`` steps of :data:`TUNING_STEP` from the head's default (3 significant digits)."""
+    return float(f"{default_learning_rate(head, cell) * TUNING_STEP ** step:.3g}")
+
+
+def _best_step(values: dict) -> int | None:
+    """The step with the highest value (``None`` values never win); ties go to the step nearest the default."""
+    scored = [(value, -abs(step), step) for step, value in values.items() if value is not None and not math.isnan(value)]
+    return max(scored)[2] if scored else None
+
+
 def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding_options,
                         print_function: Callable[[str], None] = print) -> tuple[dict, list]:
-    """Each head's learning rate from one small sweep with an equal budget, on the training split only.
+    """Each head's learning rate, tuned on a hold-out of the training split with an equal budget for every head.
 
-    The training split is split again (the cell's ``validation_fraction``, another
-    seed); every head tries its default rate times :data:`TUNING_FACTORS`, with the
-    cell's first seed, for ``min(TUNING_EPOCHS, epochs)`` epochs; the rate with the highest
-    final MAP@100 (:func:`workbench.evaluation.statistics.final_value`) wins. The runs are
-    kept under ``folder`` (a rerun reuses them). The validation split is never seen.
+    The training split is split again into the part the cell's runs train on and the
+    hold-out their stopping rule watches (:func:`workbench.learning.stopping.holdout_split`:
+    the cell's ``holdout_fraction``, seed 1). Every head first tries its default rate times
+    :data:`TUNING_FACTORS`; while the best rate is the smallest or the largest tried (strictly
+    better than every other), the next rate one :data:`TUNING_STEP` beyond it is tried, up to
+    :data:`TUNING_MAX_STEPS` steps from the default (then the head is recorded as ``capped``).
+    Each tuning run is trained as the cell's runs are (its first seed, its epochs as the cap,
+    its schedule and stopping rule, watching the hold-out), and scored by its final value on the
+    hold-out (:func:`workbench.evaluation.statistics.final_value`, the definition of the reported
+    value); the highest wins. The validation split is never seen: ``train_set`` is the training
+    split, and nothing else is read. The runs are kept under ``folder`` (a rerun reuses them)
+    with the trail in ``folder/trail.csv``.
 
     Returns
     -------
     (rates, table) : dict, list of dict
-        The chosen rate per head, and every tried ``{"head", "learning_rate", "map_at_100"}``.
+        The chosen rate per head, and every tried ``{"head", "learning_rate",
+        "holdout_map_at_100", "epochs", "epochs_to_convergence", "chosen", "capped"}`` in the
+        order tried.
     """
     from workbench.experiments.compare import head_config
     from workbench.evaluation.statistics import final_value
+    from workbench.learning.stopping import holdout_split
     from workbench.learning.training import train
 
-    inner_train, inner_validation = train_set.split(validation_fraction=cell.data["validation_fraction"],
-                                                    random_state=1)
+    stopping = cell.stopping()
+    inner_train, holdout = holdout_split(train_set, fraction=stopping.get("holdout_fraction", 0.15),
+                                         split_random_state=0)
     embedding = None
     if any(head in PMI_HEADS for head in cell.heads):
         from workbench.method.cooccurrence import count_cooccurrence
@@ -128,24 +161,55 @@ def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding
 
         embedding = embed_labels(count_cooccurrence(inner_train.labels, inner_train.vocabulary),
                                  options=embedding_options)
-    epochs = min(TUNING_EPOCHS, cell.train["epochs"])
     rates, table = {}, []
     for head in cell.heads:
-        best = None
-        for factor in TUNING_FACTORS:
-            rate = float(f"{default_learning_rate(head, cell) * factor:.3g}")
-            config = head_config(head, seed=cell.seeds[0], epochs=epochs, batch_size=cell.train["batch_size"],
+        values, entries = {}, {}
+
+        def attempt(step: int, head: str = head, values: dict = values, entries: dict = entries) -> None:
+            rate = _rate(head, cell, step)
+            config = head_config(head, seed=cell.seeds[0], epochs=cell.train["epochs"], batch_size=cell.train["batch_size"],
                                  model=model, learning_rate=rate, validation_fraction=cell.data["validation_fraction"],
-                                 split_random_state=1,
-                                 embedding_dim=None if cell.embedding is None else cell.embedding["dim"])
-            run = train(inner_train, validation=inner_validation, config=config, embedding=embedding,
-                        out_dir=folder / f"{head}-lr{rate:g}", verbose=0, check_images=False)
-            value = final_value(run.history)
-            table.append({"head": head, "learning_rate": rate, "map_at_100": value})
-            if value is not None and (best is None or value > best[1]):
-                best = (rate, value)
-        rates[head] = best[0] if best else default_learning_rate(head, cell)
-        print_function(f"tuned {head}: learning rate {rates[head]:g}")
+                                 split_random_state=0, stopping=stopping,
+                                 embedding_dim=None if cell.embedding is None else
+                                 embedding.embedding_dim if embedding is not None else cell.embedding["dim"])
+            run_dir = folder / f"{head}-lr{rate:g}"
+            run = train(inner_train, validation=holdout, config=config, embedding=embedding if head in PMI_HEADS else None,
+                        out_dir=run_dir, verbose=0, check_images=False, monitor_validation=True)
+            values[step] = final_value(run.history)  # the hold-out's: the tuning run's validation images are the hold-out
+            stopped = read_json(run_dir / "config.json").get("stopping") or {}
+            entries[step] = {"head": head, "learning_rate": rate, "holdout_map_at_100": values[step],
+                             "epochs": len(run.history), "epochs_to_convergence": stopped.get("epochs_to_convergence"),
+                             "chosen": False, "capped": False}
+            table.append(entries[step])
+
+        for step in TUNING_FIRST_STEPS:
+            attempt(step)
+        while True:
+            best = _best_step(values)
+            strictly = best is not None and all(values[step] is None or math.isnan(values[step])
+                                                or values[step] < values[best] for step in values if step != best)
+            if not strictly or min(values) < best < max(values):
+                break  # nothing scored, a tie, or an interior best
+            further = best + 1 if best == max(values) else best - 1
+            if abs(further) > TUNING_MAX_STEPS:
+                entries[best]["capped"] = True
+                print_function(f"tuning {head}: the best rate {entries[best]['learning_rate']:g} is at the cap "
+                               f"({TUNING_MAX_STEPS} steps of ×{TUNING_STEP:g} from the default)")
+                break
+            attempt(further)
+        if best is None:
+            rates[head] = default_learning_rate(head, cell)
+        else:
+            entries[best]["chosen"] = True
+            rates[head] = entries[best]["learning_rate"]
+        tried = ", ".join(f"{entries[step]['learning_rate']:g}" for step in sorted(values))
+        print_function(f"tuned {head}: learning rate {rates[head]:g} (tried {tried})")
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=_TRAIL_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for entry in table:
+        writer.writerow({key: "" if entry[key] is None else entry[key] for key in _TRAIL_COLUMNS})
+    atomic_write_text(folder / "trail.csv", buffer.getvalue())
     return rates, table
 
 
@@ -245,7 +309,7 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, device
         compared = compare(dataset, out_dir=folder, embedding=options, heads=cell.heads, seeds=cell.seeds,
                            epochs=cell.train["epochs"], batch_size=cell.train["batch_size"], model=model,
                            learning_rates=rates, validation_fraction=cell.data["validation_fraction"],
-                           split_random_state=0, workers=1, verbose=1, print_function=say)
+                           split_random_state=0, workers=1, verbose=1, print_function=say, stopping=cell.stopping())
         _write_ceiling(folder, cell, dataset, options, achieved=compared["config"]["embedding_dim"])
         _analyse_runs(folder, cell, dataset)
         seconds = round(time.perf_counter() - began, 3)

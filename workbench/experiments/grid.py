@@ -24,11 +24,16 @@ a list value is an axis, a scalar is fixed::
     batch_size = 64
     width = 16                # the trunk: filters of its first block, and its blocks
     depth = 4
-    tune_lr = false
-    [train.learning_rates]   # optional, per head
+    tune_lr = true            # each head's rate tuned on a hold-out of the training split
+    patience = 4              # stop when that hold-out's MAP@100 is flat this many epochs (0: never)
+    lr_patience = 2           # divide the rate by 3 when it is flat this many epochs (0: never)
+    holdout_fraction = 0.15   # the share of the training split held out for both
+    [train.learning_rates]   # optional, per head (the starting rates; tuning starts its sweep there)
     sigmoid = 0.003
 
-``heads`` and ``seeds`` are run inside every cell; every other list is an axis of cells.
+``heads`` and ``seeds`` are run inside every cell; every other list is an axis of cells, but
+``tune_lr``, ``patience``, ``lr_patience`` and ``holdout_fraction`` take one value. ``epochs``
+is the cap (*max epochs*) of a run that the stopping rule does not stop earlier.
 ``heads`` may name any of :data:`~workbench.learning.config.HEADS`, the controls
 ``shuffled``, ``random-matched``, ``learned`` and ``sigmoid-lowrank`` included.
 A **cell** is one data set, one embedding and one training setting; its heads and seeds
@@ -67,10 +72,15 @@ GRID_DEFAULTS = {
              "seed": 0, "validation_fraction": 0.2},
     "embedding": {"dim": 16, "pmi": "zero", "diagonal": "self", "negative": "drop"},
     "train": {"heads": ["pmi", "random", "identity", "sigmoid"], "seeds": [0, 1, 2, 3, 4], "epochs": 10,
-              "image_size": 32, "batch_size": 64, "width": 16, "depth": 4, "tune_lr": False, "learning_rates": {}},
+              "image_size": 32, "batch_size": 64, "width": 16, "depth": 4, "tune_lr": True, "patience": 4,
+              "lr_patience": 2, "holdout_fraction": 0.15, "learning_rates": {}},
 }
 #: Keys that are lists by nature (run inside a cell), not axes of cells.
 _INNER = {("train", "heads"), ("train", "seeds")}
+#: Keys that take one value (not axes): how every head of the grid is tuned and stopped.
+_SINGLE = {("train", "tune_lr"), ("train", "patience"), ("train", "lr_patience"), ("train", "holdout_fraction")}
+#: The cell's ``train`` keys of the schedule and the stopping rule (:data:`~workbench.learning.config.STOPPING_FIELDS`).
+_STOPPING_KEYS = ("patience", "lr_patience", "holdout_fraction")
 #: Keys of generated scenes (they do not apply with ``path``).
 _SCENE_KEYS = ("labels", "images", "size", "missing_rate", "spurious_rate", "seed")
 #: Keys a cell folder may change between runs of the grid (it resumes): more epochs, heads or seeds.
@@ -96,6 +106,9 @@ _SETTINGS = {
     ("train", "image_size"): (ModelConfig, "image_size", int),
     ("train", "width"): (ModelConfig, "width", int),
     ("train", "depth"): (ModelConfig, "depth", int),
+    ("train", "patience"): (TrainConfig, "patience", int),
+    ("train", "lr_patience"): (TrainConfig, "lr_patience", int),
+    ("train", "holdout_fraction"): (TrainConfig, "holdout_fraction", float),
 }
 #: What a record needs besides the field checked: a scene has images; the trunk's image size is
 #: checked with the smallest depth and its depth with an image size that depth halves to 1 (each
@@ -124,7 +137,8 @@ class Cell:
         ``dim``, ``pmi``, ``diagonal``, ``negative``; ``None`` for a cell of
         embedding-free heads.
     train : dict
-        ``epochs``, ``image_size``, ``batch_size``, ``width``, ``depth``, ``tune_lr``, ``learning_rates``.
+        ``epochs``, ``image_size``, ``batch_size``, ``width``, ``depth``, ``tune_lr``, ``patience``,
+        ``lr_patience``, ``holdout_fraction``, ``learning_rates``.
     heads : tuple of str
     seeds : tuple of int
     """
@@ -143,6 +157,10 @@ class Cell:
             return None
         return EmbeddingOptions(embedding_dim=self.embedding["dim"], policy=self.embedding["pmi"],
                                 diagonal=self.embedding["diagonal"], negative=self.embedding["negative"])
+
+    def stopping(self) -> dict:
+        """The schedule and stopping settings of the cell's runs (``compare(stopping=…)``; all 0: none)."""
+        return {key: self.train[key] for key in _STOPPING_KEYS if key in self.train}
 
     @classmethod
     def from_settings(cls, settings: dict) -> "Cell":
@@ -250,6 +268,8 @@ def parse_grid(raw: dict, *, source: str = "grid") -> dict:
                 continue
             if isinstance(value, list) and not value:
                 raise ValueError(f"{source}: [{section}] {key} is an empty list; give at least one value.")
+            if isinstance(value, list) and (section, key) in _SINGLE:
+                raise ValueError(f"{source}: [{section}] {key} takes one value, not a list; run one grid per value.")
             checked = [_check_value(section, key, item, source) for item in _values(value)]
             if len(set(map(repr, checked))) != len(checked):
                 raise ValueError(f"{source}: [{section}] {key} repeats a value; list each value once.")
@@ -303,7 +323,8 @@ def expand_cells(grid: dict) -> list[Cell]:
     cells = []
     for data in _axes(grid, "data", data_keys):
         for train in _axes(grid, "train", train_keys):
-            train = {**train, "tune_lr": grid["train"]["tune_lr"], "learning_rates": dict(grid["train"]["learning_rates"])}
+            train = {**train, "tune_lr": grid["train"]["tune_lr"], **{key: grid["train"][key] for key in _STOPPING_KEYS},
+                     "learning_rates": dict(grid["train"]["learning_rates"])}
             named = [(key, data[key]) for key in data_keys if ("data", key) in is_axis] + \
                 [(key, train[key]) for key in train_keys if ("train", key) in is_axis]
             if with_embedding:

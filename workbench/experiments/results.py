@@ -42,11 +42,11 @@ from workbench.method.targets import K_HEADS
 
 __all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_frame", "results_table", "read_results",
            "comparison_statistics", "statistics_frame", "statistics_table", "summarize_comparison", "comparison_frame",
-           "comparison_table"]
+           "comparison_table", "equal_time_frame"]
 
 #: Columns of ``results.csv``, in order.
 RESULT_COLUMNS = ("cell", "head", "dim", "dim_achieved", "pmi", "diagonal", "negative", "seed", "num_labels", "num_images",
-                  "missing_rate", "spurious_rate", "data_seed", "image_size", "epochs", "learning_rate",
+                  "missing_rate", "spurious_rate", "data_seed", "image_size", "epochs", "learning_rate", "epochs_to_convergence",
                   "map_at_100", "map_at_100_low", "map_at_100_high", "map_at_100_clean", "macro_ap", "last_epoch_map_at_100",
                   "ceiling_map_at_100", "companion_share", "seconds")
 
@@ -79,8 +79,10 @@ def _rows_of_cell(folder: Path, cell, heads, seeds) -> tuple[list[dict], list[di
     rows, histories, image_values, analyses = [], [], {}, []
     for run in results.get("runs", []):
         head, seed, history = run["head"], run["seed"], run["history"]
-        if head not in heads or seed not in seeds or len(history) < cell.train["epochs"]:
-            continue  # a run of a larger grid, or not finished
+        stopping = run.get("stopping") or {}
+        if head not in heads or seed not in seeds or (len(history) < cell.train["epochs"]
+                                                      and stopping.get("stopped_epoch") is None):
+            continue  # a run of a larger grid, or not finished (a run the stopping rule stopped is)
         history = history[: cell.train["epochs"]]
         values, low, high = _image_values(folder, head, seed, len(history))
         if values is not None:
@@ -99,7 +101,8 @@ def _rows_of_cell(folder: Path, cell, heads, seeds) -> tuple[list[dict], list[di
             "seed": seed, "num_labels": config.get("num_labels"), "num_images": config.get("num_images"),
             "missing_rate": data.get("missing_rate"), "spurious_rate": data.get("spurious_rate"),
             "data_seed": data.get("seed"), "image_size": cell.train["image_size"], "epochs": len(history),
-            "learning_rate": rates.get(head),
+            "learning_rate": rates.get(head),  # the starting rate: tuned (cell.json) or fixed
+            "epochs_to_convergence": stopping.get("epochs_to_convergence"),
             "map_at_100": final_value(history, "map_at_100"),
             "map_at_100_low": low, "map_at_100_high": high,
             "map_at_100_clean": final_value(history, "map_at_100_clean"),  # None: the data set knows no clean labels
@@ -361,7 +364,8 @@ def summarize_comparison(results: dict, *, metric: str = "map_at_100", reference
     Returns
     -------
     dict
-        ``{head: {"final_mean", "final_std", "num_seeds", "epochs_to_reference"}}``.
+        ``{head: {"final_mean", "final_std", "num_seeds", "epochs_to_reference",
+        "epochs_to_convergence", "converged"}}``.
         A run's final value is :func:`~workbench.evaluation.statistics.final_value` (the
         mean of its last ``min(3, epochs)`` epochs: one epoch is noisy); ``final_mean`` and
         ``final_std`` are their mean and sample standard deviation over seeds (0 for one
@@ -369,12 +373,13 @@ def summarize_comparison(results: dict, *, metric: str = "map_at_100", reference
         ``epochs_to_reference`` is the first epoch at which the head's seed-mean
         curve reaches the reference head's final seed-mean value (``None`` if it
         never does, or without the reference head). Curves are cut to the shortest
-        run of the head.
+        run of the head; a run the stopping rule stopped keeps its last value after it (the
+        model it ends with). ``epochs_to_convergence`` is the mean over the head's converged
+        runs of the epoch of their best hold-out MAP@100 (the run stopped because it had not
+        improved for ``patience`` epochs; ``None`` when no run did), ``converged`` how many
+        runs converged.
     """
-    curves: dict[str, list[list[float]]] = {}
-    for run in results["runs"]:
-        values = [np.nan if record.get(metric) is None else float(record[metric]) for record in run["history"]]
-        curves.setdefault(run["head"], []).append(values)
+    curves = _curves(results, metric)
     means = {}
     summary = {}
     for head, runs in curves.items():
@@ -383,11 +388,16 @@ def summarize_comparison(results: dict, *, metric: str = "map_at_100", reference
         means[head] = matrix.mean(axis=0)
         finals = np.array([np.nan if value is None else value for value in
                            (final_value(run["history"], metric) for run in results["runs"] if run["head"] == head)])
+        converged = [(run.get("stopping") or {}).get("epochs_to_convergence") for run in results["runs"]
+                     if run["head"] == head]
+        converged = [epochs for epochs in converged if epochs is not None]
         summary[head] = {
             "final_mean": float(np.mean(finals)),
             "final_std": float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0,
             "num_seeds": len(runs),
             "epochs_to_reference": None,
+            "epochs_to_convergence": float(np.mean(converged)) if converged else None,
+            "converged": len(converged),
         }
     if reference_head in means and len(means[reference_head]):
         target = means[reference_head][-1]
@@ -397,21 +407,41 @@ def summarize_comparison(results: dict, *, metric: str = "map_at_100", reference
     return summary
 
 
+def _curves(results: dict, metric: str) -> dict[str, list[list[float]]]:
+    """Each head's runs' curves of ``metric``; a run the stopping rule stopped carries its last value to the head's longest."""
+    curves: dict[str, list[list[float]]] = {}
+    stopped: dict[str, list[bool]] = {}
+    for run in results["runs"]:
+        curves.setdefault(run["head"], []).append(
+            [np.nan if record.get(metric) is None else float(record[metric]) for record in run["history"]])
+        stopped.setdefault(run["head"], []).append((run.get("stopping") or {}).get("stopped_epoch") is not None)
+    for head, runs in curves.items():
+        longest = max(len(values) for values in runs)
+        curves[head] = [values + values[-1:] * (longest - len(values)) if halted and values else values
+                        for values, halted in zip(runs, stopped[head])]
+    return curves
+
+
 def comparison_frame(results: dict, *, metric: str = "map_at_100", reference_head: str = "sigmoid"):
     """:func:`summarize_comparison` as a :class:`pandas.DataFrame`, one row per head.
 
     Columns: ``head``, ``final_mean`` and ``final_std`` (the metric's final value, mean and
     sample standard deviation over seeds), ``seeds`` (their number) and
     ``epochs_to_reference`` (the first epoch the head's mean curve reaches the reference
-    head's last value, a float; NaN when it never does or without the reference head).
+    head's last value, a float; NaN when it never does or without the reference head),
+    ``epochs_to_convergence`` (mean over the converged seeds of the epoch of the best hold-out
+    MAP@100; NaN without a stopping rule or when no seed converged) and ``converged`` (how many
+    seeds did).
     """
     import pandas as pd
 
     summary = summarize_comparison(results, metric=metric, reference_head=reference_head)
     records = [{"head": head, "final_mean": values["final_mean"], "final_std": values["final_std"],
-                "seeds": values["num_seeds"], "epochs_to_reference": _number(values["epochs_to_reference"])}
+                "seeds": values["num_seeds"], "epochs_to_reference": _number(values["epochs_to_reference"]),
+                "epochs_to_convergence": _number(values["epochs_to_convergence"]), "converged": values["converged"]}
                for head, values in summary.items()]
-    return pd.DataFrame.from_records(records, columns=["head", "final_mean", "final_std", "seeds", "epochs_to_reference"])
+    return pd.DataFrame.from_records(records, columns=["head", "final_mean", "final_std", "seeds", "epochs_to_reference",
+                                                       "epochs_to_convergence", "converged"])
 
 
 def comparison_table(results: dict, *, metric: str = "map_at_100", reference_head: str = "sigmoid") -> str:
@@ -428,12 +458,94 @@ def comparison_table(results: dict, *, metric: str = "map_at_100", reference_hea
         f"epochs to reach {reference_head}'s last {name}{target}":
             pd.Series([None if np.isnan(epochs) else int(epochs) for epochs in frame["epochs_to_reference"]], dtype=object),
     })
+    if any(run.get("stopping") for run in results["runs"]):  # runs with the stopping rule
+        shown["epochs to convergence (converged seeds)"] = [
+            f"{epochs:.1f} ({count}/{seeds})" if count else f"— (0/{seeds})"
+            for epochs, count, seeds in zip(frame["epochs_to_convergence"], frame["converged"], frame["seeds"])]
     return text_table(shown)
 
 
 def _last_of_mean(results: dict, head: str, metric: str) -> float:
     """The last epoch of ``head``'s mean curve over seeds (the reference of ``epochs_to_reference``)."""
-    curves = [[np.nan if r.get(metric) is None else float(r[metric]) for r in run["history"]]
-              for run in results["runs"] if run["head"] == head]
+    curves = _curves(results, metric).get(head, [])
     length = min(len(curve) for curve in curves)
     return float(np.mean([curve[length - 1] for curve in curves])) if length else float("nan")
+
+
+def _equal_time_groups(results: dict) -> list[tuple[str | None, list[dict]]]:
+    """The runs compared at equal time: a comparison's, or per setting of an experiment (an embedding cell with the
+    embedding-free cell of the same data and training settings, or that cell alone)."""
+    import json
+
+    if "runs" in results:
+        return [(None, list(results["runs"]))]
+    runs_of: dict = {}
+    for entry in results.get("histories", []):
+        runs_of.setdefault(entry["cell"], []).append(entry)
+    cells = {name: state.get("settings") or {} for name, state in results.get("cells", {}).items()}
+
+    def key(settings):
+        return json.dumps({"data": settings.get("data"), "train": settings.get("train")}, sort_keys=True, default=str)
+
+    embedding_cells = [name for name, settings in cells.items() if settings.get("embedding") is not None]
+    partners = {name: [other for other, settings in cells.items() if settings.get("embedding") is None
+                       and key(settings) == key(cells[name])] for name in embedding_cells}
+    paired = {other for names in partners.values() for other in names}
+    groups = [(name, [run for cell in (name, *partners[name]) for run in runs_of.get(cell, [])]) for name in embedding_cells]
+    groups += [(name, runs_of.get(name, [])) for name, settings in cells.items()
+               if settings.get("embedding") is None and name not in paired]
+    return [(name, runs) for name, runs in groups if runs]
+
+
+def equal_time_frame(results: dict, *, metric: str = "map_at_100"):
+    """Each head's validation ``metric`` at equal training time, as a :class:`pandas.DataFrame`.
+
+    Heads are compared at the same training seconds: the smallest total among the heads
+    compared together (a comparison's heads; in an experiment, every setting's: an embedding
+    cell with the embedding-free cell of the same data and training settings). A head's total
+    is the mean over its seeds of its runs' training seconds (the sum of their epochs'
+    ``seconds``, evaluation not counted). A run's value at that time is the ``metric`` of its
+    last epoch completed within it (the model it had then: a run that finished earlier keeps
+    its last value), NaN when not even its first epoch was. Times are measured on the machine
+    that trained, so compare heads trained on one machine.
+
+    Parameters
+    ----------
+    results : dict
+        A comparison's (``runs``: :func:`workbench.experiments.compare.compare`) or an
+        experiment's (``histories`` and ``cells``: :func:`collect_results`).
+    metric : str, default="map_at_100"
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per (setting, head): ``cell`` (the setting's embedding cell, or its only
+        cell; ``None`` for a comparison), ``head``, ``seconds`` (the equal time),
+        ``{metric}_mean`` and ``{metric}_std`` (over seeds with a value; std 0 for one),
+        ``epochs`` (mean epochs completed within ``seconds``), ``seeds`` (runs with a value)
+        and ``total_seconds`` (the head's own mean total).
+    """
+    import pandas as pd
+
+    records = []
+    for cell, runs in _equal_time_groups(results):
+        by_head: dict = {}
+        for run in runs:
+            times = np.cumsum([float(record.get("seconds") or 0.0) for record in run["history"]])
+            values = [record.get(metric) for record in run["history"]]
+            by_head.setdefault(run["head"], []).append((times, values))
+        totals = {head: float(np.mean([times[-1] if len(times) else 0.0 for times, _ in head_runs]))
+                  for head, head_runs in by_head.items()}
+        equal = min(totals.values())
+        for head, head_runs in by_head.items():
+            reached, epochs = [], []
+            for times, values in head_runs:
+                done = int(np.searchsorted(times, equal * (1 + 1e-9) + 1e-9, side="right"))  # epochs completed by then
+                epochs.append(done)
+                if done and values[done - 1] is not None:
+                    reached.append(float(values[done - 1]))
+            mean, std = _mean_std(reached)
+            records.append({"cell": cell, "head": head, "seconds": equal, f"{metric}_mean": mean, f"{metric}_std": std,
+                            "epochs": float(np.mean(epochs)), "seeds": len(reached), "total_seconds": totals[head]})
+    return pd.DataFrame.from_records(records, columns=["cell", "head", "seconds", f"{metric}_mean", f"{metric}_std",
+                                                       "epochs", "seeds", "total_seconds"])

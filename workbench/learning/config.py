@@ -14,7 +14,8 @@ from workbench import _checks
 from workbench.method.targets import BOTTLENECK_HEADS, EMBEDDING_HEADS, HEADS, K_HEADS, PMI_HEADS, SIGMOID_HEADS
 
 __all__ = ["HEADS", "EMBEDDING_HEADS", "PMI_HEADS", "BOTTLENECK_HEADS", "SIGMOID_HEADS", "K_HEADS", "OPTIMIZERS",
-           "SIGMOID_BIASES", "DEFAULT_LEARNING_RATES", "ModelConfig", "TrainConfig", "label_frequency_bias", "parse_devices"]
+           "SIGMOID_BIASES", "DEFAULT_LEARNING_RATES", "STOPPING_FIELDS", "ModelConfig", "TrainConfig",
+           "label_frequency_bias", "parse_devices"]
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 #: Where the sigmoid head's output biases start (see :class:`TrainConfig`).
@@ -33,6 +34,9 @@ SIGMOID_BIASES = ("label_frequency", "zero")
 #: identity (the cosine loss on multi-hot targets), sigmoid-lowrank that of sigmoid.
 DEFAULT_LEARNING_RATES = {"pmi": 1e-2, "random": 1e-2, "identity": 1e-2, "sigmoid": 3e-3,
                           "shuffled": 1e-2, "random-matched": 1e-2, "learned": 1e-2, "sigmoid-lowrank": 3e-3}
+#: The :class:`TrainConfig` fields of the learning-rate schedule and the stopping rule (on a hold-out of the
+#: training split; :mod:`workbench.learning.stopping`), given together by ``compare(stopping=…)`` and grids.
+STOPPING_FIELDS = ("patience", "lr_patience", "lr_factor", "min_delta", "holdout_fraction")
 
 
 @dataclass
@@ -145,6 +149,24 @@ class TrainConfig:
         One default everywhere (``workbench train``, ``compare``, grids, ``wb.train``): a
         baseline gets the same care as the method. The other heads have no such bias; for
         them it is recorded as ``"zero"``.
+    patience : int, default=0
+        The stopping rule: stop when the hold-out MAP@``map_k`` has not improved by more than
+        ``min_delta`` for this many epochs (``epochs`` is then the cap, *max epochs*). 0: never
+        stop early; every one of ``epochs`` is trained, as a run without a hold-out.
+    lr_patience : int, default=0
+        The schedule (reduce on plateau): multiply the learning rate by ``lr_factor`` when the
+        hold-out MAP@``map_k`` has not improved for this many epochs (counted again after each
+        reduction). 0: a constant rate.
+    lr_factor : float, default=1/3
+        What one reduction multiplies the rate by (one step of the tuning grid, ×1/3).
+    min_delta : float, default=0.0
+        An epoch improves when its hold-out MAP@``map_k`` exceeds the best so far by more than this.
+    holdout_fraction : float, default=0.15
+        With ``patience`` or ``lr_patience``: the share of the training split held out (split
+        with seed ``split_random_state + 1``, the same images for every head and seed) and
+        scored after every epoch through the same scoring path as validation; the run trains on
+        the rest. The validation split is never used to stop or to schedule. Without either,
+        no image is held out.
     """
 
     head: str = "pmi"
@@ -161,6 +183,11 @@ class TrainConfig:
     precision_k: int = 5
     model: ModelConfig = field(default_factory=ModelConfig)
     sigmoid_bias: str = "label_frequency"
+    patience: int = 0
+    lr_patience: int = 0
+    lr_factor: float = 1 / 3
+    min_delta: float = 0.0
+    holdout_fraction: float = 0.15
 
     def __post_init__(self):
         if isinstance(self.model, dict):
@@ -180,8 +207,25 @@ class TrainConfig:
         if not 0.0 < validation_fraction < 1.0:
             raise ValueError(f"TrainConfig.validation_fraction must be between 0 and 1; got {self.validation_fraction!r}.")
         self.validation_fraction = validation_fraction
-        for name in ("random_state", "split_random_state"):
+        for name in ("random_state", "split_random_state", "patience", "lr_patience"):
             setattr(self, name, _checks.integer(getattr(self, name), f"TrainConfig.{name}", minimum=0))
+        lr_factor = _checks.number(self.lr_factor, "TrainConfig.lr_factor")
+        if not 0.0 < lr_factor < 1.0:
+            raise ValueError(f"TrainConfig.lr_factor must be between 0 and 1 (a reduction); got {self.lr_factor!r}.")
+        self.lr_factor = lr_factor
+        min_delta = _checks.number(self.min_delta, "TrainConfig.min_delta")
+        if min_delta < 0.0:
+            raise ValueError(f"TrainConfig.min_delta must be 0 or more; got {self.min_delta!r}.")
+        self.min_delta = min_delta
+        holdout_fraction = _checks.number(self.holdout_fraction, "TrainConfig.holdout_fraction")
+        if not 0.0 < holdout_fraction < 1.0:
+            raise ValueError(f"TrainConfig.holdout_fraction must be between 0 and 1; got {self.holdout_fraction!r}.")
+        self.holdout_fraction = holdout_fraction
+
+    @property
+    def uses_holdout(self) -> bool:
+        """Whether a hold-out of the training split is scored every epoch (the stopping rule or the schedule is on)."""
+        return bool(self.patience or self.lr_patience)
 
     @property
     def resolved_learning_rate(self) -> float:

@@ -11,6 +11,13 @@ most the epoch in progress. The resumed run continues exactly where the killed o
 same batch order, same augmentation and dropout draws (the seed generators' states are
 kept in ``state.json``, as ``model.save`` does not keep them), same optimizer state.
 
+With a stopping rule or a schedule (``TrainConfig.patience``, ``lr_patience``) a hold-out of
+the training split is scored after every epoch
+(:class:`~workbench.learning.stopping.PlateauCallback`); the rule's state (best hold-out
+value, counters, current rate) is part of every checkpoint's ``state.json`` and of the
+finished run's ``config.json`` (``stopping``), so a resumed run decides exactly as the
+uninterrupted one, and a run that stopped stays stopped.
+
 Why not Keras' ``BackupAndRestore``: it saves weights and its epoch counter in two
 non-atomic writes (a kill between them restores the wrong epoch), keeps none of the
 per-epoch evaluation history, and deletes its backup when ``fit`` ends, while a run
@@ -40,6 +47,7 @@ from workbench.learning.devices import describe_device
 from workbench.learning.callbacks import EvaluationCallback
 from workbench.learning.feeding import ImageSource, LabelBatches, drop_unreadable
 from workbench.learning.models import build_model, compile_model, output_width
+from workbench.learning.stopping import PlateauCallback, PlateauRule, holdout_split
 from workbench.learning.runs import (
     RUN_FORMAT,
     RUN_FORMAT_VERSION,
@@ -87,10 +95,11 @@ def _restore_seed_states(model, states: dict) -> None:
 class _Checkpointer(keras.callbacks.Callback):
     """After each epoch: the model (with optimizer state), then history, seed states and state (the commit point)."""
 
-    def __init__(self, run_dir: Path, evaluation):
+    def __init__(self, run_dir: Path, evaluation, rule: PlateauRule | None = None):
         super().__init__()
         self.run_dir = run_dir
         self.evaluation = evaluation
+        self.rule = rule
 
     def on_epoch_end(self, epoch, logs=None):
         folder = self.run_dir / "checkpoints"
@@ -100,8 +109,10 @@ class _Checkpointer(keras.callbacks.Callback):
         history = self.evaluation.history
         atomic_save_npz(self.run_dir / IMAGE_AP_FILE, image_ap=self.evaluation.image_ap)
         atomic_write_json(self.run_dir / "history.json", history)
-        atomic_write_json(folder / "state.json", {"epoch": epoch + 1, "checkpoint": name, "history": history,
-                                                  "seed_states": _seed_states(self.model)})
+        state = {"epoch": epoch + 1, "checkpoint": name, "history": history, "seed_states": _seed_states(self.model)}
+        if self.rule is not None:
+            state["stopping"] = self.rule.to_dict()
+        atomic_write_json(folder / "state.json", state)
         for old in folder.glob("epoch-*.keras"):
             if old.name != name:
                 old.unlink(missing_ok=True)
@@ -145,6 +156,7 @@ def train(
     print_function: Callable[[str], None] = print,
     skip_bad_images: bool = False,
     check_images: bool = True,
+    monitor_validation: bool = False,
 ) -> TrainedRun:
     """Train (or resume training) one head and write its run directory.
 
@@ -187,6 +199,12 @@ def train(
     check_images : bool, default=True
         False when the caller has already checked both splits' files (as
         :func:`workbench.experiments.compare.compare` does once for all its runs).
+    monitor_validation : bool, default=False
+        With ``config.patience`` or ``config.lr_patience``: the stopping rule and the schedule
+        watch the validation metric itself instead of a hold-out taken from the training data.
+        Only for runs whose validation images are a hold-out of a training split (learning-rate
+        tuning, :func:`workbench.experiments.experiment.tune_learning_rates`), never for a run
+        whose validation value is reported.
 
     Returns
     -------
@@ -220,6 +238,11 @@ def train(
         random_state=config.random_state,
         label_counts=np.diff(train_set.labels.tocsc().indptr),
     )
+    fingerprint = run_fingerprint(train_set, validation_set)
+    holdout_set = None
+    if config.uses_holdout and not monitor_validation:  # trained on the rest of the training split
+        train_set, holdout_set = holdout_split(train_set, fraction=config.holdout_fraction,
+                                               split_random_state=config.split_random_state)
     vectors = None if head_embedding is None else head_embedding.vectors
     embedding_dim = int(vectors.shape[1]) if vectors is not None else \
         head_dim(config.head, embedding=embedding, embedding_dim=config.embedding_dim)  # a bottleneck's k, or None
@@ -237,7 +260,10 @@ def train(
             "name": dataset.name,
             "num_train": len(train_set),
             "num_validation": len(validation_set),
-            "fingerprint": run_fingerprint(train_set, validation_set),
+            "num_holdout": 0 if holdout_set is None else len(holdout_set),  # scored for the stopping rule, not trained on
+            "holdout": "validation" if config.uses_holdout and monitor_validation else
+            None if holdout_set is None else "training split",
+            "fingerprint": fingerprint,
             "skipped_images": skipped_images,
             "embedding_counted_on": provenance,
         },
@@ -261,13 +287,16 @@ def train(
     history: list = []
     initial_epoch = 0
     image_ap = None
+    rule = PlateauRule.of(config) if config.uses_holdout else None
+    if state is not None and rule is not None and state.get("stopping"):
+        rule = PlateauRule.from_dict(state["stopping"])
     if state is not None:
         model = keras.saving.load_model(run_dir / "checkpoints" / state["checkpoint"], safe_mode=True)
         _restore_seed_states(model, state.get("seed_states") or {})
         history = list(state["history"])
         initial_epoch = int(state["epoch"])
         image_ap = read_image_ap(run_dir, num_epochs=initial_epoch)
-        if verbose:
+        if verbose and not (rule is not None and rule.stopped_epoch is not None):
             print_function(f"Resuming {run_dir} after epoch {initial_epoch} of {config.epochs}.")
     else:
         output_bias = None
@@ -278,6 +307,8 @@ def train(
         compile_model(model, head=config.head, optimizer=config.optimizer, learning_rate=config.resolved_learning_rate)
     # config.json first: it marks the folder as this run's, so a run stopped by a full disk or a kill at
     # any later write is resumed by the same command, not refused as a folder holding someone's files
+    if rule is not None:
+        meta["stopping"] = rule.to_dict()
     atomic_write_json(run_dir / "config.json", {**meta, "status": "running", "epochs_completed": initial_epoch})
     vocabulary.write_csv(run_dir / "vocabulary.csv")
     if head_embedding is not None:
@@ -285,7 +316,8 @@ def train(
     (run_dir / "manifest.json").unlink(missing_ok=True)  # rewritten when the model is saved
 
     # -- fit -------------------------------------------------------------------------
-    if initial_epoch < config.epochs:
+    stopped = rule is not None and rule.stopped_epoch is not None
+    if initial_epoch < config.epochs and not stopped:
         source = ImageSource(train_set, image_size=config.model.image_size)
         batches = LabelBatches(
             source,
@@ -313,31 +345,42 @@ def train(
             verbose=verbose,
             print_function=print_function,
         )
+        plateau, sources = [], [source, validation_source]
+        if rule is not None:
+            plateau = [PlateauCallback(rule=rule, score=_holdout_score(evaluation, holdout_set, config, vectors, sources),
+                                       history=evaluation.history, map_k=config.map_k, verbose=verbose,
+                                       print_function=print_function)]
         if verbose and initial_epoch == 0:
             bottleneck = f" through a {embedding_dim}-wide bottleneck" if config.head in BOTTLENECK_HEADS else ""
+            held = "" if holdout_set is None else f", {len(holdout_set)} held out for the stopping rule"
             print_function(
-                f"Training the {config.head} head on {len(train_set)} images ({len(validation_set)} for validation, "
-                f"{len(vocabulary)} labels, output width {width}{bottleneck}) for {config.epochs} epochs; {meta['device']}."
+                f"Training the {config.head} head on {len(train_set)} images ({len(validation_set)} for validation{held}, "
+                f"{len(vocabulary)} labels, output width {width}{bottleneck}) for "
+                f"{'at most ' if config.patience else ''}{config.epochs} epochs; {meta['device']}."
             )
         model.fit(
             batches,
             epochs=config.epochs,
             initial_epoch=initial_epoch,
-            callbacks=[evaluation, _FailureLog((source, validation_source), print_function if verbose else lambda line: None),
-                       _Checkpointer(run_dir, evaluation), *callbacks],
+            callbacks=[evaluation, *plateau, _FailureLog(sources, print_function if verbose else lambda line: None),
+                       _Checkpointer(run_dir, evaluation, rule), *callbacks],
             shuffle=False,
             verbose=1 if verbose >= 2 else 0,
         )
         history = evaluation.history
-        failed = {**source.failures, **validation_source.failures}
+        failed = {key: value for one in sources for key, value in one.failures.items()}
         if failed:
             meta["data"]["failed_images"] = {**meta["data"].get("failed_images", {}), **failed}
     elif verbose:
-        print_function(f"{run_dir} already has {initial_epoch} epoch(s); nothing to train.")
+        why = f"stopped after epoch {rule.stopped_epoch} (hold-out flat for {rule.patience} epochs)" if stopped else \
+            f"already has {initial_epoch} epoch(s)"
+        print_function(f"{run_dir} {why}; nothing to train.")
 
     save_model(model, run_dir / "model.keras")
     write_manifest(run_dir)
     atomic_write_json(run_dir / "history.json", history)
+    if rule is not None:
+        meta["stopping"] = rule.to_dict()
     atomic_write_json(run_dir / "config.json", {**meta, "status": "complete", "epochs_completed": max(initial_epoch, len(history))})
     return TrainedRun(
         model=model,
@@ -349,6 +392,29 @@ def train(
         history=list(history),
         run_dir=run_dir,
     )
+
+
+def _holdout_score(evaluation: EvaluationCallback, holdout_set, config: TrainConfig, vectors, sources: list):
+    """``score()``: the hold-out MAP@k of the current model, through the validation's own scoring path.
+
+    Without a hold-out set (``monitor_validation``) it is the validation record just written.
+    """
+    key = f"map_at_{config.map_k}"
+    if holdout_set is None:
+        return lambda: evaluation.history[-1].get(key) if evaluation.history else None
+    holdout_source = ImageSource(holdout_set, image_size=config.model.image_size, cache_bytes=0)
+    sources.append(holdout_source)
+    measure = EvaluationCallback(
+        inputs=_validation_inputs(holdout_source, batch_size=config.batch_size, workers=config.workers),
+        labels=holdout_set.labels, vectors=vectors, batch_size=max(config.batch_size, 128), map_k=config.map_k,
+        precision_k=config.precision_k, verbose=0)
+
+    def score():
+        measure.set_model(evaluation.model)
+        value = measure.evaluate_model()[key]
+        return None if value is None or not np.isfinite(value) else float(value)
+
+    return score
 
 
 def _check_resumable(previous: dict, current: dict, run_dir: Path) -> None:
