@@ -14,7 +14,7 @@ __version__ = "0.1.0"
 #: The public API: name → module that defines it (loaded on first access).
 _API = {name: "workbench.api" for name in (
     "load_dataset", "scenes", "count", "load_counts", "pmi", "embed", "ceiling", "train", "compare", "experiment", "calibrate", "classify",
-    "classify_app", "explore", "load_run", "device", "VALIDATION_FRACTION",
+    "classify_app", "explore", "load_run", "load_experiment", "device", "VALIDATION_FRACTION",
 )}
 _API.update({name: "workbench.session" for name in ("workspace", "Workspace")})
 _API.update({name: "workbench.notebook.profiles" for name in ("get_profile", "PROFILE_NAMES")})

@@ -40,7 +40,7 @@ from workbench.results import (
 )
 
 __all__ = ["load_dataset", "scenes", "count", "load_counts", "pmi", "embed", "ceiling", "train", "compare", "experiment", "calibrate",
-           "classify", "classify_app", "explore", "load_run", "device", "VALIDATION_FRACTION"]
+           "classify", "classify_app", "explore", "load_run", "load_experiment", "device", "VALIDATION_FRACTION"]
 
 #: Share of the images every API call holds out for validation unless told otherwise.
 VALIDATION_FRACTION = 0.15
@@ -313,6 +313,19 @@ def experiment(grid, *, out_dir, cores: int | None = 1, tune_lr: bool | None = N
     grid = parse_grid(grid) if isinstance(grid, dict) else read_grid(grid)
     run_experiment(grid, out_dir=out_dir, cores=cores, tune_lr=tune_lr, print_function=print_function)
     return Experiment(read_results(out_dir), out_dir)
+
+
+def load_experiment(path=None) -> Experiment:
+    """An experiment folder's results (``results.json``; ``workbench experiment``'s output or a published study).
+
+    No ``path``: the study published with the repository (``docs/study/``, what ``docs/study.md``
+    is written from), for reading its results, comparisons and verdicts without running it.
+    """
+    from workbench.experiments.study import published_study_folder
+    from workbench.experiments.results import read_results
+
+    folder = published_study_folder() if path is None else Path(path)
+    return Experiment(read_results(folder), folder)
 
 
 def calibrate(run, data, *, decoders=None, test_fraction: float = 0.5, random_state: int = 0) -> Calibration:

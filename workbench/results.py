@@ -707,6 +707,17 @@ class Experiment(Result):
 
         return comparisons_frame(self.results)
 
+    def claims(self) -> list[str]:
+        """What the comparisons say, one sentence per (label count, head, baseline, verdict), then the pooled tests.
+
+        "pmi shows no difference from random at 40 labels for k = 4, 16 (Holm-adjusted p = 1.000)."
+        (:func:`workbench.experiments.study.claims`): "better" or "worse" only where the
+        Holm-adjusted p-value is below 0.05; the same sentences ``docs/study.md`` is written with.
+        """
+        from workbench.experiments.study import claims, pooled_claims
+
+        return [claim["text"] for claim in claims(self.comparisons()) + pooled_claims(self.results)]
+
     def cells(self, **settings) -> list[str]:
         """Names of the cells (in the order run) with a finished run whose row has these values.
 

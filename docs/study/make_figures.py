@@ -1,16 +1,17 @@
-"""The study's figures and tables from an experiment folder (docs/study.md shows them).
+"""The study's figures from an experiment folder (docs/study.md shows them).
 
     .venv/bin/python docs/study/make_figures.py results/study
 
-Writes into docs/study/: results.csv (the experiment's rows), summary.md (per label count and k:
-MAP@100 mean ± std over seeds for every head, the mean bootstrap interval, the ceilings, the paired
-pmi − random test), and the figures map_against_k.png, curves.png, per_label_ap.png,
-errors.png. Every number comes from the experiment's results.json.
+Writes into docs/study/: map_against_k.png (final MAP@100 against k per label count, each head's
+seeds and the decoding ceilings), curves.png (MAP@100 against epochs and training seconds at the
+middle k), per_label_ap.png (per-label AP against training frequency) and errors.png (the pmi head's
+most confident false positives). Each figure is drawn from the experiment's results.json; one whose
+data the folder lacks (a published study keeps no per-label analyses) is skipped with a message. The
+tables and every sentence are docs/study/write_study.py's (from results.csv and comparisons.csv).
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 from pathlib import Path
 
@@ -18,57 +19,19 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))
 
 from workbench.apps import plot  # noqa: E402
 from workbench.experiments.results import read_results  # noqa: E402
+from workbench.method.targets import K_HEADS  # noqa: E402
 
 
-def _mean_std(values) -> str:
-    values = np.asarray([value for value in values if value is not None], dtype=np.float64)
-    if not len(values):
-        return "—"
-    return f"{values.mean():.3f} ± {values.std(ddof=1) if len(values) > 1 else 0:.3f}"
-
-
-def summary_markdown(results: dict) -> str:
-    rows, paired = results["rows"], {test["cell"]: test for test in results["paired"]}
-    lines = []
-    for num_labels in sorted({row["num_labels"] for row in rows}):
-        mine = [row for row in rows if row["num_labels"] == num_labels]
-        flat = {head: [row for row in mine if row["head"] == head] for head in ("identity", "sigmoid")}
-        lines += [f"### {num_labels} labels", "",
-                  "| k | pmi MAP@100 | random MAP@100 | pmi − random [95% interval], seeds won | pmi ceiling | random ceiling |",
-                  "|---|---|---|---|---|---|"]
-        for dim in sorted({row["dim"] for row in mine if row["head"] in ("pmi", "random")}):
-            pmi = [row for row in mine if row["head"] == "pmi" and row["dim"] == dim]
-            random = [row for row in mine if row["head"] == "random" and row["dim"] == dim]
-            test = paired.get(pmi[0]["cell"]) if pmi else None
-            achieved = pmi[0]["dim_achieved"] if pmi else dim
-            label = f"{dim}" + (f" (achieved {achieved})" if achieved != dim else "")
-            verdict = "—"
-            if test:
-                word = {True: "**pmi better**", False: "**random better**", None: "no difference"}[test["beats"]]
-                verdict = (f"{test['difference']:+.3f} [{test['low']:+.3f}, {test['high']:+.3f}], "
-                           f"{test['wins']}/{test['num_seeds']}: {word}")
-            lines.append(f"| {label} | {_mean_std(r['map_at_100'] for r in pmi)} | "
-                         f"{_mean_std(r['map_at_100'] for r in random)} | {verdict} | "
-                         f"{pmi[0]['ceiling_map_at_100']:.3f} | {random[0]['ceiling_map_at_100']:.3f} |"
-                         if pmi and random else f"| {label} | — | — | — | — | — |")
-        lines.append("")
-        for head, head_rows in flat.items():
-            if head_rows:
-                interval = (f"[{np.mean([r['map_at_100_low'] for r in head_rows]):.3f}, "
-                            f"{np.mean([r['map_at_100_high'] for r in head_rows]):.3f}]")
-                ceiling = head_rows[0]["ceiling_map_at_100"]
-                lines.append(f"- {head}: MAP@100 {_mean_std(r['map_at_100'] for r in head_rows)} (mean interval "
-                             f"{interval}; macro AP {_mean_std(r['macro_ap'] for r in head_rows)})"
-                             + (f", ceiling {ceiling:.3f}" if ceiling is not None else ""))
-        lines.append("")
-    return "\n".join(lines)
+def _middle_cells(results: dict, num_labels: int, middle: int) -> list[str]:
+    """The cells at ``num_labels`` with the middle k, and the cell of heads without k."""
+    return sorted({row["cell"] for row in results["rows"] if row["num_labels"] == num_labels
+                   and (row["dim"] == middle or row["head"] not in K_HEADS)})
 
 
 def error_gallery(results: dict, cell: str, head: str, out: Path) -> None:
@@ -77,8 +40,7 @@ def error_gallery(results: dict, cell: str, head: str, out: Path) -> None:
     from workbench.experiments.grid import Cell
 
     entry = next(item for item in results["per_label"] if item["cell"] == cell and item["head"] == head)
-    settings = results["cells"][cell]["settings"]
-    data = Cell.from_settings(settings).data
+    data = Cell.from_settings(results["cells"][cell]["settings"]).data
     dataset = generate_scenes(num_images=data["images"], num_labels=data["labels"], image_size=data["size"],
                               missing_rate=data["missing_rate"], spurious_rate=data["spurious_rate"],
                               random_state=data["seed"])
@@ -99,46 +61,54 @@ def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     source = Path(argv[0] if argv else "results/study")
     results = read_results(source)
-    shutil.copyfile(source / "results.csv", HERE / "results.csv")
-    (HERE / "summary.md").write_text(summary_markdown(results) + "\n", encoding="utf-8")
+    if "comparisons" not in results:
+        raise SystemExit(f"{source}/results.json was written before comparisons were kept; run 'workbench experiment' "
+                         f"on the same grid and folder again (finished cells are skipped).")
     label_counts = sorted({row["num_labels"] for row in results["rows"]})
+    written = []
 
     figure, axes = plt.subplots(1, len(label_counts), figsize=(6.5 * len(label_counts), 4.6), squeeze=False)
     for ax, num_labels in zip(axes[0], label_counts):
         plot.plot_experiment(results, num_labels=num_labels, ax=ax,
-                             title=f"{num_labels} labels: final MAP@100 against k (band: mean 95% interval)")
+                             title=f"{num_labels} labels: final MAP@100 against k (band: mean 95% interval over images)")
     figure.tight_layout()
     plot.save_figure(figure, HERE / "map_against_k.png", dpi=110)
     plt.close(figure)
+    written.append("map_against_k.png")
 
-    dims = sorted({row["dim"] for row in results["rows"] if row["head"] == "pmi"})
+    dims = sorted({row["dim"] for row in results["rows"] if row["head"] in K_HEADS and row["dim"] is not None})
     middle = dims[len(dims) // 2] if dims else None
-    figure, axes = plt.subplots(len(label_counts), 2, figsize=(13, 4.2 * len(label_counts)), squeeze=False)
-    for row_axes, num_labels in zip(axes, label_counts):
-        cells = sorted({row["cell"] for row in results["rows"] if row["num_labels"] == num_labels
-                        and (row["dim"] == middle or row["head"] in ("identity", "sigmoid"))})
-        plot.plot_experiment_curves(results, cells=cells, ax=row_axes[0],
-                                    title=f"{num_labels} labels, k = {middle}: MAP@100 per epoch (thin: seeds)")
-        plot.plot_experiment_curves(results, cells=cells, x="seconds", ax=row_axes[1],
-                                    title=f"{num_labels} labels, k = {middle}: against training seconds")
-    figure.tight_layout()
-    plot.save_figure(figure, HERE / "curves.png", dpi=110)
-    plt.close(figure)
+    if results.get("histories"):
+        figure, axes = plt.subplots(len(label_counts), 2, figsize=(13, 4.2 * len(label_counts)), squeeze=False)
+        for row_axes, num_labels in zip(axes, label_counts):
+            cells = _middle_cells(results, num_labels, middle)
+            plot.plot_experiment_curves(results, cells=cells, ax=row_axes[0],
+                                        title=f"{num_labels} labels, k = {middle}: MAP@100 per epoch (thin: seeds)")
+            plot.plot_experiment_curves(results, cells=cells, x="seconds", ax=row_axes[1],
+                                        title=f"{num_labels} labels, k = {middle}: against training seconds")
+        figure.tight_layout()
+        plot.save_figure(figure, HERE / "curves.png", dpi=110)
+        plt.close(figure)
+        written.append("curves.png")
+    else:
+        print(f"{source}: no learning curves (histories); curves.png left as it is")
 
-    figure, axes = plt.subplots(1, len(label_counts), figsize=(6.5 * len(label_counts), 4.6), squeeze=False)
-    for ax, num_labels in zip(axes[0], label_counts) if results["per_label"] else ():
-        cells = sorted({row["cell"] for row in results["rows"] if row["num_labels"] == num_labels
-                        and (row["dim"] == middle or row["head"] in ("identity", "sigmoid"))})
-        plot.plot_label_ap_by_frequency(results, cells=cells, ax=ax,
-                                        title=f"{num_labels} labels, k = {middle}: per-label AP against frequency")
-    figure.tight_layout()
-    plot.save_figure(figure, HERE / "per_label_ap.png", dpi=110)
-    plt.close(figure)
-
-    pmi_cells = sorted({row["cell"] for row in results["rows"] if row["head"] == "pmi" and row["dim"] == middle})
-    if pmi_cells and any(item["cell"] == pmi_cells[0] for item in results["per_label"]):
-        error_gallery(results, pmi_cells[0], "pmi", HERE / "errors.png")
-    print(f"wrote {', '.join(sorted(path.name for path in HERE.glob('*') if path.suffix in ('.png', '.md', '.csv')))}")
+    if results.get("per_label"):
+        figure, axes = plt.subplots(1, len(label_counts), figsize=(6.5 * len(label_counts), 4.6), squeeze=False)
+        for ax, num_labels in zip(axes[0], label_counts):
+            plot.plot_label_ap_by_frequency(results, cells=_middle_cells(results, num_labels, middle), ax=ax,
+                                            title=f"{num_labels} labels, k = {middle}: per-label AP against frequency")
+        figure.tight_layout()
+        plot.save_figure(figure, HERE / "per_label_ap.png", dpi=110)
+        plt.close(figure)
+        written.append("per_label_ap.png")
+        pmi_cells = sorted({row["cell"] for row in results["rows"] if row["head"] == "pmi" and row["dim"] == middle})
+        if pmi_cells and any(item["cell"] == pmi_cells[0] and item["head"] == "pmi" for item in results["per_label"]):
+            error_gallery(results, pmi_cells[0], "pmi", HERE / "errors.png")
+            written.append("errors.png")
+    else:
+        print(f"{source}: no per-label analyses; per_label_ap.png and errors.png left as they are")
+    print(f"wrote {', '.join(written)} into {HERE}")
     return 0
 
 
