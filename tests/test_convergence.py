@@ -243,7 +243,7 @@ def test_a_cell_tunes_on_its_training_split_only(monkeypatch, tmp_path):
 def test_grids_tune_and_stop_by_default_and_these_settings_are_not_axes():
     grid = parse_grid({})
     assert grid["train"]["tune_lr"] is True
-    assert (grid["train"]["patience"], grid["train"]["lr_patience"], grid["train"]["holdout_fraction"]) == (4, 2, 0.15)
+    assert (grid["train"]["patience"], grid["train"]["lr_patience"], grid["train"]["holdout_fraction"]) == (6, 2, 0.15)
     cell = expand_cells(parse_grid({"train": {"patience": 6, "lr_patience": 0}}))[0]
     assert cell.stopping() == {"patience": 6, "lr_patience": 0, "holdout_fraction": 0.15}
     with pytest.raises(ValueError, match=r"\[train\] patience takes one value"):

@@ -25,7 +25,7 @@ a list value is an axis, a scalar is fixed::
     width = 16                # the trunk: filters of its first block, and its blocks
     depth = 4
     tune_lr = true            # each head's rate tuned on a hold-out of the training split
-    patience = 4              # stop when that hold-out's MAP@100 is flat this many epochs (0: never)
+    patience = 6              # stop when that hold-out's MAP@100 is flat this many epochs (0: never)
     lr_patience = 2           # divide the rate by 3 when it is flat this many epochs (0: never)
     holdout_fraction = 0.15   # the share of the training split held out for both
     [train.learning_rates]   # optional, per head (the starting rates; tuning starts its sweep there)
@@ -72,7 +72,7 @@ GRID_DEFAULTS = {
              "seed": 0, "validation_fraction": 0.2},
     "embedding": {"dim": 16, "pmi": "zero", "diagonal": "self", "negative": "drop"},
     "train": {"heads": ["pmi", "random", "identity", "sigmoid"], "seeds": [0, 1, 2, 3, 4], "epochs": 10,
-              "image_size": 32, "batch_size": 64, "width": 16, "depth": 4, "tune_lr": True, "patience": 4,
+              "image_size": 32, "batch_size": 64, "width": 16, "depth": 4, "tune_lr": True, "patience": 6,
               "lr_patience": 2, "holdout_fraction": 0.15, "learning_rates": {}},
 }
 #: Keys that are lists by nature (run inside a cell), not axes of cells.
