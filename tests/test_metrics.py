@@ -95,8 +95,8 @@ def test_per_label_ap_in_blocks_of_labels_matches_sklearn(monkeypatch, columns_p
     labels[:, [3, 8]] = labels[:, [8, 0]]  # the label without positives in the middle, the ragged last block not empty
     monkeypatch.setattr(metrics, "_COLUMN_BLOCK_ELEMENTS", 30 * columns_per_block)
     sorts = []
-    argsort = np.argsort
-    monkeypatch.setattr(np, "argsort", lambda *args, **kwargs: sorts.append(kwargs.get("axis")) or argsort(*args, **kwargs))
+    sort = np.sort
+    monkeypatch.setattr(np, "sort", lambda *args, **kwargs: sorts.append(kwargs.get("axis")) or sort(*args, **kwargs))
     per_label = metrics.per_label_average_precision(scores, labels)
     assert sorts.count(0) == -(-9 // columns_per_block), "one sort per block of labels"
     for column in range(9):
@@ -159,3 +159,43 @@ def test_importing_metrics_does_not_import_keras():
     code = "import sys, workbench.evaluation.metrics; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert output.strip() == "False False"
+
+
+@pytest.mark.parametrize("seed, map_k, precision_k", [(0, 100, 5), (1, 3, 5), (2, 5, 3), (3, 40, 40), (4, 1, 1)])
+def test_evaluate_scores_ranks_once_and_gives_each_metric_as_its_own_function(seed, map_k, precision_k):
+    """MAP@k, P@k and R@k from one ranking of the top labels are those of the separate functions (ties included)."""
+    scores, labels = _random_problem(seed, num_images=60, num_labels=25, ties=seed % 2 == 0)
+    labels[5] = 0  # an image without labels
+    result = metrics.evaluate_scores(scores, labels, map_k=map_k, precision_k=precision_k)
+    assert result[f"map_at_{map_k}"] == pytest.approx(metrics.mean_average_precision(scores, labels, k=map_k), abs=1e-15)
+    assert result[f"precision_at_{precision_k}"] == pytest.approx(metrics.precision_at_k(scores, labels, k=precision_k), abs=1e-15)
+    assert result[f"recall_at_{precision_k}"] == pytest.approx(metrics.recall_at_k(scores, labels, k=precision_k), abs=1e-15)
+    assert result["macro_ap"] == metrics.macro_average_precision(scores, labels)
+
+
+def test_the_top_k_selection_is_the_stable_sort_s_first_k_columns():
+    """``_top_k`` (partition, then sort of the few) against the full stable sort, on ties, zeros and signed zeros."""
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        num_images, num_labels = int(rng.integers(1, 20)), int(rng.integers(1, 40))
+        kind = trial % 4
+        block = (rng.standard_normal((num_images, num_labels)) if kind == 0 else
+                 rng.integers(0, 3, (num_images, num_labels)).astype(float) if kind == 1 else
+                 np.zeros((num_images, num_labels)) if kind == 2 else rng.integers(-5, 5, (num_images, num_labels)).astype(np.float32))
+        if kind == 3:
+            block[block == 0] = -0.0
+        k = int(rng.integers(1, num_labels + 1))
+        expected = np.argsort(-block.astype(np.float64), axis=1, kind="stable")[:, :k]
+        assert np.array_equal(metrics._top_k(block, k), expected), (trial, k)
+
+
+@pytest.mark.parametrize("seed, map_k, precision_k", [(0, 100, 5), (1, 4, 6), (2, 10, 10)])
+def test_ranking_metrics_give_each_image_s_ap_and_the_clean_map_of_their_own_functions(seed, map_k, precision_k):
+    scores, labels = _random_problem(seed, num_images=50, num_labels=20, ties=seed == 2)
+    clean, _ = _random_problem(seed + 10, num_images=50, num_labels=20)
+    clean = (clean > 0.5).astype(np.uint8)  # other true labels of the same images
+    image_ap, result = metrics.ranking_metrics(scores, labels, map_k=map_k, precision_k=precision_k, clean_labels=clean)
+    np.testing.assert_array_equal(image_ap, metrics.average_precision_at_k(scores, labels, k=map_k))
+    assert result[f"map_at_{map_k}_clean"] == pytest.approx(metrics.mean_average_precision(scores, clean, k=map_k), abs=1e-15)
+    assert {key: value for key, value in result.items() if not key.endswith("_clean")} == \
+        metrics.evaluate_scores(scores, labels, map_k=map_k, precision_k=precision_k)

@@ -64,6 +64,7 @@ __all__ = [
     "precision_at_k",
     "recall_at_k",
     "evaluate_scores",
+    "ranking_metrics",
     "label_set_metrics",
     "label_set_metrics_by_count",
 ]
@@ -105,14 +106,34 @@ def check_k(k) -> int:
     return _checks.integer(k, "k")
 
 
+def _top_k(block: np.ndarray, k: int) -> np.ndarray:
+    """Columns of every row's ``k`` highest scores in rank order, (n, k): a stable sort's first ``k``.
+
+    Ties go to the lower column index, exactly as ``np.argsort(-block, kind="stable")[:, :k]``,
+    which this replaces at a fraction of its cost when ``k ≪ C``: the ``k`` highest are
+    selected (``argpartition``), then only they are sorted, by score and then column.
+    Rows where a tie straddles the ``k``-th score (the selection among equal scores would be
+    arbitrary) are sorted in full.
+    """
+    negated = -np.asarray(block, dtype=np.float64)
+    if k >= negated.shape[1]:
+        return np.argsort(negated, axis=1, kind="stable")[:, :k]
+    chosen = np.argpartition(negated, k - 1, axis=1)[:, :k]
+    values = np.take_along_axis(negated, chosen, axis=1)
+    boundary = values.max(axis=1, keepdims=True)
+    top = np.take_along_axis(chosen, np.lexsort((chosen, values), axis=1), axis=1)
+    straddling = np.count_nonzero(negated <= boundary, axis=1) > k
+    if straddling.any():
+        top[straddling] = np.argsort(negated[straddling], axis=1, kind="stable")[:, :k]
+    return top
+
+
 def _ranked_relevance(scores: np.ndarray, labels: sp.csr_matrix, *, k: int):
     """Yield ``(rows, relevance)`` chunks: relevance of the top ``k`` ranks, (n, k) bool."""
     k = min(k, scores.shape[1])
     for start in range(0, scores.shape[0], _ROW_CHUNK):
         stop = min(start + _ROW_CHUNK, scores.shape[0])
-        block = scores[start:stop]
-        # Stable sort of the negated scores: ties go to the lower column index.
-        order = np.argsort(-block.astype(np.float64), axis=1, kind="stable")[:, :k]
+        order = _top_k(scores[start:stop], k)  # ties go to the lower column index
         dense = labels[start:stop].toarray().astype(bool)
         yield slice(start, stop), np.take_along_axis(dense, order, axis=1)
 
@@ -226,6 +247,12 @@ def recall_at_k(scores, labels, *, k: int = 5) -> float:
 def per_label_average_precision(scores, labels) -> np.ndarray:
     """Average precision of every label over the images (scikit-learn's definition).
 
+    A label's AP is the mean, over its positive images ``p``, of the precision at ``p``'s
+    score: the positives scoring at least ``s_p`` over all images scoring at least ``s_p``
+    (images tied with ``p`` count as ranked above it: one threshold per distinct score,
+    as ``average_precision_score``). Each block of labels is sorted once (values only);
+    the counts are binary searches of the positives' scores in it.
+
     Parameters
     ----------
     scores : array-like of shape (N, C)
@@ -240,29 +267,23 @@ def per_label_average_precision(scores, labels) -> np.ndarray:
     scores, labels = _check(scores, labels)
     num_images, num_labels = scores.shape
     labels = labels.tocsc()
-    positives = np.diff(labels.indptr)
+    labels.sort_indices()
     result = np.full(num_labels, np.nan)
-    positions = np.arange(1, num_images + 1, dtype=np.float64)[:, None]
     column_chunk = max(1, _COLUMN_BLOCK_ELEMENTS // max(num_images, 1))
     for start in range(0, num_labels, column_chunk):
         stop = min(start + column_chunk, num_labels)
-        block = scores[:, start:stop].astype(np.float64)
-        relevant = labels[:, start:stop].toarray().astype(bool)
-        order = np.argsort(-block, axis=0, kind="stable")
-        sorted_scores = np.take_along_axis(block, order, axis=0)
-        sorted_relevant = np.take_along_axis(relevant, order, axis=0)
-        precision = np.cumsum(sorted_relevant, axis=0) / positions
-        # Tied scores form one threshold: every positive gets the precision at the
-        # end of its tie group (the next position whose successor has a lower score).
-        group_end = np.ones_like(sorted_relevant)
-        group_end[:-1] = sorted_scores[:-1] != sorted_scores[1:]
-        end_index = np.where(group_end, np.arange(num_images)[:, None], num_images)
-        end_index = np.minimum.accumulate(end_index[::-1], axis=0)[::-1]
-        precision_at_end = np.take_along_axis(precision, end_index, axis=0)
-        totals = (precision_at_end * sorted_relevant).sum(axis=0)
-        count = positives[start:stop]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            result[start:stop] = np.where(count > 0, totals / count, np.nan)
+        block = scores[:, start:stop]
+        if block.dtype not in (np.float32, np.float64):  # compared in one exact type
+            block = block.astype(np.float64)
+        ascending = np.sort(block, axis=0)
+        for column in range(stop - start):
+            rows = labels.indices[labels.indptr[start + column] : labels.indptr[start + column + 1]]
+            if not len(rows):
+                continue
+            positive = block[rows, column]
+            at_least = num_images - np.searchsorted(ascending[:, column], positive, side="left")
+            hits = len(positive) - np.searchsorted(np.sort(positive), positive, side="left")
+            result[start + column] = float(np.mean(hits / at_least))
     return result
 
 
@@ -288,13 +309,67 @@ def evaluate_scores(scores, labels, *, map_k: int = 100, precision_k: int = 5) -
         ``map_at_{map_k}``, ``macro_ap``, ``precision_at_{precision_k}``,
         ``recall_at_{precision_k}`` (floats; NaN where undefined).
     """
+    return ranking_metrics(scores, labels, map_k=map_k, precision_k=precision_k)[1]
+
+
+def ranking_metrics(scores, labels, *, map_k: int = 100, precision_k: int = 5, clean_labels=None) -> tuple[np.ndarray, dict]:
+    """Each image's AP@``map_k`` and :func:`evaluate_scores`' metrics, from one ranking of every image's top labels.
+
+    The top ``max(map_k, precision_k)`` labels of each image are ranked once (:func:`_top_k`);
+    AP@``map_k``, P@``precision_k`` and R@``precision_k`` are read from that ranking, and so is
+    MAP@``map_k`` against ``clean_labels`` when given. Each equals its own function
+    (:func:`average_precision_at_k`, :func:`precision_at_k`, …) exactly.
+
+    Parameters
+    ----------
+    scores : array-like of shape (N, C)
+    labels : scipy sparse matrix or array-like of shape (N, C)
+    map_k, precision_k : int
+    clean_labels : scipy sparse matrix or array-like of shape (N, C), optional
+        Other true labels of the same images (the clean labels of generated scenes).
+
+    Returns
+    -------
+    image_ap : ndarray of shape (N,), dtype float64
+        AP@``map_k`` of every image (NaN for images without labels).
+    metrics : dict
+        ``map_at_{map_k}``, ``macro_ap``, ``precision_at_{precision_k}``, ``recall_at_{precision_k}``
+        and, with ``clean_labels``, ``map_at_{map_k}_clean``.
+    """
     scores, labels = _check(scores, labels)
-    return {
-        f"map_at_{map_k}": mean_average_precision(scores, labels, k=map_k),
+    map_k, precision_k = check_k(map_k), check_k(precision_k)
+    truths = [labels] if clean_labels is None else [labels, _check(scores, clean_labels)[1]]
+    depth = min(max(map_k, precision_k), scores.shape[1])
+    ap = [np.full(scores.shape[0], np.nan) for _ in truths]
+    hits = np.zeros(scores.shape[0], dtype=np.int64)
+    for start in range(0, scores.shape[0], _ROW_CHUNK):
+        rows = slice(start, min(start + _ROW_CHUNK, scores.shape[0]))
+        order = _top_k(scores[rows], depth)  # one ranking for every metric and every set of true labels
+        for values, truth in zip(ap, truths):
+            relevance = np.take_along_axis(truth[rows].toarray().astype(bool), order, axis=1)
+            ranked = relevance[:, :map_k]
+            totals = (np.cumsum(ranked, axis=1) / np.arange(1, ranked.shape[1] + 1) * ranked).sum(axis=1)
+            relevant = np.diff(truth.indptr)[rows]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                values[rows] = np.where(relevant > 0, totals / np.minimum(map_k, relevant), np.nan)
+            if truth is labels:
+                hits[rows] = relevance[:, :precision_k].sum(axis=1)
+    num_relevant = np.diff(labels.indptr)
+    keep = num_relevant > 0
+
+    def mean(values):
+        values = values[~np.isnan(values)]
+        return float(values.mean()) if len(values) else float("nan")
+
+    metrics = {
+        f"map_at_{map_k}": mean(ap[0]),
         "macro_ap": macro_average_precision(scores, labels),
-        f"precision_at_{precision_k}": precision_at_k(scores, labels, k=precision_k),
-        f"recall_at_{precision_k}": recall_at_k(scores, labels, k=precision_k),
+        f"precision_at_{precision_k}": float((hits[keep] / precision_k).mean()) if keep.any() else float("nan"),
+        f"recall_at_{precision_k}": float((hits[keep] / num_relevant[keep]).mean()) if keep.any() else float("nan"),
     }
+    if clean_labels is not None:
+        metrics[f"map_at_{map_k}_clean"] = mean(ap[1])
+    return ap[0], metrics
 
 
 # ---------------------------------------------------------------------------------

@@ -2,7 +2,8 @@
 
 It scores the model's outputs through :class:`workbench.method.decoding.LabelScorer`
 (the scoring path every trained run and classification uses) and measures them with
-:func:`workbench.evaluation.metrics.evaluate_scores`.
+:func:`workbench.evaluation.metrics.ranking_metrics` (the metrics of ``evaluate_scores`` and each
+image's AP, from one ranking).
 """
 
 from __future__ import annotations
@@ -14,13 +15,7 @@ import keras
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.evaluation.metrics import (
-    average_precision_at_k,
-    check_k,
-    evaluate_scores,
-    json_number,
-    mean_average_precision,
-)
+from workbench.evaluation.metrics import check_k, json_number, ranking_metrics
 from workbench.method.decoding import LabelScorer
 
 __all__ = ["EvaluationCallback"]
@@ -117,10 +112,10 @@ class EvaluationCallback(keras.callbacks.Callback):
         else:
             outputs = self.model.predict(self.inputs, verbose=0)
         scores = self.scorer(outputs)
-        self._last_image_ap = average_precision_at_k(scores, self.labels, k=self.map_k).astype(np.float32)
-        metrics = evaluate_scores(scores, self.labels, map_k=self.map_k, precision_k=self.precision_k)
-        if self.clean_labels is not None:
-            metrics[f"map_at_{self.map_k}_clean"] = mean_average_precision(scores, self.clean_labels, k=self.map_k)
+        # one ranking of each image's top labels serves every metric, on the labels and on the clean labels
+        image_ap, metrics = ranking_metrics(scores, self.labels, map_k=self.map_k, precision_k=self.precision_k,
+                                            clean_labels=self.clean_labels)
+        self._last_image_ap = image_ap.astype(np.float32)
         return metrics
 
     def on_epoch_end(self, epoch, logs=None):
