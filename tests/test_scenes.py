@@ -143,8 +143,9 @@ def test_cli_writes_what_read_scenes_reads(tmp_path, capsys):
         ["scenes", "--images", "40", "--labels", "30", "--seed", "7", "--missing-rate", "0.1", "--out", str(out)]
     )
     assert status == 0
-    summary = capsys.readouterr().out.strip()
+    summary, card = capsys.readouterr().out.strip().splitlines()
     assert summary.startswith("wrote 40 images, 30 labels,") and "labels/image" in summary and summary.endswith(" s")
+    assert card.startswith(f"data card {out / 'card.md'}: training split (32 images): images per label min ")
     expected = generate_scenes(num_images=40, num_labels=30, random_state=7, missing_rate=0.1)
     loaded = read_scenes(out)
     assert loaded.format == "scenes" and loaded.image_paths == expected.image_paths

@@ -99,25 +99,43 @@ def load_dataset(path, *, format: str = "auto") -> Dataset:
 
 
 def scenes(*, num_images: int = 600, num_labels: int | None = 40, image_size: int = 32, max_labels: int = 4,
-           missing_rate: float = 0.0, spurious_rate: float = 0.0, groups="objects", random_state: int = 0,
-           out_dir=None) -> Dataset:
+           missing_rate: float = 0.0, spurious_rate: float = 0.0, groups="objects", label_skew: float = 1.0,
+           topic_balance: float = 0.0, random_state: int = 0, out_dir=None,
+           validation_fraction: float = VALIDATION_FRACTION, split_random_state: int = 0) -> Dataset:
     """Emoji scenes: synthetic multi-label images whose labels co-occur by topic.
 
     Parameters
     ----------
-    num_images, num_labels, image_size, max_labels, missing_rate, spurious_rate, groups, random_state
+    num_images, num_labels, image_size, max_labels, missing_rate, spurious_rate, groups, label_skew, topic_balance, random_state
         As :func:`workbench.data.scenes.generate_scenes`.
     out_dir : path, optional
-        Also write the data set there (``images/``, ``labels.csv``, ``vocabulary.csv``).
-    """
-    from workbench.data.scenes import generate_scenes, write_scenes
+        Also write the data set there (``images/``, ``labels.csv``, ``clean_labels.csv``,
+        ``vocabulary.csv``) with its data card (``card.md``, ``card.json``).
+    validation_fraction, split_random_state
+        The split the card counts labels on (every call's split by default).
 
-    dataset = generate_scenes(num_images=num_images, num_labels=num_labels, image_size=image_size,
-                              max_labels=max_labels, missing_rate=missing_rate, spurious_rate=spurious_rate,
-                              groups=groups, random_state=random_state)
+    Returns
+    -------
+    Dataset
+        Its ``card`` is the data card (:mod:`workbench.data.card`: training images per
+        label, look-alike glyphs); ``card_text()`` shows it.
+    """
+    from workbench.data.scenes import SceneConfig, SceneGenerator, write_scenes
+
+    generator = SceneGenerator(SceneConfig(num_images=num_images, num_labels=num_labels, image_size=image_size,
+                                           max_labels=max_labels, missing_rate=missing_rate, spurious_rate=spurious_rate,
+                                           groups=groups, label_skew=label_skew, topic_balance=topic_balance,
+                                           random_state=random_state))
+    if generator.skipped_emoji:
+        import warnings
+
+        warnings.warn(f"{len(generator.skipped_emoji)} emoji are not drawable with the emoji font and were skipped.",
+                      stacklevel=2)
+    dataset = generator.generate()
+    card = generator.card(dataset, validation_fraction=validation_fraction, split_random_state=split_random_state)
     if out_dir is not None:
-        write_scenes(dataset, out_dir)
-    return Dataset(dataset)
+        write_scenes(dataset, out_dir, card=card)
+    return Dataset(dataset, card=card)
 
 
 def _training_split(data, validation_fraction: float, split_random_state: int):

@@ -117,29 +117,29 @@ def _load_data(args):
 # --- scenes --------------------------------------------------------------------------------------
 def _add_scenes(subparsers) -> None:
     parser = _parser(subparsers, "scenes", _run_scenes, "generate the bundled emoji-scenes data set",
-                     "Generate emoji scenes (images of Unicode emoji with their CLDR names as labels) and write "
-                     "DIR/images/*.png, DIR/labels.csv and DIR/vocabulary.csv.",
-                     epilog="Needs the Debian packages fonts-noto-color-emoji and unicode-data, or the environment variables "
-                     "WORKBENCH_EMOJI_FONT and WORKBENCH_EMOJI_TEST pointing at NotoColorEmoji.ttf and emoji-test.txt.")
+                     "Generate emoji scenes (images of Unicode emoji with their CLDR names as labels) and write DIR/images/*.png, DIR/labels.csv, "
+                     "DIR/vocabulary.csv and the data card DIR/card.md (+ card.json: training images per label, look-alike glyphs).",
+                     epilog="Needs fonts-noto-color-emoji and unicode-data (Debian packages), or WORKBENCH_EMOJI_FONT and WORKBENCH_EMOJI_TEST set.")
     add = parser.add_argument
-    add("--images", type=int, required=True, metavar="N", help="number of images")
-    add("--labels", type=int, default=None, metavar="C", help="number of labels (default: every emoji of the groups)")
-    add("--size", type=int, default=64, metavar="S", help="image side in pixels (default: 64)")
-    add("--seed", type=int, default=0, metavar="S", help="random seed (default: 0)")
+    add("--images", dest="num_images", type=int, required=True, metavar="N", help="number of images")
+    add("--labels", dest="num_labels", type=int, default=None, metavar="C", help="number of labels (default: every emoji of the groups)")
+    add("--size", dest="image_size", type=int, default=64, metavar="S", help="image side in pixels (default: 64)")
+    add("--seed", dest="random_state", type=int, default=0, metavar="S", help="random seed (default: 0)")
     add("--min-labels", type=int, default=1, metavar="K", help="fewest glyphs per image (default: 1)")
     add("--max-labels", type=int, default=6, metavar="K", help="most glyphs per image (default: 6)")
     add("--missing-rate", type=float, default=0.0, metavar="R", help="chance a drawn glyph is not labelled (default: 0)")
     add("--spurious-rate", type=float, default=0.0, metavar="R", help="chance per glyph of an extra label without a glyph (default: 0)")
-    add("--all-groups", action="store_true", help="use every Unicode emoji group, not only the object-like ones")
+    add("--label-skew", type=float, default=1.0, metavar="A", help="labels' Zipf exponent: rank r drawn as r^-A (default: 1; 0: even)")
+    add("--topic-balance", type=float, default=0.0, metavar="B", help="topics drawn in proportion to their labels^B (default: 0; 1: by size)")
+    add("--all-groups", dest="groups", action="store_const", const="all", default="objects", help="every Unicode emoji group, not only the object-like ones")
+    add("--validation-fraction", type=float, default=0.2, metavar="F", help="the card counts labels on the training split of F held out (default: 0.2, as a grid)")
     add("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier scenes output)")
 
 
 def _run_scenes(args) -> int:
     from workbench.data.scenes import SceneConfig, SceneGenerator
-    print(SceneGenerator(SceneConfig(
-        num_images=args.images, num_labels=args.labels, image_size=args.size, min_labels=args.min_labels,
-        max_labels=args.max_labels, missing_rate=args.missing_rate, spurious_rate=args.spurious_rate,
-        groups="all" if args.all_groups else "objects", random_state=args.seed)).write_report(args.out))
+    config = SceneConfig(**{name: getattr(args, name) for name in SceneConfig.__dataclass_fields__ if hasattr(args, name)})
+    print(SceneGenerator(config).write_report(args.out, validation_fraction=args.validation_fraction))
     return 0
 
 

@@ -99,6 +99,19 @@ class Dataset(_Wrapper):
 
     title = "Data set"
 
+    def __init__(self, artefact, *, card: dict | None = None):
+        super().__init__(artefact)
+        #: The data card (:func:`workbench.data.card.dataset_card`) of generated scenes; ``None`` otherwise.
+        self.card = card
+
+    def card_text(self) -> str:
+        """The data card as Markdown: training images per label and look-alike glyphs."""
+        from workbench.data.card import card_markdown
+
+        if self.card is None:
+            raise ValueError("This data set has no card: generate it with wb.scenes, or write one with workbench scenes.")
+        return card_markdown(self.card)
+
     def summary(self) -> str:
         facts = self.artefact.summary()
         shown = {key: value for key, value in facts.items() if key not in ("name", "format")}

@@ -3,10 +3,16 @@
 Labels are Unicode emoji named by their CLDR short names, with their Unicode group
 and subgroup (see :mod:`workbench.data.emoji`). A scene is a *topic*, a seeded mixture of
 related subgroups (hand-named themes such as a kitchen or a farm, plus one generated
-mixture anchored on every subgroup). Each image picks a topic, then draws
-``min_labels``…``max_labels`` distinct labels from it (fewer labels are likelier)
-with Zipf-skewed label popularity; with probability ``unrelated_rate`` a draw comes
-from the whole vocabulary instead. Each drawn glyph is pasted at a random position
+mixture anchored on every subgroup). Each image picks a topic (topics have Zipf-skewed
+popularity, weighted by the number of labels they hold to the power ``topic_balance``),
+then draws ``min_labels``…``max_labels`` distinct labels from it (fewer labels are
+likelier) with Zipf-skewed label popularity (the label of popularity rank ``r`` is drawn
+in proportion to ``r ** -label_skew``); with probability ``unrelated_rate`` a draw comes
+from the whole vocabulary instead. The defaults (``label_skew=1``, ``topic_balance=0``)
+give the data sets of earlier versions bit for bit; a flatter ``label_skew`` and
+``topic_balance=1`` let every label of a large vocabulary (``groups="all"``: about 1,870)
+be seen often enough at a given number of images (the data card says how often:
+:mod:`workbench.data.card`). Each drawn glyph is pasted at a random position
 and one of three scales (overlap allowed, larger glyphs first) on a solid or
 gradient background, half of them with light noise.
 
@@ -23,9 +29,10 @@ Images are generated in chunks of 256 with a random stream per chunk, so the fir
 ``n`` images of a data set do not depend on ``num_images`` and a large data set can
 be written chunk by chunk (:meth:`SceneGenerator.write`) without holding it in memory.
 
-Why one module of about 680 lines: topics, label drawing, glyph pasting, noise and the
+Why one module of about 750 lines: topics, label drawing, glyph pasting, noise and the
 chunked writer are one generator whose random streams must stay in step; the glyphs
-themselves (font, catalogue) live in :mod:`workbench.data.emoji`.
+themselves (font, catalogue) live in :mod:`workbench.data.emoji`, the data card (counts,
+look-alike glyphs) in :mod:`workbench.data.card`.
 """
 
 from __future__ import annotations
@@ -59,7 +66,7 @@ _SCALES = (0.30, 0.42, 0.58)  # glyph side as a fraction of the image side
 _LABEL_DECAY = 0.7  # P(k labels) ∝ 0.7 ** (k - min_labels)
 _MARKER = "pmi-workbench-scenes"
 _IMAGE_NAME = re.compile(r"\d{6,}\.png")
-_OWN_ENTRIES = {"images", "labels.csv", "clean_labels.csv", "vocabulary.csv", "scenes.json"}
+_OWN_ENTRIES = {"images", "labels.csv", "clean_labels.csv", "vocabulary.csv", "scenes.json", "card.json", "card.md"}
 
 #: Hand-named scene themes (Unicode subgroups); themes with fewer than two subgroups in
 #: the chosen vocabulary are dropped.
@@ -102,6 +109,14 @@ class SceneConfig:
         Chance that a label is drawn from the whole vocabulary instead of the topic.
     groups : {"objects", "all"} or tuple of str, default="objects"
         Unicode groups of the vocabulary (see :func:`workbench.data.emoji.emoji_catalog`).
+    label_skew : float from 0 to 4, default=1
+        Exponent of the labels' Zipf popularity: the label of popularity rank ``r`` is
+        drawn in proportion to ``r ** -label_skew`` within its subgroup (1: as before;
+        0: every label of a subgroup equally often).
+    topic_balance : float from 0 to 1, default=0
+        A topic's probability is its Zipf popularity times the number of labels it holds
+        to this power (0: as before; 1: a topic of many labels, such as the 258 country
+        flags, comes up in proportion to its size, so its labels are not rarer than others).
     random_state : int, default=0
         Seed; the same seed gives bit-identical images and labels.
     """
@@ -115,6 +130,8 @@ class SceneConfig:
     spurious_rate: float = 0.0
     unrelated_rate: float = 0.05
     groups: str | tuple[str, ...] = "objects"
+    label_skew: float = 1.0
+    topic_balance: float = 0.0
     random_state: int = 0
 
     def __post_init__(self):
@@ -142,10 +159,11 @@ class SceneConfig:
                 f"random_state must be a non-negative integer; got {self.random_state!r}.",
             ),
         ]
-        for name in ("missing_rate", "spurious_rate", "unrelated_rate"):
+        for name, largest in (("missing_rate", 1), ("spurious_rate", 1), ("unrelated_rate", 1), ("label_skew", 4),
+                              ("topic_balance", 1)):
             value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0
-            checks.append((ok, f"{name} must be a number from 0 to 1; got {value!r}."))
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= largest
+            checks.append((ok, f"{name} must be a number from 0 to {largest}; got {value!r}."))
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
@@ -190,9 +208,11 @@ class SceneGenerator:
         while True:  # the layout check rarely misses a glyph that draws empty; then choose again
             drawable = catalog.subset(np.flatnonzero(covered))
             if config.num_labels is not None and config.num_labels > len(drawable):
+                every_group = len(emoji_catalog(groups="all", emoji_test_path=emoji_test_path)) == len(catalog)
                 raise ValueError(
                     f"num_labels={config.num_labels} but the vocabulary has {len(drawable)} drawable emoji; "
-                    "ask for fewer labels or use all groups."
+                    + (f"ask for at most {len(drawable)} labels." if every_group
+                       else "ask for fewer labels or use all groups.")
                 )
             chosen = drawable.subset(
                 _choose_labels(
@@ -217,15 +237,16 @@ class SceneGenerator:
 
         # Glyphs premultiplied by alpha, float32 rows of shape (C, s, s * 3):
         # pixel = pixel * inverse_alpha + premultiplied.
-        self._premultiplied, self._inverse_alpha = [], []
+        self._premultiplied, self._inverse_alpha, self._glyphs = [], [], {}
         for glyph_size in self.glyph_sizes:
-            rgba = np.stack([glyphs[glyph_size][s] for s in chosen.sequences]).astype(np.float32)
+            self._glyphs[glyph_size] = np.stack([glyphs[glyph_size][s] for s in chosen.sequences])
+            rgba = self._glyphs[glyph_size].astype(np.float32)
             alpha = np.repeat(rgba[..., 3:] / 255.0, 3, axis=3)
             self._premultiplied.append((rgba[..., :3] * alpha).reshape(num_labels, glyph_size, 3 * glyph_size))
             self._inverse_alpha.append((1.0 - alpha).reshape(num_labels, glyph_size, 3 * glyph_size))
 
         # Popularity, topics and the per-topic label distributions, shape (T, C).
-        popularity = 1.0 / (setup.permutation(num_labels) + 1.0)
+        popularity = 1.0 / (setup.permutation(num_labels) + 1.0) ** config.label_skew  # x ** 1.0 is x exactly
         self.topics = _make_topics(chosen.groups, chosen.subgroups, setup)
         subgroup_of = np.array(chosen.subgroups, dtype=object)
         distributions = []
@@ -239,6 +260,9 @@ class SceneGenerator:
             )
         self._label_distribution = np.array(distributions)
         topic_popularity = 1.0 / (setup.permutation(len(self.topics)) + 1.0) ** 0.7
+        topic_sizes = np.array([np.isin(subgroup_of, list(mixture)).sum() for _, mixture in self.topics], dtype=float)
+        balance = config.topic_balance  # x ** 1.0 is x and x ** 0.0 is 1.0 exactly: 0 keeps earlier data sets
+        topic_popularity = topic_popularity ** (1.0 - balance) * topic_sizes**balance
         self._topic_probability = topic_popularity / topic_popularity.sum()
         counts = np.arange(config.min_labels, config.max_labels + 1)
         self._count_values = counts
@@ -432,28 +456,75 @@ class SceneGenerator:
             label_sets=tuple(label_sets),
             vocabulary=self.vocabulary,
             images=images,
-            name=f"emoji scenes ({self.config.num_images} images, {len(self.vocabulary)} labels, seed {self.config.random_state})",
+            name=self._name(),
             format="scenes",
             clean_label_sets=tuple(clean_label_sets),
         )
 
-    def write(self, out_dir: str | Path) -> dict:
-        """Generate and write chunk by chunk (see :func:`write_scenes`); returns a summary dict."""
+    def glyphs_by_size(self) -> dict[int, np.ndarray]:
+        """Every label's glyph at each size drawn: ``{size: (C, size, size, 4) uint8}``, straight-alpha RGBA."""
+        return {size: glyphs.copy() for size, glyphs in self._glyphs.items()}
+
+    def card(self, dataset: MultiLabelDataset, *, validation_fraction: float = 0.2, split_random_state: int = 0,
+             min_count: int | None = None) -> dict:
+        """The data card of ``dataset`` (generated here): per-label training counts and look-alike glyphs.
+
+        See :func:`workbench.data.card.dataset_card`; ``validation_fraction`` and
+        ``split_random_state`` give the split the counts are made on (0.2 and 0: an
+        experiment grid's default split).
+        """
+        from workbench.data.card import MIN_COUNT, dataset_card
+
+        return dataset_card(dataset, validation_fraction=validation_fraction, split_random_state=split_random_state,
+                            min_count=MIN_COUNT if min_count is None else min_count,
+                            glyphs_by_size=self._glyphs, image_size=self.config.image_size,
+                            settings={"config": asdict(self.config)})
+
+    def write(self, out_dir: str | Path, *, validation_fraction: float = 0.2, split_random_state: int = 0) -> dict:
+        """Generate and write chunk by chunk (see :func:`write_scenes`), then the data card; returns a summary dict.
+
+        The card (``DIR/card.json``, ``DIR/card.md``: :meth:`card`) counts labels on the
+        training split of ``validation_fraction`` and ``split_random_state``; the summary
+        holds it under ``"card"``.
+        """
         settings = {"config": asdict(self.config), "skipped_emoji": list(self.skipped_emoji)}
-        return _write(
-            Path(out_dir), self.vocabulary, self.iter_chunks_with_clean_labels(), self.image_paths(),
+        label_sets, clean_label_sets = [], []
+
+        def kept(chunks):  # the labels, kept for the card as they are written
+            for start, images, labels, clean in chunks:
+                label_sets.extend(labels)
+                clean_label_sets.extend(clean)
+                yield start, images, labels, clean
+
+        summary = _write(
+            Path(out_dir), self.vocabulary, kept(self.iter_chunks_with_clean_labels()), self.image_paths(),
             self.config.image_size, settings
         )
+        dataset = MultiLabelDataset(image_paths=self.image_paths(), label_sets=tuple(label_sets),
+                                    vocabulary=self.vocabulary, name=self._name(), format="scenes",
+                                    clean_label_sets=tuple(clean_label_sets))
+        summary["card"] = self.card(dataset, validation_fraction=validation_fraction,
+                                    split_random_state=split_random_state)
+        from workbench.data.card import write_card
 
-    def write_report(self, out_dir: str | Path) -> str:
+        write_card(summary["card"], out_dir)
+        return summary
+
+    def _name(self) -> str:
+        return f"emoji scenes ({self.config.num_images} images, {len(self.vocabulary)} labels, seed {self.config.random_state})"
+
+    def write_report(self, out_dir: str | Path, *, validation_fraction: float = 0.2, split_random_state: int = 0) -> str:
         """:meth:`write`, then what was written, in words (what ``workbench scenes`` prints)."""
         import time
 
+        from workbench.data.card import card_summary
+
         began = time.perf_counter()
-        summary = self.write(out_dir)
+        summary = self.write(out_dir, validation_fraction=validation_fraction, split_random_state=split_random_state)
         skipped = f", {len(self.skipped_emoji)} emoji skipped (not in the font)" if self.skipped_emoji else ""
         return (f"wrote {summary['num_images']} images, {summary['num_labels']} labels, "
-                f"{summary['mean_labels_per_image']:.2f} labels/image to {out_dir} in {time.perf_counter() - began:.1f} s{skipped}")
+                f"{summary['mean_labels_per_image']:.2f} labels/image to {out_dir} in {time.perf_counter() - began:.1f} s{skipped}\n"
+                f"data card {Path(out_dir) / 'card.md'}: {card_summary(summary['card'])}")
 
 
 def generate_scenes(
@@ -467,6 +538,8 @@ def generate_scenes(
     spurious_rate: float = 0.0,
     unrelated_rate: float = 0.05,
     groups: str | Sequence[str] = "objects",
+    label_skew: float = 1.0,
+    topic_balance: float = 0.0,
     random_state: int = 0,
     font_path: str | Path | None = None,
     emoji_test_path: str | Path | None = None,
@@ -494,6 +567,8 @@ def generate_scenes(
         spurious_rate=spurious_rate,
         unrelated_rate=unrelated_rate,
         groups=groups,
+        label_skew=label_skew,
+        topic_balance=topic_balance,
         random_state=random_state,
     )
     generator = SceneGenerator(config, font_path=font_path, emoji_test_path=emoji_test_path, disk_cache=disk_cache)
@@ -504,7 +579,7 @@ def generate_scenes(
     return generator.generate()
 
 
-def write_scenes(dataset: MultiLabelDataset, out_dir: str | Path) -> dict:
+def write_scenes(dataset: MultiLabelDataset, out_dir: str | Path, *, card: dict | None = None) -> dict:
     """Write a data set with in-memory images in the scenes layout.
 
     Writes ``DIR/images/000000.png`` …, ``DIR/vocabulary.csv`` (``label,group,subgroup``),
@@ -512,13 +587,15 @@ def write_scenes(dataset: MultiLabelDataset, out_dir: str | Path) -> dict:
     (as ``labels.csv``, the labels before noise; only when the data set knows them) and last
     ``DIR/labels.csv`` (``image,labels``, paths relative to ``DIR``, labels joined by
     ``|``), each file atomically. ``DIR`` must be absent, empty, or an earlier scenes
-    output (whose stale images are removed).
+    output (whose stale images are removed). With ``card`` (:meth:`SceneGenerator.card`),
+    also ``DIR/card.json`` and ``DIR/card.md`` (:func:`workbench.data.card.write_card`).
 
     Parameters
     ----------
     dataset : MultiLabelDataset
         With ``images`` of shape ``(N, S, S, 3)``, dtype uint8.
     out_dir : path
+    card : dict, optional
 
     Returns
     -------
@@ -539,7 +616,12 @@ def write_scenes(dataset: MultiLabelDataset, out_dir: str | Path) -> dict:
          None if clean is None else clean[start : start + _CHUNK])
         for start in range(0, len(dataset), _CHUNK)
     )
-    return _write(Path(out_dir), dataset.vocabulary, chunks, paths, images.shape[1], {"name": dataset.name})
+    summary = _write(Path(out_dir), dataset.vocabulary, chunks, paths, images.shape[1], {"name": dataset.name})
+    if card is not None:
+        from workbench.data.card import write_card
+
+        write_card(card, out_dir)
+    return summary
 
 
 def _write(
@@ -556,6 +638,8 @@ def _write(
     began = time.perf_counter()
     (out_dir / "labels.csv").unlink(missing_ok=True)  # an earlier output is incomplete from here on
     (out_dir / "clean_labels.csv").unlink(missing_ok=True)
+    for name in ("card.json", "card.md"):  # a card describes the data set written with it, never a later one
+        (out_dir / name).unlink(missing_ok=True)
     atomic_write_json(
         out_dir / "scenes.json",
         {

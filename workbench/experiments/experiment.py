@@ -29,7 +29,7 @@ from typing import Callable
 
 from workbench import _checks
 from workbench._io import atomic_write_json, atomic_write_text, check_output_folder, read_json
-from workbench.experiments.grid import CELL_FORMAT, GROWABLE, Cell, default_learning_rate, expand_cells
+from workbench.experiments.grid import CELL_FORMAT, GROWABLE, SCENE_KEYS_ADDED, Cell, default_learning_rate, expand_cells
 from workbench.method.targets import PMI_HEADS
 
 __all__ = ["run_experiment", "run_cell", "cell_state", "tune_learning_rates", "EXPERIMENT_MARKER",
@@ -58,9 +58,12 @@ def cell_folder(out_dir: str | Path, cell: Cell) -> Path:
 def _comparable(settings: dict) -> dict:
     """A cell's settings without what may grow between runs of the grid."""
     train = {key: value for key, value in settings.get("train", {}).items() if key not in GROWABLE}
+    data = settings.get("data") or {}
+    if not data.get("path"):  # a cell written before the scene keys were added had their earlier values
+        data = {**SCENE_KEYS_ADDED, **data}
     return {**{key: value for key, value in settings.items() if key not in (*GROWABLE, "train", "status", "seconds",
                                                                              "learning_rates", "tuning", "error")},
-            "train": train}
+            "train": train, "data": data}
 
 
 def cell_state(out_dir: str | Path, cell: Cell) -> str:
@@ -99,9 +102,10 @@ def _cell_dataset(cell: Cell):
         return load_dataset(data["path"])
     from workbench.data.scenes import generate_scenes
 
+    added = {key: data.get(key, value) for key, value in SCENE_KEYS_ADDED.items()}  # absent from earlier cells
     return generate_scenes(num_images=data["images"], num_labels=data["labels"], image_size=data["size"],
                            missing_rate=data["missing_rate"], spurious_rate=data["spurious_rate"],
-                           random_state=data["seed"])
+                           random_state=data["seed"], **added)
 
 
 def _limit_threads(threads: int | None) -> None:

@@ -10,6 +10,9 @@ a list value is an axis, a scalar is fixed::
     missing_rate = 0.0
     spurious_rate = 0.0
     seed = 0
+    groups = "objects"        # or "all": every Unicode emoji group (about 1,870 labels)
+    label_skew = 1.0          # the scenes' label_skew and topic_balance (SceneConfig)
+    topic_balance = 0.0
     validation_fraction = 0.2
     [embedding]
     dim = [4, 8]
@@ -69,7 +72,7 @@ GRID_EMBEDDING_HEADS = K_HEADS
 #: Every key of a grid file with its default. Lists are axes.
 GRID_DEFAULTS = {
     "data": {"path": None, "labels": 20, "images": 200, "size": 32, "missing_rate": 0.0, "spurious_rate": 0.0,
-             "seed": 0, "validation_fraction": 0.2},
+             "seed": 0, "groups": "objects", "label_skew": 1.0, "topic_balance": 0.0, "validation_fraction": 0.2},
     "embedding": {"dim": 16, "pmi": "zero", "diagonal": "self", "negative": "drop"},
     "train": {"heads": ["pmi", "random", "identity", "sigmoid"], "seeds": [0, 1, 2, 3, 4], "epochs": 10,
               "image_size": 32, "batch_size": 64, "width": 16, "depth": 4, "tune_lr": True, "patience": 6,
@@ -82,7 +85,9 @@ _SINGLE = {("train", "tune_lr"), ("train", "patience"), ("train", "lr_patience")
 #: The cell's ``train`` keys of the schedule and the stopping rule (:data:`~workbench.learning.config.STOPPING_FIELDS`).
 _STOPPING_KEYS = ("patience", "lr_patience", "holdout_fraction")
 #: Keys of generated scenes (they do not apply with ``path``).
-_SCENE_KEYS = ("labels", "images", "size", "missing_rate", "spurious_rate", "seed")
+_SCENE_KEYS = ("labels", "images", "size", "missing_rate", "spurious_rate", "seed", "groups", "label_skew", "topic_balance")
+#: Scene keys added after grids were first run, with the value an earlier cell (whose ``cell.json`` lacks them) had.
+SCENE_KEYS_ADDED = {"groups": "objects", "label_skew": 1.0, "topic_balance": 0.0}
 #: Keys a cell folder may change between runs of the grid (it resumes): more epochs, heads or seeds.
 GROWABLE = ("epochs", "heads", "seeds")
 #: Each setting's validator: the record the cell builds from it (a generated data set, a
@@ -94,6 +99,8 @@ _SETTINGS = {
     ("data", "missing_rate"): (SceneConfig, "missing_rate", float),
     ("data", "spurious_rate"): (SceneConfig, "spurious_rate", float),
     ("data", "seed"): (SceneConfig, "random_state", int),
+    ("data", "label_skew"): (SceneConfig, "label_skew", float),
+    ("data", "topic_balance"): (SceneConfig, "topic_balance", float),
     ("data", "validation_fraction"): (TrainConfig, "validation_fraction", float),
     ("embedding", "dim"): (EmbeddingOptions, "embedding_dim", int),
     ("embedding", "pmi"): (EmbeddingOptions, "policy", str),
@@ -120,6 +127,7 @@ _OTHER_FIELDS = {
 }
 #: Short names of the axes in cell names.
 _SHORT = {"missing_rate": "missing", "spurious_rate": "spurious", "validation_fraction": "validation",
+          "label_skew": "skew", "topic_balance": "balance",
           "image_size": "input", "batch_size": "batch"}
 
 
@@ -212,6 +220,10 @@ def _check_value(section: str, key: str, value, source: str):
     if key == "path":
         if not isinstance(value, str) or not value:
             raise ValueError(f"{where} must be a folder path (a string); got {value!r}.")
+        return value
+    if key == "groups":
+        if value not in ("objects", "all"):
+            raise ValueError(f"{where} must be \"objects\" or \"all\" (every Unicode emoji group); got {value!r}.")
         return value
     if key == "tune_lr":
         if not isinstance(value, bool):
