@@ -410,7 +410,7 @@ def test_embed_says_how_many_images_have_no_label(tmp_path, capsys):
     folder = tmp_path / "data"
     (folder / "images").mkdir(parents=True)
     (folder / "labels.csv").write_text("image,labels\nimages/1.png,a|b\nimages/2.png,\nimages/3.png,b\nimages/4.png,\n")
-    assert main(["embed", "--data", str(folder), "--format", "list-csv", "--dim", "1", "--out", str(tmp_path / "e")]) == 0
+    assert main(["embed", "--data", str(folder), "--format", "list-csv", "--dim", "1", "--validation-fraction", "0", "--out", str(tmp_path / "e")]) == 0
     assert "note: 2 of 4 images have no label" in capsys.readouterr().out
 
 
