@@ -24,7 +24,9 @@ memory), ``--repeats`` times, and the median is reported with the machine's load
   first frame with the map drawn (a screenshot of the canvas with points on it), and the
   kernel's share of them.
 
-The quality of each layout is its trustworthiness (scikit-learn, 10 neighbours) on 2,000
+Each line also gives the process's CPU seconds (user + system, both cores together): what the
+run cost the machine, less sensitive than wall time to other work sharing it. The quality of
+each layout is its trustworthiness (scikit-learn, 10 neighbours) on 2,000
 labels drawn at random, against the cosine geometry of the full vectors.
 
 The embedding is the ``topics`` family of ``benchmarks/label_families.py`` (17,000 labels,
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -147,12 +150,15 @@ def fresh_process(mode: str, embedding_dir: Path, *, cache: Path, scratch: Path)
         environment["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="numba-", dir=scratch)
     output, coordinates = scratch / f"{mode}.json", scratch / f"{mode}.npy"
     load = os.getloadavg()[0]
+    cpu = resource.getrusage(resource.RUSAGE_CHILDREN)
     began = time.time()
     subprocess.run([sys.executable, __file__, "--worker", mode, "--embedding", str(embedding_dir), "--layout-cache",
                     str(cache), "--worker-out", str(output), "--worker-coordinates", str(coordinates)],
                    env=environment, check=True)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     figures = json.loads(output.read_text())
-    figures.update(seconds=figures["ready_at"] - began, load=load, coordinates=str(coordinates))
+    figures.update(seconds=figures["ready_at"] - began, load=load, coordinates=str(coordinates),
+                   cpu_seconds=(after.ru_utime + after.ru_stime) - (cpu.ru_utime + cpu.ru_stime))
     return figures
 
 
@@ -216,7 +222,7 @@ def median(values) -> float:
 def summary(report: dict) -> str:
     lines = [f"Label map of {report['labels']:,} labels × k = {report['dim']} on {os.cpu_count()} cores "
              f"(medians of {report['repeats']}; load average before each run in brackets)", ""]
-    lines.append(f"{'measurement':<15} {'seconds':>8} {'layout':>8} {'range':>15} {'load':>12} {'trust':>7}  note")
+    lines.append(f"{'measurement':<15} {'seconds':>8} {'layout':>8} {'cpu':>7} {'range':>15} {'load':>12} {'trust':>7}  note")
     notes = {"cold": f"fresh process → explorer displayable (target ≤ {TARGET_COLD:.0f} s)",
              "cached": f"reopened: layout read from the cache (target ≤ {TARGET_CACHED:.0f} s)",
              "first": "cold, numba's cache empty as well (first map after installing)",
@@ -230,8 +236,9 @@ def summary(report: dict) -> str:
         layout = [run["layout_seconds"] for run in runs]
         loads = ", ".join(f"{run['load']:.1f}" for run in runs)
         trust = runs[0].get("trustworthiness")
-        lines.append(f"{mode:<15} {median(seconds):8.1f} {median(layout):8.1f} {min(seconds):6.1f}–{max(seconds):<7.1f} "
-                     f"[{loads}]".ljust(57) + f" {trust if trust is None else format(trust, '.3f'):>7}  {notes[mode]}")
+        cpu = median([run["cpu_seconds"] for run in runs])
+        lines.append(f"{mode:<15} {median(seconds):8.1f} {median(layout):8.1f} {cpu:7.1f} {min(seconds):6.1f}–{max(seconds):<7.1f} "
+                     f"[{loads}]".ljust(65) + f" {trust if trust is None else format(trust, '.3f'):>7}  {notes[mode]}")
     browser = report["modes"].get("browser")
     if browser:
         frames = [run["first_frame_seconds"] for run in browser]

@@ -218,14 +218,17 @@ def test_umap_input_is_the_leading_components_and_exact_neighbours(monkeypatch):
     assert np.allclose(captured["points"], unit[:, :8] / np.linalg.norm(unit[:, :8], axis=1, keepdims=True), atol=1e-6)
 
 
-def test_umap_import_leaves_tensorflow_out():
+def test_umap_import_leaves_tensorflow_out_and_keeps_compiled_code():
     import subprocess
     import sys
 
-    code = ("import sys; from workbench.apps.labelmap import _import_umap; umap = _import_umap(); "
-            "print('tensorflow' in sys.modules, 'umap.parametric_umap' in sys.modules, hasattr(umap, 'UMAP'))")
+    code = ("import sys; from numba.core.caching import NullCache; from numba.core.dispatcher import Dispatcher; "
+            "from workbench.apps.labelmap import _import_umap; umap = _import_umap(); "
+            "jitted = [v for m in (umap.umap_, umap.layouts) for v in vars(m).values() if isinstance(v, Dispatcher)]; "
+            "print('tensorflow' in sys.modules, 'umap.parametric_umap' in sys.modules, hasattr(umap, 'UMAP'), "
+            "len(jitted) > 5, sum(isinstance(v._cache, NullCache) for v in jitted))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.split() == ["False", "False", "True"]
+    assert result.stdout.split() == ["False", "False", "True", "True", "0"]  # every jitted function cached on disk
 
 
 @pytest.mark.slow

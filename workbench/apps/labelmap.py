@@ -5,9 +5,11 @@ optionally images' predicted vectors after them) on a plane:
 
 * ``"umap"``: the unit rows are projected on their ``components`` leading principal
   components (64 by default; fewer than ``k`` only), their exact nearest neighbours are
-  found by brute force (scikit-learn, BLAS), and umap-learn lays out that neighbour graph.
-  The exact neighbours spare umap-learn's approximate search (pynndescent), whose numba
-  compilation is most of a cold start. By default both cores update the layout at once
+  found by brute force (scikit-learn, BLAS), and umap-learn lays out that neighbour graph,
+  starting from the components' PCA. The exact neighbours spare umap-learn's approximate
+  search (pynndescent), whose numba compilation was most of a cold start; the PCA start spares
+  a spectral start per disconnected cluster; umap-learn's own compiled functions are kept in
+  numba's disk cache, so only the first layout after installing compiles them. By default both cores update the layout at once
   (``deterministic=False``): ``random_state`` seeds the start, and the order of the updates
   varies, so two runs differ slightly. ``deterministic=True`` runs umap-learn seeded on one
   core: the same coordinates every time, for a slower layout (``benchmarks/bench_labelmap.py``
@@ -48,7 +50,7 @@ MAP_METHODS = ("umap", "pca")
 #: The columns of :func:`write_coordinates_csv` (``count`` is empty when the label counts are unknown).
 COORDINATES_HEADER = ["label", "group", "count", "x", "y"]
 #: Part of every cache key: raise it when the layout's algorithm changes.
-_LAYOUT_VERSION = 2
+_LAYOUT_VERSION = 3
 #: UMAP needs a handful of points to build its neighbour graph and spectral start.
 _MIN_UMAP_LABELS = 5
 
@@ -164,20 +166,21 @@ def label_coordinates(
 
 def _principal_components(unit: np.ndarray, count: int, *, fix_signs: bool = False) -> np.ndarray:
     """The rows of ``unit`` centred and projected on their ``count`` leading principal axes, ``(N, count)`` float64."""
-    centred = unit.astype(np.float64) - unit.astype(np.float64).mean(axis=0)
-    if centred.shape[1] <= 4 * count or centred.shape[0] <= 4 * count:
+    if unit.shape[1] <= 4 * count or unit.shape[0] <= 4 * count:
+        centred = unit.astype(np.float64) - unit.astype(np.float64).mean(axis=0)
         _, _, axes = np.linalg.svd(centred, full_matrices=False)
-    else:  # k×k covariance: one BLAS product and a small symmetric eigensolve, seconds at 17,000 × 1,024
-        values, vectors = np.linalg.eigh(centred.T @ centred)
+    else:  # k×k covariance: float32 BLAS products and a small symmetric eigensolve, a second at 17,000 × 1,024
+        centred = unit.astype(np.float32) - unit.astype(np.float64).mean(axis=0).astype(np.float32)
+        values, vectors = np.linalg.eigh((centred.T @ centred).astype(np.float64))
         axes = vectors[:, np.argsort(values)[::-1]].T
-    axes = axes[:count]
+    axes = axes[:count].astype(centred.dtype)
     if axes.shape[0] < count:
         axes = np.vstack([axes, np.zeros((count - axes.shape[0], axes.shape[1]))])
     if fix_signs:
         signs = np.sign(axes[np.arange(count), np.argmax(np.abs(axes), axis=1)])
         signs[signs == 0] = 1.0
         axes = axes * signs[:, None]
-    return centred @ axes.T
+    return (centred @ axes.T).astype(np.float64)
 
 
 def _nearest_neighbours(points: np.ndarray, n_neighbors: int) -> tuple[np.ndarray, np.ndarray]:
@@ -201,23 +204,42 @@ def _seeded_legacy_generator(seed: int):
 
 
 def _import_umap():
-    """umap-learn without TensorFlow: ``import umap`` imports ParametricUMAP, hence TensorFlow (3 s of a cold start).
+    """umap-learn without TensorFlow, its compiled functions kept on disk.
 
-    When TensorFlow is not loaded yet, ``umap.parametric_umap`` is marked missing while ``umap`` is
-    imported (umap-learn then defines a stand-in ``ParametricUMAP`` that says TensorFlow is needed),
-    and unmarked afterwards, so an explicit ``import umap.parametric_umap`` still works.
+    ``import umap`` imports ParametricUMAP, hence TensorFlow (3 s of a cold start): when TensorFlow
+    is not loaded yet, ``umap.parametric_umap`` is marked missing while ``umap`` is imported
+    (umap-learn then defines a stand-in ``ParametricUMAP`` that says TensorFlow is needed), and
+    unmarked afterwards, so an explicit ``import umap.parametric_umap`` still works. And most of
+    umap-learn's numba functions are compiled afresh in every process (they are not declared
+    ``cache=True``): they are told to keep their machine code in numba's cache, so only the first
+    layout after installing compiles them.
     """
     if "umap" in sys.modules or "tensorflow" in sys.modules:
         import umap
-
-        return umap
-    sys.modules["umap.parametric_umap"] = None
-    try:
-        import umap
-    finally:
-        if sys.modules.get("umap.parametric_umap", 0) is None:
-            del sys.modules["umap.parametric_umap"]
+    else:
+        sys.modules["umap.parametric_umap"] = None
+        try:
+            import umap
+        finally:
+            if sys.modules.get("umap.parametric_umap", 0) is None:
+                del sys.modules["umap.parametric_umap"]
+    _cache_compiled_functions(umap)
     return umap
+
+
+def _cache_compiled_functions(umap) -> None:
+    """Turn on numba's disk cache for umap-learn's jitted functions that were declared without it."""
+    try:
+        from numba.core.caching import NullCache
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:  # another numba layout: compile in every process, as umap-learn does
+        return
+    for name in ("umap_", "layouts", "utils", "spectral", "distances", "sparse"):
+        module = sys.modules.get(f"umap.{name}")
+        for value in vars(module).values() if module is not None else ():
+            if isinstance(value, Dispatcher) and isinstance(getattr(value, "_cache", None), NullCache):
+                with contextlib.suppress(Exception):
+                    value.enable_caching()
 
 
 def _umap_layout(unit, *, random_state, deterministic, n_neighbors, min_dist, components) -> np.ndarray:
@@ -235,7 +257,7 @@ def _umap_layout(unit, *, random_state, deterministic, n_neighbors, min_dist, co
         reducer = umap.UMAP(
             n_components=2, n_neighbors=n_neighbors, min_dist=min_dist, metric="euclidean",
             random_state=random_state if deterministic else None, n_jobs=1 if deterministic else -1,
-            init="spectral" if len(points) > 10 else "random", precomputed_knn=(indices, distances, None),
+            init="pca" if len(points) > 10 else "random", precomputed_knn=(indices, distances, None),
         )
         context = contextlib.nullcontext() if deterministic else _seeded_legacy_generator(random_state)
         with context:
