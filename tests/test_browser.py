@@ -165,8 +165,8 @@ def test_classify_app_in_a_real_browser(voila_page):
     from PIL import Image
     from playwright.sync_api import expect, sync_playwright
 
-    helpers = _classify_helpers()
-    COLOURS, colour_bands = helpers.COLOURS, helpers.colour_bands
+    from tests.conftest import COLOURS, colour_bands
+
     url, tmp_path, log = voila_page
     images = tmp_path / "uploads"
     images.mkdir()
