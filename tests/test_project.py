@@ -119,6 +119,111 @@ def test_the_prepared_gpu_check_runs_end_to_end_on_the_cpu_in_its_dry_mode(tmp_p
     eigh = json.loads((tmp_path / "gpu" / "eigh.json").read_text())
     assert eigh["max_relative_residual"] < 1e-3 and eigh["max_relative_eigenvalue_error"] < 1e-4
     assert "bare model.fit" in (tmp_path / "gpu" / "training.txt").read_text()
+    # the full-size study grid, cut down by gpu_study.py dry-grid, runs to the end: every head, every k
+    assert "study: ok" in summary or "study: skipped" in summary, summary
+    if "study: ok" in summary:
+        import csv
+
+        dry = tomllib.loads((tmp_path / "gpu" / "grid-dry.toml").read_text())
+        full = tomllib.loads((REPOSITORY_ROOT / "docs" / "study" / "grid-full.toml").read_text())
+        assert {section: set(table) for section, table in dry.items()} == {section: set(table) for section, table in full.items()}
+        assert dry["train"]["heads"] == full["train"]["heads"] and dry["data"]["groups"] == "all"
+        with open(tmp_path / "gpu" / "study" / "results.csv", newline="") as handle:
+            rows = list(csv.DictReader(handle))
+        assert {row["head"] for row in rows} == set(full["train"]["heads"])
+        assert {row["dim"] for row in rows if row["head"] == "pmi"} == {str(k) for k in dry["embedding"]["dim"]}
+        study = (tmp_path / "gpu" / "study.txt").read_text()
+        assert "3 cells, 3 finished, 0 unfinished, 0 not started" in study, study[-2000:]
+        assert re.search(r"at [\d,]+ training images/s: [\d.]+ h for the whole grid, 0\.0 h left", study), study[-2000:]
+
+
+def test_the_full_grid_projects_the_training_it_holds_and_its_dry_copy_keeps_every_key(tmp_path):
+    """``benchmarks/gpu_study.py``: the dry copy reads back as the grid it was made from, and the work is counted."""
+    sys.path.insert(0, str(REPOSITORY_ROOT / "benchmarks"))
+    import gpu_study
+
+    from workbench.experiments.experiment import TUNING_FACTORS
+    from workbench.experiments.grid import expand_cells, parse_grid, read_grid
+
+    full = read_grid(REPOSITORY_ROOT / "docs" / "study" / "grid-full.toml")
+    assert full["data"]["images"] >= 100_000 and full["data"]["size"] == full["train"]["image_size"] == 64
+    assert full["data"]["labels"] >= 1500 and full["data"]["groups"] == "all" and len(full["train"]["seeds"]) >= 5
+    raw = tomllib.loads((REPOSITORY_ROOT / "docs" / "study" / "grid-full.toml").read_text())
+    raw["train"]["learning_rates"] = {"sigmoid-lowrank": 0.003}
+    text = gpu_study.toml_text(gpu_study.dry_grid(raw))
+    dry = parse_grid(tomllib.loads(text))
+    assert dry["train"]["learning_rates"] == {"sigmoid-lowrank": 0.003} and dry["data"]["images"] == 160
+    assert dry["data"]["label_skew"] == full["data"]["label_skew"] and dry["train"]["tune_lr"] is False
+    # the work, counted by brute force: every run and every tuning run, image-epochs of the training split
+    cells = expand_cells(full)
+    num_train = 100_000 - 20_000
+    runs = sum(len(cell.heads) * len(cell.seeds) for cell in cells)
+    assert runs == 5 * (5 * 4 + 2)
+    holdout = cells[0].train.get("holdout_fraction", 0.2)
+    expected_tuning = sum(len(cell.heads) for cell in cells) * len(TUNING_FACTORS) * 30 * (num_train - round(holdout * num_train))
+    assert gpu_study.work(cells, images_of=lambda cell: num_train) == {
+        "runs": runs * 30 * num_train, "tuning": expected_tuning, "total": runs * 30 * num_train + expected_tuning}
+    report = gpu_study.progress(tmp_path / "none", REPOSITORY_ROOT / "docs" / "study" / "grid-full.toml", 20_000.0)
+    hours = (runs * 30 * num_train + expected_tuning) / 20_000 / 3600
+    assert f"5 cells, 0 finished, 0 unfinished, 5 not started" in report and f"{hours:.1f} h for the whole grid" in report
+
+
+def test_the_study_benchmark_projects_the_grid_from_its_rates():
+    """``benchmarks/bench_study.py``'s projection against a run-by-run count, and the protocol it chooses."""
+    sys.path.insert(0, str(REPOSITORY_ROOT / "benchmarks"))
+    import bench_study
+
+    runs = bench_study.grid_runs(dims=(16, 64, 256), seeds=5)
+    assert runs["runs"] == {"k": 3 * 3 * 5, "bottleneck": 2 * 3 * 5, "C": 2 * 5} and sum(runs["runs"].values()) == 85
+    rates = {"k": {"train_ips": 1000.0, "eval_spi": 1e-4}, "bottleneck": {"train_ips": 800.0, "eval_spi": 2e-4},
+             "C": {"train_ips": 500.0, "eval_spi": 3e-4}}
+    projected = bench_study.project_grid(rates, images=10_000, validation_fraction=0.2, epochs=10, runs=runs,
+                                         holdout_fraction=0.15)
+    seconds = tuning = 0.0
+    for head, kind in bench_study.GRID_HEADS.items():  # run by run
+        for _ in (16, 64, 256) if kind != "C" else (None,):
+            for _ in range(5):
+                seconds += 10 * (6_800 / rates[kind]["train_ips"] + (2_000 + 1_200) * rates[kind]["eval_spi"])
+            for _ in range(bench_study.TUNING_RATES):
+                tuning += 10 * (6_800 / rates[kind]["train_ips"] + 1_200 * rates[kind]["eval_spi"])
+    assert projected["runs"] == pytest.approx(seconds) and projected["tuning"] == pytest.approx(tuning)
+    trunk = {"images": 10_000, "epochs": 4, "train_ips": 400.0, "eval_spi": 1e-3, "features_ips": 2_000.0}
+    staged = bench_study.project_grid(rates, images=10_000, validation_fraction=0.2, epochs=10, runs=runs, trunk=trunk,
+                                      holdout_fraction=0.15)
+    assert staged["trunk"] == pytest.approx(4 * (8_000 / 400 + 2_000 * 1e-3) + 10_000 / 2_000)
+    assert staged["total"] == pytest.approx(projected["total"] + staged["trunk"])
+    # within the budget, end-to-end before two-stage, larger images before smaller, then the faster
+    base = {axis: "baseline" for axis in bench_study.AXES}
+    options = [({**base, "protocol": "two-stage"}, 100.0), ({**base, "image size": "size-16"}, 200.0),
+               ({**base, "image size": "size-24"}, 300.0), ({**base, "image size": "size-24", "backend": "jax"}, 250.0),
+               (base, 9_000.0)]
+    assert bench_study.choose(options, 1_000.0) == ({**base, "image size": "size-24", "backend": "jax"}, 250.0)
+    assert bench_study.choose(options, 50.0) is None
+
+
+@pytest.mark.slow
+def test_the_study_benchmark_measures_every_lever_at_a_tiny_size(tmp_path):
+    """``benchmarks/bench_study.py`` end to end at a tiny size: each lever measured, ratios, projections, a choice."""
+    import json
+
+    out = tmp_path / "study.json"
+    command = [sys.executable, str(REPOSITORY_ROOT / "benchmarks" / "bench_study.py"), "--labels", "40", "--images", "128",
+               "--validation-images", "64", "--epochs", "2", "--levers", "size-16,width-8,files-uncached,two-stage",
+               "--grid-images", "4000", "--grid-epochs", "3", "--trunk-epochs", "2", "--budget-hours", "1000", "--out", str(out)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=900)
+    assert completed.returncode == 0, completed.stdout[-3000:] + completed.stderr[-3000:]
+    printed = completed.stdout
+    assert "load average before" in printed and "load average after" in printed
+    for lever in ("baseline", "size-16", "width-8", "files-uncached", "two-stage heads"):
+        assert re.search(rf"^{lever}\s+\d+\s+[\d.]+\s+\d+\s+[\d.]+", printed, flags=re.MULTILINE), (lever, printed)
+    figures = json.loads(out.read_text())
+    baseline = figures["levers"]["baseline"]["heads"]
+    small = figures["levers"]["size-16"]["heads"]
+    ratio = small["k"]["train_ips"] / baseline["k"]["train_ips"]
+    assert re.search(rf"^size-16\s+{small['k']['train_ips']:.0f}\s+{ratio:.2f}\s", printed, flags=re.MULTILINE), printed
+    assert "Chosen protocol: baseline" in printed  # everything fits 1,000 hours: end-to-end, 32 px, width 16
+    assert len(figures["projections"]) == 2 * 2 * 2 and figures["chosen"]["choice"]["protocol"] == "baseline"
+    assert "Decoded-image caching" not in printed  # measured only with both file levers
 
 
 @pytest.mark.slow
