@@ -312,3 +312,16 @@ def test_a_rebuild_with_other_settings_says_what_differs(tmp_path, tiny_dataset,
     assert "built with other settings" in said
     assert "options.embedding_dim 4 → 3" in said and "options.policy 'zero' → 'ppmi'" in said
     assert workspace.describe_differences({"a": 1}, {"a": 1}) == "no setting"
+
+
+def test_scenes_recorded_before_label_skew_and_topic_balance_existed_are_read_not_regenerated(tmp_path, capsys):
+    workspace.ensure_scenes(tmp_path, num_images=20, num_labels=20, image_size=16, verbose=False)
+    marker = tmp_path / "data" / "scenes.json"
+    recorded = json.loads(marker.read_text())
+    for key in ("label_skew", "topic_balance"):  # as an earlier version recorded it
+        del recorded["config"][key]
+    marker.write_text(json.dumps(recorded))
+    workspace.ensure_scenes(tmp_path, num_images=20, num_labels=20, image_size=16)
+    assert capsys.readouterr().out.startswith("Read 20 images")
+    workspace.ensure_scenes(tmp_path, num_images=20, num_labels=20, image_size=16, label_skew=0.5)
+    assert "other settings (label_skew 1.0 → 0.5)" in capsys.readouterr().out

@@ -61,6 +61,10 @@ _VERSION = 1
 # ---------------------------------------------------------------------------------
 # settings files
 # ---------------------------------------------------------------------------------
+#: SceneConfig fields added after data sets were first recorded; an earlier record had their defaults.
+_SCENE_SETTINGS_ADDED = ("label_skew", "topic_balance")
+
+
 def _normalised(settings: dict) -> dict:
     """``settings`` as JSON would give it back (tuples become lists, numpy scalars plain)."""
     from workbench._io import _json_default
@@ -180,6 +184,8 @@ def ensure_scenes(results_dir, *, random_state: int = 0, verbose: bool = True, *
             saved = read_json(marker).get("config")
         except (ValueError, AttributeError):
             saved = None
+        if isinstance(saved, dict):  # settings added since (label_skew, topic_balance) had their defaults then
+            saved = {**{key: SceneConfig.__dataclass_fields__[key].default for key in _SCENE_SETTINGS_ADDED}, **saved}
         if saved == wanted:
             stored = read_scenes(folder)
             images = load_images([stored.path_of(i) for i in range(len(stored))], size=config.image_size)
