@@ -6,9 +6,9 @@ memory), ``--repeats`` times, and the median is reported with the machine's load
 
 * ``cold``: the explorer (:class:`workbench.apps.explorer.LabelExplorer`) built from the
   embedding folder with an empty layout cache: imports, loading, the layout
-  (:func:`workbench.apps.labelmap.label_coordinates`: UMAP of the 64 leading principal
-  components, exact neighbours, both cores), the widget and its display data (the static
-  picture included). Target ≤ 30 s, from process start to a displayable explorer.
+  (:func:`workbench.apps.labelmap.label_coordinates`: UMAP on the exact cosine neighbours in
+  the full space, both cores), the widget and its display data (the static picture
+  included). Target ≤ 30 s, from process start to a displayable explorer.
 * ``cached``: the same with the layout in the cache (reopening the notebook). Target ≤ 3 s.
 * ``first``: ``cold`` with numba's on-disk cache empty too (``NUMBA_CACHE_DIR`` a new folder):
   the first map after installing, when umap-learn's functions are compiled.
@@ -18,7 +18,7 @@ memory), ``--repeats`` times, and the median is reported with the machine's load
   seeded (one core) on the full 1,024-dimensional vectors with the cosine metric and its own
   approximate neighbour search (pynndescent).
 * ``opentsne``, ``pacmap`` (``--alternatives``; only where those packages are installed,
-  they are not dependencies): the other candidates on the same 64 components.
+  they are not dependencies): the other candidates, on the 64 leading principal components.
 * ``browser``: Voilà serves a notebook showing the explorer (layout cached), Debian's
   Chromium (WebGL through SwiftShader) opens it: seconds from opening the page to the
   first frame with the map drawn (a screenshot of the canvas with points on it), and the

@@ -157,15 +157,14 @@ def test_layouts_are_cached_by_vectors_and_settings(tmp_path, monkeypatch):
     monkeypatch.setattr(labelmap, "_umap_layout", fake_layout(calls))
     vectors = np.random.default_rng(0).normal(size=(30, 6)).astype(np.float32)
     first = label_coordinates(vectors, cache=tmp_path)
-    assert len(calls) == 1 and calls[0] == {"random_state": 0, "deterministic": False, "n_neighbors": 15, "min_dist": 0.1,
-                                            "components": 64}
+    assert len(calls) == 1 and calls[0] == {"random_state": 0, "deterministic": False, "n_neighbors": 15, "min_dist": 0.1}
     assert np.array_equal(label_coordinates(vectors, cache=tmp_path), first) and len(calls) == 1  # read back
     assert np.array_equal(label_coordinates(vectors * 2, cache=tmp_path), first) is False  # other vectors, other key
     label_coordinates(vectors, cache=tmp_path, deterministic=True)
     label_coordinates(vectors, cache=tmp_path, random_state=1)
     label_coordinates(vectors, cache=None)
     assert len(calls) == 5 and len(list(tmp_path.glob("*.npy"))) == 4
-    settings = labelmap._settings("umap", random_state=0, deterministic=False, n_neighbors=15, min_dist=0.1, components=64)
+    settings = labelmap._settings("umap", random_state=0, deterministic=False, n_neighbors=15, min_dist=0.1)
     path = tmp_path / f"{layout_key(vectors, settings)}.npy"
     assert path.is_file()
     path.write_bytes(b"not an array")  # a damaged cache file is computed again
@@ -182,11 +181,26 @@ def test_layouts_are_cached_by_vectors_and_settings(tmp_path, monkeypatch):
     assert len(list((tmp_path / "xdg" / "pmi-workbench" / "labelmaps").glob("*.npy"))) == 1
 
 
-@pytest.mark.slow
-def test_umap_input_is_the_leading_components_and_exact_neighbours(monkeypatch):
-    """What umap-learn receives: the unit rows' leading principal components and their exact nearest neighbours."""
-    from sklearn.decomposition import PCA
+def test_nearest_neighbours_are_the_exact_cosine_ones_itself_first():
+    rng = np.random.default_rng(5)
+    vectors = rng.normal(size=(300, 12)).astype(np.float32)
+    vectors[7] = vectors[3] * 2.0  # the same direction: a tie, kept in row order
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    for block_bytes in (64 << 20, 4 * 300 * 7):  # one block, and blocks of 7 rows
+        indices, distances = labelmap._nearest_neighbours(unit, 6, block_bytes=block_bytes)
+        cosine = unit.astype(np.float64) @ unit.T.astype(np.float64)
+        np.fill_diagonal(cosine, np.inf)
+        expected = np.argsort(-cosine, axis=1, kind="stable")[:, :6]
+        assert np.array_equal(indices[:, 0], np.arange(300)) and np.array_equal(indices, expected)
+        chord = np.sqrt(np.clip(2 - 2 * np.take_along_axis(cosine, expected, axis=1)[:, 1:], 0, None))
+        assert distances[:, 0].tolist() == [0.0] * 300
+        assert np.allclose(distances[:, 1:], chord, atol=1e-3)  # float32 products: sqrt(2 - 2 cos) to 1e-3 near 0
+    assert indices[3, 1] == 7 and indices[7, 1] == 3 and distances[3, 1] < 1e-3
 
+
+@pytest.mark.slow
+def test_umap_gets_the_exact_neighbours_and_starts_from_pca(monkeypatch):
+    """What umap-learn receives: the unit rows, their exact nearest neighbours and their first two principal components."""
     captured = {}
 
     class FakeUMAP:
@@ -199,23 +213,17 @@ def test_umap_input_is_the_leading_components_and_exact_neighbours(monkeypatch):
 
     umap = labelmap._import_umap()
     monkeypatch.setattr(umap, "UMAP", FakeUMAP)
-    rng = np.random.default_rng(1)
-    vectors = rng.normal(size=(300, 96)).astype(np.float32)
-    label_coordinates(vectors, components=16, n_neighbors=7, random_state=3)
+    vectors = np.random.default_rng(1).normal(size=(300, 96)).astype(np.float32)
+    label_coordinates(vectors, n_neighbors=7, random_state=3)
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
-    expected = PCA(n_components=16).fit_transform(unit)
-    points = captured["points"]
-    assert points.shape == (300, 16)
-    assert np.allclose(np.abs(points), np.abs(expected), atol=1e-4)  # the same components, up to sign
+    assert np.allclose(captured["points"], unit, atol=1e-6)
     indices, distances, _ = captured["precomputed_knn"]
-    brute = np.linalg.norm(points[:, None] - points[None], axis=2)
-    assert np.array_equal(indices[:, 0], np.arange(300))
-    assert np.allclose(distances, np.sort(brute, axis=1)[:, :7], atol=1e-4)
+    expected_indices, expected_distances = labelmap._nearest_neighbours(unit, 7)
+    assert np.array_equal(indices, expected_indices) and np.allclose(distances, expected_distances, atol=1e-6)
+    assert np.allclose(captured["init"], label_coordinates(vectors, method="pca"), atol=1e-5)
     assert captured["n_jobs"] == -1 and captured["random_state"] is None and captured["n_neighbors"] == 7
-    label_coordinates(vectors, components=16, deterministic=True, random_state=3)
+    label_coordinates(vectors, deterministic=True, random_state=3)
     assert captured["n_jobs"] == 1 and captured["random_state"] == 3
-    label_coordinates(vectors[:, :8], components=16)  # k <= components: the unit rows themselves
-    assert np.allclose(captured["points"], unit[:, :8] / np.linalg.norm(unit[:, :8], axis=1, keepdims=True), atol=1e-6)
 
 
 def test_umap_import_leaves_tensorflow_out_and_keeps_compiled_code():
