@@ -269,10 +269,13 @@ def card_markdown(card: dict) -> str:
              f"{data['num_images']} images, {data['num_labels']} labels"
              + (f", {data['image_size']}×{data['image_size']} pixels" if data.get("image_size") else "") + ".",
              f"Counts are made on the training split: {split['num_train']} images "
-             f"(validation fraction {split['validation_fraction']:g}, split seed {split['split_random_state']}).", "",
-             "## Training images per label", "",
-             "| labels | min | median | mean | max | below " + str(counts["min_count"]) + " | never seen |",
-             "|---|---:|---:|---:|---:|---:|---:|"]
+             f"(validation fraction {split['validation_fraction']:g}, split seed {split['split_random_state']}).", ""]
+    config = (card.get("settings") or {}).get("config")
+    if config:
+        lines += ["Generated with " + ", ".join(f"{key} {value}" for key, value in config.items()) + ".", ""]
+    lines += ["## Training images per label", "",
+              "| labels | min | median | mean | max | below " + str(counts["min_count"]) + " | never seen |",
+              "|---|---:|---:|---:|---:|---:|---:|"]
     for kind in ("noisy", "clean"):
         summary = counts[kind]
         if summary is None:
