@@ -130,7 +130,7 @@ def _add_scenes(subparsers) -> None:
     add("--missing-rate", type=float, default=0.0, metavar="R", help="chance a drawn glyph is not labelled (default: 0)")
     add("--spurious-rate", type=float, default=0.0, metavar="R", help="chance per glyph of an extra label without a glyph (default: 0)")
     add("--label-skew", type=float, default=1.0, metavar="A", help="labels' Zipf exponent: rank r drawn as r^-A (default: 1; 0: even)")
-    add("--topic-balance", type=float, default=0.0, metavar="B", help="topics drawn in proportion to their labels^B (default: 0; 1: by size)")
+    add("--topic-balance", type=float, default=0.0, metavar="B", help="topics drawn as popularity^(1-B) x labels^B (default: 0; 1: by size)")
     add("--all-groups", dest="groups", action="store_const", const="all", default="objects", help="every Unicode emoji group, not only the object-like ones")
     add("--validation-fraction", type=float, default=0.2, metavar="F", help="the card counts labels on the training split of F held out (default: 0.2, as a grid)")
     add("--out", required=True, metavar="DIR", help="output folder (new, empty, or an earlier scenes output)")

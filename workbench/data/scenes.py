@@ -3,9 +3,9 @@
 Labels are Unicode emoji named by their CLDR short names, with their Unicode group
 and subgroup (see :mod:`workbench.data.emoji`). A scene is a *topic*, a seeded mixture of
 related subgroups (hand-named themes such as a kitchen or a farm, plus one generated
-mixture anchored on every subgroup). Each image picks a topic (topics have Zipf-skewed
-popularity, weighted by the number of labels they hold to the power ``topic_balance``),
-then draws ``min_labels``…``max_labels`` distinct labels from it (fewer labels are
+mixture anchored on every subgroup). Each image picks a topic (topic ``t`` in proportion to
+``popularity_t ** (1 - topic_balance) * labels_t ** topic_balance``: its Zipf-skewed
+popularity, or the number of labels it holds, or between), then draws ``min_labels``…``max_labels`` distinct labels from it (fewer labels are
 likelier) with Zipf-skewed label popularity (the label of popularity rank ``r`` is drawn
 in proportion to ``r ** -label_skew``); with probability ``unrelated_rate`` a draw comes
 from the whole vocabulary instead. The defaults (``label_skew=1``, ``topic_balance=0``)
@@ -114,9 +114,10 @@ class SceneConfig:
         drawn in proportion to ``r ** -label_skew`` within its subgroup (1: as before;
         0: every label of a subgroup equally often).
     topic_balance : float from 0 to 1, default=0
-        A topic's probability is its Zipf popularity times the number of labels it holds
-        to this power (0: as before; 1: a topic of many labels, such as the 258 country
-        flags, comes up in proportion to its size, so its labels are not rarer than others).
+        A topic's probability is proportional to ``popularity ** (1 - topic_balance) *
+        labels ** topic_balance``, its Zipf popularity and the number of labels it holds
+        (0: by popularity, as before; 1: by size, so that the labels of a large topic, such
+        as the 258 country flags, are not rarer than others).
     random_state : int, default=0
         Seed; the same seed gives bit-identical images and labels.
     """
