@@ -14,7 +14,7 @@ their last epoch). This script is its helper:
     on the training split less its hold-out; :func:`work`) and, given the measured training rate, the
     hours they take at it (training only: evaluation and data generation are not counted).
 
-    python benchmarks/gpu_study.py dry-grid docs/study/grid-full.toml /tmp/grid-dry.toml
+    python benchmarks/gpu_study.py dry-grid docs/study/grid-full.toml OUT/grid-dry.toml
     python benchmarks/gpu_study.py progress OUT/study docs/study/grid-full.toml --images-per-second 20000
 """
 
