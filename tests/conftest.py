@@ -340,3 +340,12 @@ def _store_job(path: Path, job: dict) -> int:
         print(f"could not store the results in {path} ({str(error).splitlines()[0]})", file=sys.stderr)
         return 3
     return 0
+
+
+@pytest.fixture(scope="module")
+def private_glyph_cache(tmp_path_factory):
+    """A module's own ``XDG_CACHE_HOME``, so the emoji glyph disk cache of its tests stays out of the user's home."""
+    with pytest.MonkeyPatch.context() as patch:
+        folder = tmp_path_factory.mktemp("cache")
+        patch.setenv("XDG_CACHE_HOME", str(folder))
+        yield folder

@@ -18,11 +18,9 @@ SMALL = {"num_images": 300, "num_labels": 36, "image_size": 32, "missing_rate": 
 
 
 @pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    """Keep the glyph disk cache of these tests out of the user's home."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-        yield
+def private_cache(private_glyph_cache):
+    """Keep the glyph disk cache of these tests out of the user's home (:func:`tests.conftest.private_glyph_cache`)."""
+    return private_glyph_cache
 
 
 @pytest.fixture(scope="module")

@@ -13,11 +13,9 @@ from workbench.experiments.grid import SCENE_KEYS_ADDED, expand_cells, parse_gri
 
 
 @pytest.fixture(scope="module", autouse=True)
-def private_cache(tmp_path_factory):
-    """Keep the glyph disk cache of these tests out of the user's home."""
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
-        yield
+def private_cache(private_glyph_cache):
+    """Keep the glyph disk cache of these tests out of the user's home (:func:`tests.conftest.private_glyph_cache`)."""
+    return private_glyph_cache
 
 
 def test_a_cell_generates_the_scenes_its_groups_skew_and_balance_describe():
