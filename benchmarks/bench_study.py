@@ -218,36 +218,6 @@ def _embedding(vocabulary, dim: int):
     return LabelEmbedding(vocabulary=vocabulary, vectors=vectors, eigenvalues=np.ones(dim), settings={"kind": "benchmark"})
 
 
-class _Features:
-    """Cached trunk features as a source for ``LabelBatches`` (the pipeline's feeding, images replaced)."""
-
-    def __init__(self, features):
-        self.features = features
-
-    def __len__(self):
-        return len(self.features)
-
-    def get_with_failures(self, positions):
-        return self.features[positions], np.zeros(len(positions), dtype=bool)
-
-
-def _feature_head(head: str, *, num_features: int, dim: int, num_labels: int, dropout: float, random_state: int):
-    """The head layers of :func:`workbench.learning.models.build_model` on a feature vector instead of a trunk."""
-    import keras
-
-    from workbench.learning.config import BOTTLENECK_HEADS, SIGMOID_HEADS
-
-    seeds = iter(np.random.default_rng(random_state).integers(0, 2**31 - 1, size=8).tolist())
-    inputs = keras.Input(shape=(num_features,), name="features")
-    x = keras.layers.Dropout(dropout, seed=next(seeds))(inputs) if dropout > 0 else inputs
-    if head in BOTTLENECK_HEADS:
-        x = keras.layers.Dense(dim, kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)))(x)
-    width = dim if head in ("pmi", "random", "shuffled", "random-matched") else num_labels
-    outputs = keras.layers.Dense(width, activation="sigmoid" if head in SIGMOID_HEADS else None, use_bias=head != "learned",
-                                 kernel_initializer=keras.initializers.GlorotUniform(seed=next(seeds)))(x)
-    return keras.Model(inputs, outputs)
-
-
 def _two_stage(train_set, validation, *, config, dim: int, head_batch_size: int) -> dict:
     """Feature extraction and heads on cached features: images/s and evaluation seconds per image."""
     import keras
@@ -257,6 +227,7 @@ def _two_stage(train_set, validation, *, config, dim: int, head_batch_size: int)
     from workbench.learning.config import DEFAULT_LEARNING_RATES
     from workbench.learning.feeding import LabelBatches
     from workbench.learning.models import build_model, compile_model
+    from workbench.learning.twostage import FeatureSource
 
     model = build_model(config.model, head="sigmoid", num_labels=train_set.num_labels, random_state=0)
     trunk = keras.Model(model.input, model.get_layer("pool").output)
@@ -274,10 +245,11 @@ def _two_stage(train_set, validation, *, config, dim: int, head_batch_size: int)
     for head, kind in (("pmi", "k"), ("learned", "bottleneck"), ("sigmoid", "C")):
         keras.backend.clear_session()
         head_vectors = vectors if kind == "k" else None
-        network = _feature_head(head, num_features=features.shape[1], dim=dim, num_labels=train_set.num_labels,
-                                dropout=config.model.dropout, random_state=0)
+        # the package's head on features (workbench.learning.twostage), as the study's runs build it
+        network = build_model(config.model, head=head, embedding_dim=None if kind == "C" else dim,
+                              num_labels=train_set.num_labels, num_features=features.shape[1], random_state=0)
         compile_model(network, head=head, learning_rate=DEFAULT_LEARNING_RATES[head])
-        batches = LabelBatches(_Features(features), labels, vectors=head_vectors, batch_size=head_batch_size,
+        batches = LabelBatches(FeatureSource(features), labels, vectors=head_vectors, batch_size=head_batch_size,
                                shuffle=True, workers=config.workers)
         callback = EvaluationCallback(inputs=validation_features, labels=validation.labels, vectors=head_vectors, verbose=0)
         network.fit(batches, epochs=config.epochs, callbacks=[callback], verbose=0)
@@ -333,6 +305,26 @@ def _child(name: str, settings: dict, spec: dict) -> dict:
     result = json.loads(lines[-1][len("RESULT "):])
     result["wall_seconds"] = time.perf_counter() - began
     return result
+
+
+def actual_time(folder: Path) -> dict:
+    """What a grid's run took: every invocation's wall-clock (``experiment.json``), its runs, tuning runs and trunk."""
+    import csv
+
+    record = json.loads((folder / "experiment.json").read_text())
+    with open(folder / "results.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    cells = [json.loads(path.read_text()) for path in sorted((folder / "cells").glob("*/cell.json"))]
+    trunks = [json.loads(path.read_text()) for path in sorted((folder / "trunks").glob("*/trunk.json"))]
+    invocations = record.get("invocations") or []
+    return {"hours": sum(entry.get("seconds") or 0.0 for entry in invocations) / 3600, "invocations": len(invocations),
+            "finished": bool(cells) and all(cell.get("status") == "complete" for cell in cells)
+            and len(cells) == len(record.get("cells", [])),
+            "runs": len(rows), "mean_epochs": statistics.mean(int(row["epochs"]) for row in rows) if rows else 0.0,
+            "cap": max((cell["train"]["epochs"] for cell in cells), default=None),
+            "tuning_runs": sum(len(cell.get("tuning") or []) for cell in cells),
+            "trunk_seconds": sum(trunk.get("seconds") or 0.0 for trunk in trunks),
+            "trunk_images": sum(trunk.get("num_trunk_images") or 0 for trunk in trunks)}
 
 
 def _load() -> str:
@@ -422,6 +414,9 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=None, help="also write every figure as JSON")
     parser.add_argument("--measurements", type=Path, default=None, metavar="JSON",
                         help="project again from the measurements in an earlier --out (nothing is measured)")
+    parser.add_argument("--actual", type=Path, default=None, metavar="EXPERIMENT_DIR",
+                        help="also print the wall-clock time the grid took there (workbench experiment's output), "
+                             "beside the chosen protocol's projection")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child is not None:
@@ -492,10 +487,14 @@ def _report(args, results: dict, baseline: dict, levers: list, spec: dict, load:
           f"hold-out of {args.grid_holdout_fraction:g}; "
           f"two-stage: the trunk {args.trunk_epochs} epochs on {trunk_images} images")
 
+    projection_trunk = None
+
     def projection(choice):
+        nonlocal projection_trunk
         rates, trunk = combination_rates(choice, results, baseline)
         if trunk is not None:
             trunk = {**trunk, "images": trunk_images, "epochs": args.trunk_epochs}
+            projection_trunk = trunk
         return project_grid(rates, trunk=trunk, **grid)
 
     header = f"\n{'lever':<16}{'images/s k-head':>17}{'ratio':>7}{'images/s C-head':>17}{'ratio':>7}{'eval ms/1k (C)':>16}{'grid h alone':>14}"
@@ -571,6 +570,18 @@ def _report(args, results: dict, baseline: dict, levers: list, spec: dict, load:
                   f"{direct['trunk'] / 3600:.2f} h)")
             figures["chosen_measured"] = {**together, "projection": direct}
         figures["chosen"] = {"choice": choice, "hours": seconds / 3600}
+        if args.actual is not None:
+            actual = actual_time(args.actual)
+            again = project_grid(combination_rates(choice, results, baseline)[0], **{**grid, "epochs": actual["mean_epochs"]},
+                                 trunk=projection_trunk) if actual["mean_epochs"] else None
+            print(f"\nActual ({args.actual}): {actual['hours']:.2f} h wall-clock over {actual['invocations']} invocation(s) of "
+                  f"workbench experiment ({'every cell finished' if actual['finished'] else 'NOT every cell finished'}); "
+                  f"{actual['runs']} runs, {actual['mean_epochs']:.1f} epochs a run on average (the cap "
+                  f"{actual['cap']}), {actual['tuning_runs']} tuning runs; the trunk {actual['trunk_seconds'] / 60:.1f} min "
+                  f"on {actual['trunk_images']} images.")
+            print(f"  projected {seconds / 3600:.2f} h at {args.grid_epochs} epochs a run"
+                  + ("" if again is None else f", {again['total'] / 3600:.2f} h at the actual {actual['mean_epochs']:.1f}"))
+            figures["actual"] = actual
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(figures, indent=1, default=str))

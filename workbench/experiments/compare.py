@@ -43,7 +43,9 @@ DEFAULT_HEADS = ("pmi", "random", "identity", "sigmoid")
 _EMBEDDING_USERS = K_HEADS
 #: results.json ``config`` entries that must match for a comparison to resume (heads, seeds and epochs may grow).
 _RESUME_KEYS = ("data_fingerprint", "embedding_options", "embedding_fingerprint", "embedding_dim", "batch_size", "model",
-                "learning_rates", "validation_fraction", "split_random_state", "optimizer", "stopping")
+                "learning_rates", "validation_fraction", "split_random_state", "optimizer", "stopping", "protocol")
+#: Resume keys added since comparisons were first written, with the value an earlier one (which lacks them) had.
+_RESUME_KEYS_ADDED = {"protocol": "end-to-end"}
 
 
 def embedding_fingerprint(embedding: LabelEmbedding) -> str:
@@ -149,7 +151,7 @@ def _check_resumable(out_dir: Path, config: dict) -> None:
             if embedding_fingerprint(saved) != config["embedding_fingerprint"]:
                 raise ValueError(f"{out_dir / 'embedding'} holds another label embedding; give --out a new folder.")
         return
-    changed = [key for key in _RESUME_KEYS if before.get(key) != config.get(key)]
+    changed = [key for key in _RESUME_KEYS if before.get(key, _RESUME_KEYS_ADDED.get(key)) != config.get(key)]
     if changed:
         _refuse(out_dir, changed)
 
@@ -173,6 +175,7 @@ def compare(
     skip_bad_images: bool = False,
     allow_overlap: bool = False,
     stopping: dict | None = None,
+    trunk=None,
 ) -> dict:
     """Train every head with every seed on one split and write ``DIR/results.json``.
 
@@ -217,6 +220,11 @@ def compare(
         ``lr_factor``, ``min_delta``, ``holdout_fraction``; ``epochs`` is then the cap). Each
         run holds out the same part of the training split and stops on it; the validation
         split only measures. Default: none, every run trains ``epochs``.
+    trunk : workbench.learning.twostage.Trunk, optional
+        The two-stage protocol (:func:`workbench.learning.twostage.prepare_trunk`, made from
+        ``dataset`` with the same split): every head is trained on this trunk's cached
+        features of the heads' part of the training split (the trunk's own images are left
+        out, and counted for no embedding); ``config`` records ``protocol`` and ``trunk``.
 
     Returns
     -------
@@ -252,6 +260,10 @@ def compare(
     from workbench.learning.feeding import drop_unreadable
 
     (train_set, validation_set), skipped_images = drop_unreadable(train_set, validation_set, skip=skip_bad_images)
+    if trunk is not None:
+        if trunk.settings["data_fingerprint"] != dataset.fingerprint() or skipped_images:
+            raise ValueError("The trunk was made from another data set; prepare a trunk for this one.")
+        train_set = trunk.heads_split(train_set)
 
     options = embedding if isinstance(embedding, EmbeddingOptions) else EmbeddingOptions.of(embedding)
     uses_pmi = any(head in PMI_HEADS for head in heads)
@@ -292,6 +304,8 @@ def compare(
         "skipped_images": skipped_images,
         "device": describe_device(),
         "stopping": stopping,
+        "protocol": "end-to-end" if trunk is None else "two-stage",
+        "trunk": None if trunk is None else trunk.describe(),
     }
     if uses_pmi:
         config["embedding_fingerprint"] = embedding_fingerprint(embedding)
@@ -321,6 +335,7 @@ def compare(
                 verbose=verbose,
                 print_function=print_function,
                 check_images=False,  # both splits were checked once, above
+                trunk=trunk,
             )
             history = [
                 {"epoch": record["epoch"], "map_at_100": _finite(record.get("map_at_100")),

@@ -9,6 +9,9 @@ Before anything is written, every cell folder is checked: new, or holding the sa
 (more epochs, heads or seeds are fine: it resumes); anything else is refused, so a cell
 never overwrites another. A finished cell is skipped without starting Keras; an
 unfinished one resumes where it stopped (a run resumes after its last complete epoch).
+A two-stage grid (``protocol = "two-stage"``) keeps the trunks its cells share in
+``DIR/trunks/<name>/`` (:mod:`workbench.learning.twostage`): the first cell to need one trains it,
+under a lock, and the others wait for it and read its cached features.
 
 Cells run one after another with ``cores=1``; otherwise on a ``dask.distributed``
 cluster: a ``LocalCluster`` of ``cores`` single-threaded worker processes by default, or
@@ -127,7 +130,7 @@ def _best_step(values: dict) -> int | None:
 
 
 def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding_options,
-                        print_function: Callable[[str], None] = print) -> tuple[dict, list]:
+                        print_function: Callable[[str], None] = print, trunk=None) -> tuple[dict, list]:
     """Each head's learning rate, tuned on a hold-out of the training split with an equal budget for every head.
 
     The training split is split again into the part the cell's runs train on and the
@@ -141,7 +144,8 @@ def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding
     hold-out (:func:`workbench.evaluation.statistics.final_value`, the definition of the reported
     value); the highest wins. The validation split is never seen: ``train_set`` is the training
     split, and nothing else is read. The runs are kept under ``folder`` (a rerun reuses them)
-    with the trail in ``folder/trail.csv``.
+    with the trail in ``folder/trail.csv``. With ``trunk`` (the two-stage protocol) ``train_set`` is
+    the heads' part of the training split and every tuning run trains a head on its features.
 
     Returns
     -------
@@ -178,7 +182,7 @@ def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding
                                  embedding.embedding_dim if embedding is not None else cell.embedding["dim"])
             run_dir = folder / f"{head}-lr{rate:g}"
             run = train(inner_train, validation=holdout, config=config, embedding=embedding if head in PMI_HEADS else None,
-                        out_dir=run_dir, verbose=0, check_images=False, monitor_validation=True)
+                        out_dir=run_dir, verbose=0, check_images=False, monitor_validation=True, trunk=trunk)
             values[step] = final_value(run.history)  # the hold-out's: the tuning run's validation images are the hold-out
             stopped = read_json(run_dir / "config.json").get("stopping") or {}
             entries[step] = {"head": head, "learning_rate": rate, "holdout_map_at_100": values[step],
@@ -217,12 +221,17 @@ def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding
     return rates, table
 
 
-def _analyse_runs(folder: Path, cell: Cell, dataset) -> None:
-    """Per-label AP and confident errors of every run of the cell that has none yet (:mod:`workbench.evaluation.analysis`)."""
+def _analyse_runs(folder: Path, cell: Cell, dataset, trunk=None) -> None:
+    """Per-label AP and confident errors of every run of the cell that has none yet (:mod:`workbench.evaluation.analysis`).
+
+    Training counts are of the images the heads trained on (two-stage: the trunk's images left out).
+    """
     from workbench.evaluation.analysis import ANALYSIS_FILE, analyse_run
     from workbench.learning.runs import load_run
 
     train_set, validation_set = dataset.split(validation_fraction=cell.data["validation_fraction"], random_state=0)
+    if trunk is not None:
+        train_set = trunk.heads_split(train_set)
     for head in cell.heads:
         for seed in cell.seeds:
             run_dir = folder / "runs" / f"{head}-seed{seed}"
@@ -232,7 +241,7 @@ def _analyse_runs(folder: Path, cell: Cell, dataset) -> None:
 
 
 def _write_ceiling(folder: Path, cell: Cell, dataset, options, *, achieved: int | None) -> None:
-    """``ceiling.json``: the decoding ceiling of the cell's embeddings at the k its heads were trained with.
+    """``ceiling.json``: the decoding ceiling of pmi and random vectors at the k the cell's heads were trained with.
 
     ``achieved`` is that k (below the grid's when the PMI spectrum has fewer usable
     eigenvalues; the random head then takes the same k). A ceiling computed for another k
@@ -241,7 +250,10 @@ def _write_ceiling(folder: Path, cell: Cell, dataset, options, *, achieved: int 
     from workbench.evaluation.ceiling import decoding_ceiling
 
     path = folder / "ceiling.json"
-    names = [name for name in ("pmi", "random", "identity") if name in cell.heads]
+    # an embedding cell gets the ceiling of pmi and of random vectors at its k (the controls' reference points), an
+    # embedding-free cell that of the identity
+    names = ["pmi", "random"] if cell.embedding is not None else []
+    names += ["identity"] if "identity" in cell.heads else []
     dims = [] if options is None else [achieved or options.embedding_dim]
     if path.is_file():
         rows = read_json(path).get("rows", [])
@@ -259,6 +271,44 @@ def _analysed(folder: Path, cell: Cell) -> bool:
 
     return all((folder / "runs" / f"{head}-seed{seed}" / ANALYSIS_FILE).is_file()
                for head in cell.heads for seed in cell.seeds)
+
+
+def _cell_trunk(cell: Cell, out_dir: str | Path, dataset, *, print_function: Callable[[str], None]):
+    """The two-stage protocol's trunk of ``cell`` (trained now, or loaded); ``None`` end to end."""
+    if cell.protocol != "two-stage":
+        return None
+    from workbench.learning.config import ModelConfig
+    from workbench.learning.twostage import prepare_trunk
+
+    model = ModelConfig(image_size=cell.train["image_size"], width=cell.train["width"], depth=cell.train["depth"])
+    return prepare_trunk(dataset, folder=Path(out_dir) / "trunks" / cell.trunk_name(), model=model,
+                         trunk=cell.trunk_config(), validation_fraction=cell.data["validation_fraction"],
+                         split_random_state=0, stopping=cell.stopping(), workers=2, print_function=print_function)
+
+
+def _prepare_trunks(cells: list, out_dir: Path, print_function: Callable[[str], None]) -> None:
+    """Train, in this process and with every core, each trunk the pending two-stage cells share and lack.
+
+    Otherwise the first cell to need a trunk trains it on its worker's one thread while the
+    cells that share it wait.
+    """
+    missing = {}
+    for cell in cells:
+        if cell.protocol == "two-stage" and not (out_dir / "trunks" / cell.trunk_name() / "trunk.json").is_file():
+            missing.setdefault(cell.trunk_name(), cell)
+    if not missing:
+        return
+    from workbench.learning.startup import import_keras_quietly
+
+    import_keras_quietly()
+    for name, cell in missing.items():
+        began = time.perf_counter()
+        try:
+            _cell_trunk(cell, out_dir, _cell_dataset(cell), print_function=print_function)
+        except Exception as error:  # noqa: BLE001 - its cells try again, and each reports the failure
+            print_function(f"trunk {name}: failed ({type(error).__name__}: {(str(error).strip().splitlines() or [''])[0]})")
+            continue
+        print_function(f"trunk {name}: ready in {time.perf_counter() - began:.1f} s")
 
 
 def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, devices=None) -> dict:
@@ -302,20 +352,24 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, device
         dataset = _cell_dataset(cell)
         model = ModelConfig(image_size=cell.train["image_size"], width=cell.train["width"], depth=cell.train["depth"])
         options = cell.embedding_options()
+        trunk = _cell_trunk(cell, out_dir, dataset, print_function=say)
         rates = {head: default_learning_rate(head, cell) for head in cell.heads}
         if cell.train["tune_lr"]:
             train_set, _ = dataset.split(validation_fraction=cell.data["validation_fraction"], random_state=0)
+            if trunk is not None:
+                train_set = trunk.heads_split(train_set)
             rates, table = tune_learning_rates(train_set, cell=cell, folder=folder / "tuning", model=model,
-                                               embedding_options=options, print_function=say)
+                                               embedding_options=options, print_function=say, trunk=trunk)
             record["tuning"] = table
         record["learning_rates"] = rates
         atomic_write_json(folder / "cell.json", record)
         compared = compare(dataset, out_dir=folder, embedding=options, heads=cell.heads, seeds=cell.seeds,
                            epochs=cell.train["epochs"], batch_size=cell.train["batch_size"], model=model,
                            learning_rates=rates, validation_fraction=cell.data["validation_fraction"],
-                           split_random_state=0, workers=1, verbose=1, print_function=say, stopping=cell.stopping())
+                           split_random_state=0, workers=1, verbose=1, print_function=say, stopping=cell.stopping(),
+                           trunk=trunk)
         _write_ceiling(folder, cell, dataset, options, achieved=compared["config"]["embedding_dim"])
-        _analyse_runs(folder, cell, dataset)
+        _analyse_runs(folder, cell, dataset, trunk)
         seconds = round(time.perf_counter() - began, 3)
         atomic_write_json(folder / "cell.json", {**record, "status": "complete", "seconds": round(earlier + seconds, 3)})
         return {"cell": cell.name, "status": "finished", "seconds": seconds, "error": None}
@@ -390,8 +444,13 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
     out_dir = check_output_folder(out_dir, marker=EXPERIMENT_MARKER, command="workbench experiment")
     states = {cell.name: cell_state(out_dir, cell) for cell in cells}  # every refusal before anything is written
     out_dir.mkdir(parents=True, exist_ok=True)
+    earlier = read_json(out_dir / EXPERIMENT_MARKER) if (out_dir / EXPERIMENT_MARKER).is_file() else {}
+    earlier = earlier if isinstance(earlier, dict) else {}
+    # the wall-clock time of every invocation (a grid split across sessions adds them up), kept after each cell
+    invocations = [*(earlier.get("invocations") or []),
+                   {"began": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": 0.0, "cells_finished": 0}]
     record = {"format": "workbench-experiment", "grid": {key: grid[key] for key in ("data", "embedding", "train")},
-              "cells": [cell.name for cell in cells]}
+              "cells": [cell.name for cell in cells], "invocations": invocations}
     atomic_write_json(out_dir / EXPERIMENT_MARKER, record)
     if "text" in grid:
         atomic_write_text(out_dir / "grid.toml", grid["text"])
@@ -402,9 +461,12 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
     print_function(f"{len(cells)} cell(s), {len(pending)} to run "
                    f"({'on ' + scheduler if scheduler else f'{min(cores, max(len(pending), 1))} at a time'}).")
     reports = []
+    _prepare_trunks(pending, out_dir, print_function)
 
     def finished(report: dict) -> None:
         reports.append(report)
+        invocations[-1].update({"seconds": round(time.perf_counter() - began, 3), "cells_finished": len(reports)})
+        atomic_write_json(out_dir / EXPERIMENT_MARKER, record)
         line = f"{report['cell']}: {report['status']} in {report['seconds']:.1f} s"
         print_function(line + (f" ({report['error']})" if report["error"] else ""))
         write_results(out_dir, collect_results(out_dir, cells, grid=record["grid"], provenance=_provenance()))
@@ -425,5 +487,7 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
     results = collect_results(out_dir, cells, grid=record["grid"],
                               provenance=_provenance(round(time.perf_counter() - began, 3)))
     results["failed"] = [report for report in reports if report["status"] == "failed"]
+    invocations[-1].update({"seconds": round(time.perf_counter() - began, 3), "cells_finished": len(reports)})
+    atomic_write_json(out_dir / EXPERIMENT_MARKER, record)
     write_results(out_dir, results)
     return results

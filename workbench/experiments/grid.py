@@ -31,11 +31,17 @@ a list value is an axis, a scalar is fixed::
     patience = 6              # stop when that hold-out's MAP@100 is flat this many epochs (0: never)
     lr_patience = 2           # divide the rate by 3 when it is flat this many epochs (0: never)
     holdout_fraction = 0.15   # the share of the training split held out for both
+    protocol = "end-to-end"   # or "two-stage": one trunk trained once, every head on its cached features
+    trunk_fraction = 0.25     # two-stage: the trunk's share of the training split (the heads train on the rest)
+    trunk_epochs = 15         # two-stage: the trunk's cap of epochs
+    trunk_batch_size = 64     # two-stage: the trunk's batch (batch_size is then the heads')
     [train.learning_rates]   # optional, per head (the starting rates; tuning starts its sweep there)
     sigmoid = 0.003
 
 ``heads`` and ``seeds`` are run inside every cell; every other list is an axis of cells, but
-``tune_lr``, ``patience``, ``lr_patience`` and ``holdout_fraction`` take one value. ``epochs``
+``tune_lr``, ``patience``, ``lr_patience``, ``holdout_fraction``, ``protocol`` and the ``trunk_*``
+keys take one value. With ``protocol = "two-stage"`` (:mod:`workbench.learning.twostage`) the
+cells of one data and training setting share one trunk, trained once in ``DIR/trunks/``. ``epochs``
 is the cap (*max epochs*) of a run that the stopping rule does not stop earlier.
 ``heads`` may name any of :data:`~workbench.learning.config.HEADS`, the controls
 ``shuffled``, ``random-matched``, ``learned`` and ``sigmoid-lowrank`` included.
@@ -61,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from workbench.data.scenes import SceneConfig
-from workbench.learning.config import DEFAULT_LEARNING_RATES, K_HEADS, ModelConfig, TrainConfig
+from workbench.learning.config import DEFAULT_LEARNING_RATES, K_HEADS, PROTOCOLS, ModelConfig, TrainConfig, TrunkConfig
 from workbench.method.embed import EmbeddingOptions
 
 __all__ = ["GRID_DEFAULTS", "CELL_FORMAT", "Cell", "read_grid", "parse_grid", "expand_cells"]
@@ -76,12 +82,17 @@ GRID_DEFAULTS = {
     "embedding": {"dim": 16, "pmi": "zero", "diagonal": "self", "negative": "drop"},
     "train": {"heads": ["pmi", "random", "identity", "sigmoid"], "seeds": [0, 1, 2, 3, 4], "epochs": 10,
               "image_size": 32, "batch_size": 64, "width": 16, "depth": 4, "tune_lr": True, "patience": 6,
-              "lr_patience": 2, "holdout_fraction": 0.15, "learning_rates": {}},
+              "lr_patience": 2, "holdout_fraction": 0.15, "protocol": "end-to-end", "trunk_fraction": 0.25,
+              "trunk_epochs": 15, "trunk_batch_size": 64, "learning_rates": {}},
 }
 #: Keys that are lists by nature (run inside a cell), not axes of cells.
 _INNER = {("train", "heads"), ("train", "seeds")}
 #: Keys that take one value (not axes): how every head of the grid is tuned and stopped.
-_SINGLE = {("train", "tune_lr"), ("train", "patience"), ("train", "lr_patience"), ("train", "holdout_fraction")}
+_SINGLE = {("train", "tune_lr"), ("train", "patience"), ("train", "lr_patience"), ("train", "holdout_fraction"),
+           ("train", "protocol"), ("train", "trunk_fraction"), ("train", "trunk_epochs"), ("train", "trunk_batch_size")}
+#: The cell's ``train`` keys of the two-stage protocol's trunk (present only in a two-stage cell, so that an
+#: end-to-end cell's settings are those it had before the protocol existed).
+_TRUNK_KEYS = {"trunk_fraction": "fraction", "trunk_epochs": "epochs", "trunk_batch_size": "batch_size"}
 #: The cell's ``train`` keys of the schedule and the stopping rule (:data:`~workbench.learning.config.STOPPING_FIELDS`).
 _STOPPING_KEYS = ("patience", "lr_patience", "holdout_fraction")
 #: Keys of generated scenes (they do not apply with ``path``).
@@ -116,6 +127,9 @@ _SETTINGS = {
     ("train", "patience"): (TrainConfig, "patience", int),
     ("train", "lr_patience"): (TrainConfig, "lr_patience", int),
     ("train", "holdout_fraction"): (TrainConfig, "holdout_fraction", float),
+    ("train", "trunk_fraction"): (TrunkConfig, "fraction", float),
+    ("train", "trunk_epochs"): (TrunkConfig, "epochs", int),
+    ("train", "trunk_batch_size"): (TrunkConfig, "batch_size", int),
 }
 #: What a record needs besides the field checked: a scene has images; the trunk's image size is
 #: checked with the smallest depth and its depth with an image size that depth halves to 1 (each
@@ -165,6 +179,31 @@ class Cell:
             return None
         return EmbeddingOptions(embedding_dim=self.embedding["dim"], policy=self.embedding["pmi"],
                                 diagonal=self.embedding["diagonal"], negative=self.embedding["negative"])
+
+    @property
+    def protocol(self) -> str:
+        """``"end-to-end"`` or ``"two-stage"``."""
+        return self.train.get("protocol", "end-to-end")
+
+    def trunk_config(self) -> TrunkConfig | None:
+        """The two-stage protocol's trunk settings (``None`` end to end)."""
+        if self.protocol != "two-stage":
+            return None
+        return TrunkConfig(**{field_name: self.train[key] for key, field_name in _TRUNK_KEYS.items()})
+
+    def trunk_name(self) -> str | None:
+        """The folder name (under ``DIR/trunks``) of the trunk this cell shares with the cells of its data and training
+        setting; ``None`` end to end."""
+        if self.protocol != "two-stage":
+            return None
+        import hashlib
+        import json
+
+        shared = {"data": self.data, "train": {key: value for key, value in self.train.items()
+                                               if key not in ("epochs", "batch_size", "tune_lr", "learning_rates")}}
+        digest = hashlib.sha256(json.dumps(shared, sort_keys=True).encode("utf-8")).hexdigest()[:12]
+        labels = self.data.get("labels")
+        return f"labels-{labels}_{digest}" if labels else f"trunk-{digest}"
 
     def stopping(self) -> dict:
         """The schedule and stopping settings of the cell's runs (``compare(stopping=…)``; all 0: none)."""
@@ -224,6 +263,10 @@ def _check_value(section: str, key: str, value, source: str):
     if key == "groups":
         if value not in ("objects", "all"):
             raise ValueError(f"{where} must be \"objects\" or \"all\" (every Unicode emoji group); got {value!r}.")
+        return value
+    if key == "protocol":
+        if value not in PROTOCOLS:
+            raise ValueError(f"{where} must be one of {', '.join(map(repr, PROTOCOLS))}; got {value!r}.")
         return value
     if key == "tune_lr":
         if not isinstance(value, bool):
@@ -337,6 +380,8 @@ def expand_cells(grid: dict) -> list[Cell]:
         for train in _axes(grid, "train", train_keys):
             train = {**train, "tune_lr": grid["train"]["tune_lr"], **{key: grid["train"][key] for key in _STOPPING_KEYS},
                      "learning_rates": dict(grid["train"]["learning_rates"])}
+            if grid["train"]["protocol"] == "two-stage":
+                train.update({"protocol": "two-stage", **{key: grid["train"][key] for key in _TRUNK_KEYS}})
             named = [(key, data[key]) for key in data_keys if ("data", key) in is_axis] + \
                 [(key, train[key]) for key in train_keys if ("train", key) in is_axis]
             if with_embedding:

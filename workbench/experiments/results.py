@@ -46,7 +46,7 @@ __all__ = ["RESULT_COLUMNS", "collect_results", "write_results", "results_frame"
 
 #: Columns of ``results.csv``, in order.
 RESULT_COLUMNS = ("cell", "head", "dim", "dim_achieved", "pmi", "diagonal", "negative", "seed", "num_labels", "num_images",
-                  "missing_rate", "spurious_rate", "data_seed", "image_size", "epochs", "learning_rate", "epochs_to_convergence",
+                  "missing_rate", "spurious_rate", "data_seed", "image_size", "protocol", "epochs", "learning_rate", "epochs_to_convergence",
                   "map_at_100", "map_at_100_low", "map_at_100_high", "map_at_100_clean", "macro_ap", "last_epoch_map_at_100",
                   "ceiling_map_at_100", "companion_share", "seconds")
 
@@ -100,7 +100,9 @@ def _rows_of_cell(folder: Path, cell, heads, seeds) -> tuple[list[dict], list[di
             "negative": cell.embedding["negative"] if head == "pmi" and cell.embedding else None,
             "seed": seed, "num_labels": config.get("num_labels"), "num_images": config.get("num_images"),
             "missing_rate": data.get("missing_rate"), "spurious_rate": data.get("spurious_rate"),
-            "data_seed": data.get("seed"), "image_size": cell.train["image_size"], "epochs": len(history),
+            "data_seed": data.get("seed"), "image_size": cell.train["image_size"],
+            "protocol": config.get("protocol", "end-to-end"),  # two-stage: heads trained on one trunk's features
+            "epochs": len(history),
             "learning_rate": rates.get(head),  # the starting rate: tuned (cell.json) or fixed
             "epochs_to_convergence": stopping.get("epochs_to_convergence"),
             "map_at_100": final_value(history, "map_at_100"),

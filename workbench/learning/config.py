@@ -14,8 +14,8 @@ from workbench import _checks
 from workbench.method.targets import BOTTLENECK_HEADS, EMBEDDING_HEADS, HEADS, K_HEADS, PMI_HEADS, SIGMOID_HEADS
 
 __all__ = ["HEADS", "EMBEDDING_HEADS", "PMI_HEADS", "BOTTLENECK_HEADS", "SIGMOID_HEADS", "K_HEADS", "OPTIMIZERS",
-           "SIGMOID_BIASES", "DEFAULT_LEARNING_RATES", "STOPPING_FIELDS", "ModelConfig", "TrainConfig",
-           "label_frequency_bias", "parse_devices"]
+           "SIGMOID_BIASES", "DEFAULT_LEARNING_RATES", "STOPPING_FIELDS", "PROTOCOLS", "ModelConfig", "TrainConfig",
+           "TrunkConfig", "label_frequency_bias", "parse_devices"]
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 #: Where the sigmoid head's output biases start (see :class:`TrainConfig`).
@@ -37,6 +37,9 @@ DEFAULT_LEARNING_RATES = {"pmi": 1e-2, "random": 1e-2, "identity": 1e-2, "sigmoi
 #: The :class:`TrainConfig` fields of the learning-rate schedule and the stopping rule (on a hold-out of the
 #: training split; :mod:`workbench.learning.stopping`), given together by ``compare(stopping=…)`` and grids.
 STOPPING_FIELDS = ("patience", "lr_patience", "lr_factor", "min_delta", "holdout_fraction")
+#: How a comparison trains its heads: each with its own trunk, or every head on the cached features of one
+#: trunk trained once on images of its own (:mod:`workbench.learning.twostage`).
+PROTOCOLS = ("end-to-end", "two-stage")
 
 
 @dataclass
@@ -240,6 +243,47 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
         return _checks.from_dict(cls, data, "training settings")
+
+
+@dataclass
+class TrunkConfig:
+    """The first stage of the two-stage protocol: one trunk, trained once (:mod:`workbench.learning.twostage`).
+
+    Parameters
+    ----------
+    fraction : float, default=0.25
+        The share of the training split the trunk is trained on; the heads never see those
+        images (they train on the rest), and the validation split is never among them.
+    epochs : int, default=15
+        The trunk's cap of epochs (its stopping rule, on a hold-out of its own images, ends it
+        sooner).
+    batch_size : int, default=64
+    learning_rate : float, optional
+        ``None``: the sigmoid head's default (the trunk is trained with the sigmoid head).
+    """
+
+    fraction: float = 0.25
+    epochs: int = 15
+    batch_size: int = 64
+    learning_rate: float | None = None
+
+    def __post_init__(self):
+        fraction = _checks.number(self.fraction, "TrunkConfig.fraction")
+        if not 0.0 < fraction < 1.0:
+            raise ValueError(f"TrunkConfig.fraction must be between 0 and 1 (a share of the training split); "
+                             f"got {self.fraction!r}.")
+        self.fraction = fraction
+        self.epochs = _checks.integer(self.epochs, "TrunkConfig.epochs")
+        self.batch_size = _checks.integer(self.batch_size, "TrunkConfig.batch_size")
+        if self.learning_rate is not None:
+            self.learning_rate = _checks.number(self.learning_rate, "TrunkConfig.learning_rate", positive=True)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrunkConfig":
+        return _checks.from_dict(cls, data, "trunk settings")
 
 
 def label_frequency_bias(label_counts, num_images: int):

@@ -144,46 +144,8 @@ def output_width(head: str, *, embedding_dim: int | None = None, num_labels: int
     return _checks.integer(num_labels, "num_labels")
 
 
-def build_model(
-    config: ModelConfig,
-    *,
-    head: str,
-    embedding_dim: int | None = None,
-    num_labels: int | None = None,
-    random_state: int = 0,
-    output_bias=None,
-) -> keras.Model:
-    """The trunk of ``config`` with one head, uncompiled.
-
-    Parameters
-    ----------
-    config : ModelConfig
-    head : str
-        One of :data:`HEADS`. ``"sigmoid"`` ends in ``Dense(num_labels, sigmoid)``; the
-        embedding heads in a linear ``Dense(embedding_dim)``; the bottleneck heads in a
-        linear ``Dense(embedding_dim)`` (``<head>_bottleneck``) followed by
-        ``Dense(num_labels)`` (no bias and linear for learned; sigmoid for
-        sigmoid-lowrank).
-    embedding_dim : int
-        ``k``, the length of the label vectors (pmi, random, shuffled, random-matched;
-        ``C`` for identity) or the bottleneck's width (learned, sigmoid-lowrank).
-    num_labels : int
-        ``C``. Required by the sigmoid and bottleneck heads.
-    random_state : int, default=0
-        Seeds the weight initialisers, dropout and augmentation (no global seeding).
-    output_bias : array-like of shape (width,), optional
-        Initial biases of the last layer (for example
-        :func:`workbench.learning.config.label_frequency_bias` for the sigmoid head);
-        default 0.
-
-    Returns
-    -------
-    keras.Model
-        Input ``(image_size, image_size, 3)`` uint8; output ``(embedding_dim,)`` or
-        ``(num_labels,)`` float32. The last layer is ``<head>_head`` (``-`` written ``_``).
-    """
-    width = output_width(head, embedding_dim=embedding_dim, num_labels=num_labels)
-    seeds = iter(np.random.default_rng(random_state).integers(0, 2**31 - 1, size=1000).tolist())
+def _trunk(config: ModelConfig, seeds):
+    """The image input and the trunk up to its pooled features (the layer ``pool``)."""
     size = config.image_size
     inputs = keras.Input(shape=(size, size, 3), dtype="uint8", name="image")
     x = keras.layers.Rescaling(1.0 / 127.5, offset=-1.0, name="normalise")(inputs)
@@ -210,6 +172,61 @@ def build_model(
         x = keras.layers.MaxPooling2D(2, name=f"block{block + 1}_pool")(x)
         channels *= 2
     x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    return inputs, x
+
+
+def build_model(
+    config: ModelConfig,
+    *,
+    head: str,
+    embedding_dim: int | None = None,
+    num_labels: int | None = None,
+    random_state: int = 0,
+    output_bias=None,
+    num_features: int | None = None,
+) -> keras.Model:
+    """The trunk of ``config`` with one head, uncompiled (or the head alone, on a trunk's features).
+
+    Parameters
+    ----------
+    config : ModelConfig
+    head : str
+        One of :data:`HEADS`. ``"sigmoid"`` ends in ``Dense(num_labels, sigmoid)``; the
+        embedding heads in a linear ``Dense(embedding_dim)``; the bottleneck heads in a
+        linear ``Dense(embedding_dim)`` (``<head>_bottleneck``) followed by
+        ``Dense(num_labels)`` (no bias and linear for learned; sigmoid for
+        sigmoid-lowrank).
+    embedding_dim : int
+        ``k``, the length of the label vectors (pmi, random, shuffled, random-matched;
+        ``C`` for identity) or the bottleneck's width (learned, sigmoid-lowrank).
+    num_labels : int
+        ``C``. Required by the sigmoid and bottleneck heads.
+    random_state : int, default=0
+        Seeds the weight initialisers, dropout and augmentation (no global seeding).
+    output_bias : array-like of shape (width,), optional
+        Initial biases of the last layer (for example
+        :func:`workbench.learning.config.label_frequency_bias` for the sigmoid head);
+        default 0.
+    num_features : int, optional
+        The two-stage protocol's second stage (:mod:`workbench.learning.twostage`): the
+        input is a trunk's pooled feature vector of this length, and the model is what
+        follows the ``pool`` layer of the full network (the dropout, then the same head
+        layers); ``config`` then only gives the dropout.
+
+    Returns
+    -------
+    keras.Model
+        Input ``(image_size, image_size, 3)`` uint8 (or ``(num_features,)`` float32); output
+        ``(embedding_dim,)`` or ``(num_labels,)`` float32. The last layer is ``<head>_head``
+        (``-`` written ``_``).
+    """
+    width = output_width(head, embedding_dim=embedding_dim, num_labels=num_labels)
+    seeds = iter(np.random.default_rng(random_state).integers(0, 2**31 - 1, size=1000).tolist())
+    if num_features is not None:
+        inputs = keras.Input(shape=(_checks.integer(num_features, "num_features"),), dtype="float32", name="features")
+        x = inputs
+    else:
+        inputs, x = _trunk(config, seeds)
     if config.dropout > 0:
         x = keras.layers.Dropout(config.dropout, seed=next(seeds), name="dropout")(x)
     if output_bias is not None:

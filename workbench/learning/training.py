@@ -157,6 +157,7 @@ def train(
     skip_bad_images: bool = False,
     check_images: bool = True,
     monitor_validation: bool = False,
+    trunk=None,
 ) -> TrainedRun:
     """Train (or resume training) one head and write its run directory.
 
@@ -205,6 +206,11 @@ def train(
         Only for runs whose validation images are a hold-out of a training split (learning-rate
         tuning, :func:`workbench.experiments.experiment.tune_learning_rates`), never for a run
         whose validation value is reported.
+    trunk : workbench.learning.twostage.Trunk, optional
+        The two-stage protocol: train the head alone on this trunk's cached features of
+        ``dataset``'s images (``config.model`` must be the trunk's); ``model.keras`` is then
+        the trunk and the head composed, and ``config.json`` records the trunk
+        (``protocol``: ``"two-stage"``, ``trunk``).
 
     Returns
     -------
@@ -221,6 +227,10 @@ def train(
         if tuple(validation_set.vocabulary.names) != tuple(train_set.vocabulary.names):
             raise ValueError("The validation set has a different vocabulary from the training set; split one data set.")
     skipped_images = {}
+    if trunk is not None:
+        check_images = False  # the head reads cached features, never an image file
+        if trunk.settings["model"] != config.model.to_dict():
+            raise ValueError("The run's model settings differ from its trunk's; give the trunk's ModelConfig.")
     if check_images:
         (train_set, validation_set), skipped_images = drop_unreadable(train_set, validation_set, skip=skip_bad_images)
     if skipped_images and verbose:
@@ -268,6 +278,8 @@ def train(
             "embedding_counted_on": provenance,
         },
         "embedding_settings": None if head_embedding is None else head_embedding.settings,
+        "protocol": "end-to-end" if trunk is None else "two-stage",
+        "trunk": None if trunk is None else trunk.describe(),
         "backend": keras.backend.backend(),
         "device": describe_device(),
     }
@@ -303,7 +315,8 @@ def train(
         if config.head in SIGMOID_HEADS and config.sigmoid_bias == "label_frequency":
             output_bias = label_frequency_bias(np.diff(train_set.labels.tocsc().indptr), len(train_set))
         model = build_model(config.model, head=config.head, embedding_dim=embedding_dim, num_labels=len(vocabulary),
-                            random_state=config.random_state, output_bias=output_bias)
+                            random_state=config.random_state, output_bias=output_bias,
+                            num_features=None if trunk is None else trunk.num_features)
         compile_model(model, head=config.head, optimizer=config.optimizer, learning_rate=config.resolved_learning_rate)
     # config.json first: it marks the folder as this run's, so a run stopped by a full disk or a kill at
     # any later write is resumed by the same command, not refused as a folder holding someone's files
@@ -318,7 +331,7 @@ def train(
     # -- fit -------------------------------------------------------------------------
     stopped = rule is not None and rule.stopped_epoch is not None
     if initial_epoch < config.epochs and not stopped:
-        source = ImageSource(train_set, image_size=config.model.image_size)
+        source = _source(train_set, config, trunk)
         batches = LabelBatches(
             source,
             train_set.labels,
@@ -331,7 +344,7 @@ def train(
         )
         # no decode cache: validation is loaded whole once when it fits its budget, and a split too
         # large for that budget is streamed rather than held in memory a second way
-        validation_source = ImageSource(validation_set, image_size=config.model.image_size, cache_bytes=0)
+        validation_source = _source(validation_set, config, trunk, cache_bytes=0)
         evaluation = EvaluationCallback(
             inputs=_validation_inputs(validation_source, batch_size=config.batch_size, workers=config.workers),
             labels=validation_set.labels,
@@ -347,12 +360,14 @@ def train(
         )
         plateau, sources = [], [source, validation_source]
         if rule is not None:
-            plateau = [PlateauCallback(rule=rule, score=_holdout_score(evaluation, holdout_set, config, vectors, sources),
+            plateau = [PlateauCallback(rule=rule, score=_holdout_score(evaluation, holdout_set, config, vectors, sources,
+                                                                       trunk),
                                        history=evaluation.history, map_k=config.map_k, verbose=verbose,
                                        print_function=print_function)]
         if verbose and initial_epoch == 0:
             bottleneck = f" through a {embedding_dim}-wide bottleneck" if config.head in BOTTLENECK_HEADS else ""
             held = "" if holdout_set is None else f", {len(holdout_set)} held out for the stopping rule"
+            bottleneck += "" if trunk is None else f", on the {trunk.num_features} cached features of a trunk trained once"
             print_function(
                 f"Training the {config.head} head on {len(train_set)} images ({len(validation_set)} for validation{held}, "
                 f"{len(vocabulary)} labels, output width {width}{bottleneck}) for "
@@ -376,6 +391,8 @@ def train(
             f"already has {initial_epoch} epoch(s)"
         print_function(f"{run_dir} {why}; nothing to train.")
 
+    if trunk is not None:  # the head alone was trained and checkpointed; the run's model takes images
+        model = trunk.compose(model)
     save_model(model, run_dir / "model.keras")
     write_manifest(run_dir)
     atomic_write_json(run_dir / "history.json", history)
@@ -394,7 +411,14 @@ def train(
     )
 
 
-def _holdout_score(evaluation: EvaluationCallback, holdout_set, config: TrainConfig, vectors, sources: list):
+def _source(dataset, config: TrainConfig, trunk, cache_bytes: int | None = None):
+    """The images of ``dataset`` as the run reads them: decoded images, or the trunk's cached features."""
+    if trunk is not None:
+        return trunk.source(dataset)
+    return ImageSource(dataset, image_size=config.model.image_size, cache_bytes=cache_bytes)
+
+
+def _holdout_score(evaluation: EvaluationCallback, holdout_set, config: TrainConfig, vectors, sources: list, trunk=None):
     """``score()``: the hold-out MAP@k of the current model, through the validation's own scoring path.
 
     Without a hold-out set (``monitor_validation``) it is the validation record just written.
@@ -402,7 +426,7 @@ def _holdout_score(evaluation: EvaluationCallback, holdout_set, config: TrainCon
     key = f"map_at_{config.map_k}"
     if holdout_set is None:
         return lambda: evaluation.history[-1].get(key) if evaluation.history else None
-    holdout_source = ImageSource(holdout_set, image_size=config.model.image_size, cache_bytes=0)
+    holdout_source = _source(holdout_set, config, trunk, cache_bytes=0)
     sources.append(holdout_source)
     measure = EvaluationCallback(
         inputs=_validation_inputs(holdout_source, batch_size=config.batch_size, workers=config.workers),
@@ -427,6 +451,8 @@ def _check_resumable(previous: dict, current: dict, run_dir: Path) -> None:
     changed = sorted(key for key in set(before) | set(after) if before.get(key) != after.get(key))
     if previous.get("data", {}).get("fingerprint") != current["data"]["fingerprint"]:
         changed.append("data")
+    if previous.get("protocol", "end-to-end") != current["protocol"]:
+        changed.append("protocol")
     if changed:
         raise ValueError(
             f"{run_dir} holds a run with different settings ({', '.join(changed)}); "
