@@ -60,7 +60,7 @@ def test_command_line_offers_every_documented_subcommand():
      "workbench.evaluation.ceiling", "workbench.evaluation.analysis", "workbench.evaluation.coverage",
      "workbench.experiments.compare", "workbench.experiments.grid", "workbench.experiments.comparisons",
      "workbench.experiments.results", "workbench.experiments.experiment", "workbench.experiments.study",
-     "workbench.experiments.report",
+     "workbench.experiments.report", "workbench.experiments.publication", "workbench.experiments.report_large",
      "workbench.method.decoders", "workbench.apps.classify",
      "workbench.notebook.workspace", "workbench.notebook.pipeline", "workbench.cli"],
 )

@@ -390,8 +390,12 @@ def _last(rows) -> str:
     return f"last {LAST_EPOCHS} epochs" if fewest >= LAST_EPOCHS else f"last min({LAST_EPOCHS}, its epochs) epochs"
 
 
-def readme_summary(study: dict, *, rerun_grid=None) -> str:
-    """The README's block (between :data:`README_BEGIN` and :data:`README_END`): the study in a few generated lines."""
+def readme_summary(study: dict, *, rerun_grid=None, extra=()) -> str:
+    """The README's block (between :data:`README_BEGIN` and :data:`README_END`): the study in a few generated lines.
+
+    ``extra``: lines added at its end, after a blank line (the C ≥ 1,500 study's,
+    :func:`workbench.experiments.report_large.large_readme_line`).
+    """
     gaps = protocol_gaps(study)
     lines = [README_BEGIN,
              f"{_headline(gaps)} {_overview(study)} "
@@ -406,6 +410,8 @@ def readme_summary(study: dict, *, rerun_grid=None) -> str:
                       f"{_minutes(estimate['seconds_cap'])} on this machine): `workbench experiment --grid "
                       f"docs/study/grid.toml --out results/study --cores 2`, then `.venv/bin/python docs/study/write_study.py "
                       f"--publish results/study`."]
+    if extra:
+        lines += ["", *extra]
     lines += [README_END]
     return "\n".join(lines)
 
