@@ -51,6 +51,23 @@ def test_the_trunk_never_sees_validation_or_heads_images_and_is_trained_once(tmp
         Trunk.load(tmp_path / "trunk").features_of(coloured_squares(90, seed=1).subset([85]))
 
 
+def test_a_trunk_with_images_of_its_own_leaves_the_heads_the_whole_training_split(tmp_path):
+    dataset, more = coloured_squares(60), coloured_squares(30, seed=5)
+    own = type(more)(image_paths=tuple(f"trunk/{n}.png" for n in range(30)), label_sets=more.label_sets,
+                     vocabulary=more.vocabulary, images=more.images)
+    with pytest.raises(ValueError, match="give trunk_data of exactly that many images"):
+        _trunk(dataset, tmp_path / "trunk", images=20)
+    trunk = prepare_trunk(dataset, folder=tmp_path / "trunk", model=ModelConfig(**TINY),
+                          trunk=TrunkConfig(images=30, epochs=1, batch_size=16), trunk_data=own,
+                          print_function=lambda line: None, **SPLIT)
+    train_set, _ = dataset.split(validation_fraction=0.25, random_state=0)
+    assert trunk.heads_split(train_set) is train_set
+    recorded = json.loads((tmp_path / "trunk" / "run" / "config.json").read_text())
+    assert recorded["data"]["num_train"] + recorded["data"]["num_validation"] == 30
+    assert trunk.settings["trunk_data_fingerprint"] == own.fingerprint()
+    assert trunk.features_of(dataset).shape == (60, trunk.num_features)
+
+
 def test_images_without_distinct_paths_are_refused(tmp_path):
     dataset = coloured_squares(20)
     unnamed = type(dataset)(image_paths=("",) * 20, label_sets=dataset.label_sets, vocabulary=dataset.vocabulary,
@@ -96,6 +113,7 @@ def test_a_run_needs_the_model_settings_of_its_trunk(tmp_path):
     ({"train": {"protocol": "three-stage"}}, r"\[train\] protocol must be one of 'end-to-end', 'two-stage'"),
     ({"train": {"trunk_fraction": 1.5}}, r"\[train\] trunk_fraction: TrunkConfig.fraction must be between 0 and 1"),
     ({"train": {"trunk_epochs": [5, 10]}}, "takes one value"),
+    ({"data": {"path": "photos"}, "train": {"trunk_images": 100}}, "give trunk_fraction instead"),
 ])
 def test_two_stage_grid_mistakes_are_one_line_errors(raw, message):
     with pytest.raises(ValueError, match=message):
@@ -122,7 +140,7 @@ def test_a_two_stage_grid_trains_one_trunk_and_names_the_protocol_in_its_results
                        "embedding": {"dim": [2, 3]},
                        "train": {"heads": ["pmi", "shuffled", "sigmoid"], "seeds": [0], "epochs": 2, "image_size": 16,
                                  "batch_size": 16, "width": 4, "depth": 2, "tune_lr": False, "protocol": "two-stage",
-                                 "trunk_epochs": 2, "patience": 0, "lr_patience": 0}})
+                                 "trunk_epochs": 2, "trunk_images": 40, "patience": 0, "lr_patience": 0}})
     results = run_experiment(grid, out_dir=tmp_path / "out", cores=1, print_function=lambda line: None)
     assert not results["failed"]
     trunks = list((tmp_path / "out" / "trunks").glob("*/trunk.json"))
@@ -134,4 +152,7 @@ def test_a_two_stage_grid_trains_one_trunk_and_names_the_protocol_in_its_results
     for config_path in (tmp_path / "out" / "cells").glob("*/runs/*/config.json"):
         meta = json.loads(config_path.read_text())
         assert meta["protocol"] == "two-stage" and meta["trunk"]["data_fingerprint"] == trunk["data_fingerprint"]
-        assert meta["data"]["num_train"] + meta["data"]["num_validation"] + trunk["num_trunk_images"] == 64
+        assert meta["data"]["num_train"] + meta["data"]["num_validation"] == 64  # the trunk had scenes of its own
+    assert trunk["num_trunk_images"] == 40
+    trunk_run = json.loads(next((tmp_path / "out" / "trunks").glob("*/run/config.json")).read_text())
+    assert trunk_run["data"]["num_train"] + trunk_run["data"]["num_validation"] == 40

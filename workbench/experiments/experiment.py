@@ -97,7 +97,9 @@ def cell_state(out_dir: str | Path, cell: Cell) -> str:
     return "finished" if finished else "unfinished"
 
 
-def _cell_dataset(cell: Cell):
+def _cell_dataset(cell: Cell, *, num_images: int | None = None):
+    """The cell's data set: loaded from its path, or its scenes generated (``num_images`` replaces the cell's: the
+    two-stage trunk's own scenes continue its draw)."""
     data = cell.data
     if data.get("path"):
         from workbench.data.datasets import load_dataset
@@ -106,7 +108,7 @@ def _cell_dataset(cell: Cell):
     from workbench.data.scenes import generate_scenes
 
     added = {key: data.get(key, value) for key, value in SCENE_KEYS_ADDED.items()}  # absent from earlier cells
-    return generate_scenes(num_images=data["images"], num_labels=data["labels"], image_size=data["size"],
+    return generate_scenes(num_images=num_images or data["images"], num_labels=data["labels"], image_size=data["size"],
                            missing_rate=data["missing_rate"], spurious_rate=data["spurious_rate"],
                            random_state=data["seed"], **added)
 
@@ -281,9 +283,18 @@ def _cell_trunk(cell: Cell, out_dir: str | Path, dataset, *, print_function: Cal
     from workbench.learning.twostage import prepare_trunk
 
     model = ModelConfig(image_size=cell.train["image_size"], width=cell.train["width"], depth=cell.train["depth"])
-    return prepare_trunk(dataset, folder=Path(out_dir) / "trunks" / cell.trunk_name(), model=model,
-                         trunk=cell.trunk_config(), validation_fraction=cell.data["validation_fraction"],
-                         split_random_state=0, stopping=cell.stopping(), workers=2, print_function=print_function)
+    trunk = cell.trunk_config()
+    trunk_data = None
+    if trunk.images:  # scenes of its own (read_grid refuses this with a data path): the same generator and seed,
+        # drawn on past the cell's images (the scenes of a seed are a prefix of its longer draws), so the trunk's
+        # images come from the same distribution as the heads' and are none of them
+        more = _cell_dataset(cell, num_images=len(dataset) + trunk.images)
+        if more.subset(range(len(dataset))).fingerprint() != dataset.fingerprint():
+            raise ValueError("The trunk's scenes do not continue the cell's; the scene generator changed under them.")
+        trunk_data = more.subset(range(len(dataset), len(more)), name=f"{dataset.name} (the trunk's own scenes)")
+    return prepare_trunk(dataset, folder=Path(out_dir) / "trunks" / cell.trunk_name(), model=model, trunk=trunk,
+                         validation_fraction=cell.data["validation_fraction"], split_random_state=0,
+                         stopping=cell.stopping(), trunk_data=trunk_data, workers=2, print_function=print_function)
 
 
 def _prepare_trunks(cells: list, out_dir: Path, print_function: Callable[[str], None]) -> None:

@@ -33,6 +33,7 @@ a list value is an axis, a scalar is fixed::
     holdout_fraction = 0.15   # the share of the training split held out for both
     protocol = "end-to-end"   # or "two-stage": one trunk trained once, every head on its cached features
     trunk_fraction = 0.25     # two-stage: the trunk's share of the training split (the heads train on the rest)
+    trunk_images = 0          # two-stage, generated scenes: > 0 gives the trunk this many scenes of its own (drawn on)
     trunk_epochs = 15         # two-stage: the trunk's cap of epochs
     trunk_batch_size = 64     # two-stage: the trunk's batch (batch_size is then the heads')
     [train.learning_rates]   # optional, per head (the starting rates; tuning starts its sweep there)
@@ -83,16 +84,18 @@ GRID_DEFAULTS = {
     "train": {"heads": ["pmi", "random", "identity", "sigmoid"], "seeds": [0, 1, 2, 3, 4], "epochs": 10,
               "image_size": 32, "batch_size": 64, "width": 16, "depth": 4, "tune_lr": True, "patience": 6,
               "lr_patience": 2, "holdout_fraction": 0.15, "protocol": "end-to-end", "trunk_fraction": 0.25,
-              "trunk_epochs": 15, "trunk_batch_size": 64, "learning_rates": {}},
+              "trunk_images": 0, "trunk_epochs": 15, "trunk_batch_size": 64, "learning_rates": {}},
 }
 #: Keys that are lists by nature (run inside a cell), not axes of cells.
 _INNER = {("train", "heads"), ("train", "seeds")}
 #: Keys that take one value (not axes): how every head of the grid is tuned and stopped.
 _SINGLE = {("train", "tune_lr"), ("train", "patience"), ("train", "lr_patience"), ("train", "holdout_fraction"),
-           ("train", "protocol"), ("train", "trunk_fraction"), ("train", "trunk_epochs"), ("train", "trunk_batch_size")}
+           ("train", "protocol"), ("train", "trunk_fraction"), ("train", "trunk_images"), ("train", "trunk_epochs"),
+           ("train", "trunk_batch_size")}
 #: The cell's ``train`` keys of the two-stage protocol's trunk (present only in a two-stage cell, so that an
 #: end-to-end cell's settings are those it had before the protocol existed).
-_TRUNK_KEYS = {"trunk_fraction": "fraction", "trunk_epochs": "epochs", "trunk_batch_size": "batch_size"}
+_TRUNK_KEYS = {"trunk_fraction": "fraction", "trunk_images": "images", "trunk_epochs": "epochs",
+               "trunk_batch_size": "batch_size"}
 #: The cell's ``train`` keys of the schedule and the stopping rule (:data:`~workbench.learning.config.STOPPING_FIELDS`).
 _STOPPING_KEYS = ("patience", "lr_patience", "holdout_fraction")
 #: Keys of generated scenes (they do not apply with ``path``).
@@ -128,6 +131,7 @@ _SETTINGS = {
     ("train", "lr_patience"): (TrainConfig, "lr_patience", int),
     ("train", "holdout_fraction"): (TrainConfig, "holdout_fraction", float),
     ("train", "trunk_fraction"): (TrunkConfig, "fraction", float),
+    ("train", "trunk_images"): (TrunkConfig, "images", int),
     ("train", "trunk_epochs"): (TrunkConfig, "epochs", int),
     ("train", "trunk_batch_size"): (TrunkConfig, "batch_size", int),
 }
@@ -337,6 +341,9 @@ def parse_grid(raw: dict, *, source: str = "grid") -> dict:
         given_scene_keys = [key for key in _SCENE_KEYS if key in raw.get("data", {})]
         if given_scene_keys:
             raise ValueError(f"{source}: [data] path is set, so {given_scene_keys[0]!r} does not apply; remove it.")
+        if grid["train"]["trunk_images"]:
+            raise ValueError(f"{source}: [train] trunk_images draws scenes for the trunk, and [data] path is a data set "
+                             "on disk; give trunk_fraction instead (the trunk's share of its training split).")
     return grid
 
 

@@ -253,7 +253,13 @@ class TrunkConfig:
     ----------
     fraction : float, default=0.25
         The share of the training split the trunk is trained on; the heads never see those
-        images (they train on the rest), and the validation split is never among them.
+        images (they train on the rest), and the validation split is never among them. Not used
+        when ``images`` is set.
+    images : int, default=0
+        0: the trunk trains on ``fraction`` of the training split. A positive number: it trains on
+        a separate data set of that many images, drawn apart from the comparison's images (for
+        generated scenes: the same generator and seed, drawn on past the comparison's images),
+        and the heads keep the whole training split.
     epochs : int, default=15
         The trunk's cap of epochs (its stopping rule, on a hold-out of its own images, ends it
         sooner).
@@ -263,6 +269,7 @@ class TrunkConfig:
     """
 
     fraction: float = 0.25
+    images: int = 0
     epochs: int = 15
     batch_size: int = 64
     learning_rate: float | None = None
@@ -273,6 +280,7 @@ class TrunkConfig:
             raise ValueError(f"TrunkConfig.fraction must be between 0 and 1 (a share of the training split); "
                              f"got {self.fraction!r}.")
         self.fraction = fraction
+        self.images = _checks.integer(self.images, "TrunkConfig.images", minimum=0)
         self.epochs = _checks.integer(self.epochs, "TrunkConfig.epochs")
         self.batch_size = _checks.integer(self.batch_size, "TrunkConfig.batch_size")
         if self.learning_rate is not None:

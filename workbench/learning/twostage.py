@@ -6,8 +6,10 @@ that is most of the cost: ``benchmarks/bench_study.py`` projects the C = 1,870 s
 
 1. **The trunk.** The training split is split again (:func:`trunk_split`): a share
    (:class:`~workbench.learning.config.TrunkConfig` ``fraction``) goes to the trunk, the
-   rest to the heads. The trunk is trained once, with the sigmoid head, on its share only
-   (a tenth of it is the trunk's own validation, which its stopping rule watches). The
+   rest to the heads; or (``TrunkConfig.images``) the trunk gets a separate data set of its
+   own (``trunk_data``: for generated scenes, the same generator drawn on past the
+   comparison's images) and the heads keep the whole training split. The trunk is trained once, with the sigmoid head, on its images
+   only (a tenth of them is the trunk's own validation, which its stopping rule watches). The
    validation split of the comparison is never among its images, and the heads never
    train on them. Its pooled features (the ``pool`` layer, inference mode: no
    augmentation, no dropout) are computed once for every image of the data set.
@@ -136,6 +138,8 @@ class Trunk:
 
     def heads_split(self, train_set):
         """The heads' part of the training split (:func:`trunk_split`): the trunk's images left out."""
+        if self.settings["trunk"].get("images"):  # the trunk had images of its own
+            return train_set
         heads, _ = trunk_split(train_set, fraction=self.settings["trunk"]["fraction"],
                                split_random_state=self.settings["split_random_state"])
         return heads
@@ -183,15 +187,16 @@ def _locked(path: Path):
 
 
 def _describe_settings(dataset, *, model: ModelConfig, trunk: TrunkConfig, validation_fraction: float,
-                       split_random_state: int, stopping: dict | None) -> dict:
+                       split_random_state: int, stopping: dict | None, trunk_data=None) -> dict:
     return {"format": TRUNK_FORMAT, "trunk": trunk.to_dict(), "model": model.to_dict(),
             "validation_fraction": float(validation_fraction), "split_random_state": int(split_random_state),
-            "stopping": dict(stopping or {}), "data_fingerprint": dataset.fingerprint()}
+            "stopping": dict(stopping or {}), "data_fingerprint": dataset.fingerprint(),
+            "trunk_data_fingerprint": None if trunk_data is None else trunk_data.fingerprint()}
 
 
 def prepare_trunk(dataset, *, folder: str | Path, model: ModelConfig, trunk: TrunkConfig | None = None,
                   validation_fraction: float, split_random_state: int = 0, stopping: dict | None = None,
-                  workers: int = 1, print_function: Callable[[str], None] = print) -> Trunk:
+                  trunk_data=None, workers: int = 1, print_function: Callable[[str], None] = print) -> Trunk:
     """Train the trunk of ``dataset`` (or load it, or resume it) and cache its features.
 
     Parameters
@@ -210,6 +215,9 @@ def prepare_trunk(dataset, *, folder: str | Path, model: ModelConfig, trunk: Tru
     stopping : dict, optional
         The stopping rule and schedule (``compare(stopping=…)``); the trunk's watches its own
         validation images.
+    trunk_data : MultiLabelDataset, optional
+        With ``trunk.images``: the trunk's own images (exactly that many, the same vocabulary),
+        drawn apart from ``dataset``; the heads then keep the whole training split.
 
     Returns
     -------
@@ -220,11 +228,16 @@ def prepare_trunk(dataset, *, folder: str | Path, model: ModelConfig, trunk: Tru
 
     folder = Path(folder)
     trunk = trunk or TrunkConfig()
+    if bool(trunk.images) != (trunk_data is not None) or (trunk_data is not None and len(trunk_data) != trunk.images):
+        raise ValueError(f"TrunkConfig.images is {trunk.images}: give trunk_data of exactly that many images "
+                         "(or set images to 0 to train the trunk on a share of the training split).")
+    if trunk_data is not None and tuple(trunk_data.vocabulary.names) != tuple(dataset.vocabulary.names):
+        raise ValueError("The trunk's data set has another vocabulary; draw it with the same labels.")
     if len(set(dataset.image_paths)) != len(dataset) or "" in dataset.image_paths:
         raise ValueError(f"The two-stage protocol caches features by image path, and {dataset.name} has images "
                          "without distinct paths; give every image its own path, or train end to end.")
     settings = _describe_settings(dataset, model=model, trunk=trunk, validation_fraction=validation_fraction,
-                                  split_random_state=split_random_state, stopping=stopping)
+                                  split_random_state=split_random_state, stopping=stopping, trunk_data=trunk_data)
     began = time.perf_counter()
     with _locked(folder.parent / f"{folder.name}.lock"):
         if (folder / "trunk.json").is_file():
@@ -235,13 +248,17 @@ def prepare_trunk(dataset, *, folder: str | Path, model: ModelConfig, trunk: Tru
                 raise ValueError(f"{folder} holds a trunk with other settings ({', '.join(changed)}); delete it to "
                                  "train it again, or give another folder.")
             return loaded
-        train_set, _ = dataset.split(validation_fraction=validation_fraction, random_state=split_random_state)
-        _, trunk_set = trunk_split(train_set, fraction=trunk.fraction, split_random_state=split_random_state)
+        if trunk_data is not None:
+            trunk_set = trunk_data
+        else:
+            train_set, _ = dataset.split(validation_fraction=validation_fraction, random_state=split_random_state)
+            _, trunk_set = trunk_split(train_set, fraction=trunk.fraction, split_random_state=split_random_state)
         config = TrainConfig(head="sigmoid", epochs=trunk.epochs, batch_size=trunk.batch_size,
                              learning_rate=trunk.learning_rate or DEFAULT_LEARNING_RATES["sigmoid"], model=model,
                              validation_fraction=TRUNK_VALIDATION_FRACTION, split_random_state=split_random_state,
                              workers=workers, **{key: value for key, value in (stopping or {}).items()})
-        print_function(f"Training the trunk once (two-stage protocol) on {len(trunk_set)} images of the training split.")
+        where = "a data set of its own" if trunk_data is not None else "the training split"
+        print_function(f"Training the trunk once (two-stage protocol) on {len(trunk_set)} images of {where}.")
         run = train(trunk_set, config=config, out_dir=folder / "run", verbose=0, check_images=False,
                     monitor_validation=True)
         network = run.model
