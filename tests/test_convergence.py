@@ -125,6 +125,33 @@ def test_without_a_rule_nothing_is_held_out(tmp_path):
     assert "holdout_map_at_100" not in run.history[0] and "learning_rate" not in run.history[0]
 
 
+def test_the_command_line_and_the_front_door_take_the_stopping_rule(tmp_path, capsys):
+    pytest.importorskip("keras")
+    import workbench as wb
+    from tests.test_training import coloured_squares
+    from workbench.cli import main
+    from workbench.data.scenes import write_scenes
+
+    dataset = coloured_squares(40)
+    write_scenes(dataset, tmp_path / "data")
+    tiny = ["--image-size", "16", "--width", "4", "--depth", "2", "--batch-size", "8", "--epochs", "2"]
+    assert main(["train", "--data", str(tmp_path / "data"), "--head", "sigmoid", *tiny, "--patience", "1",
+                 "--lr-patience", "1", "--holdout-fraction", "0.2", "--out", str(tmp_path / "run")]) == 0
+    meta = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (meta["train"]["patience"], meta["train"]["lr_patience"], meta["train"]["holdout_fraction"]) == (1, 1, 0.2)
+    assert meta["data"]["num_holdout"] > 0 and meta["stopping"]["patience"] == 1
+    assert main(["compare", "--data", str(tmp_path / "data"), "--heads", "sigmoid", "--seeds", "1", *tiny,
+                 "--patience", "1", "--out", str(tmp_path / "comparison")]) == 0
+    compared = json.loads((tmp_path / "comparison" / "results.json").read_text())
+    assert compared["config"]["stopping"]["patience"] == 1 and compared["runs"][0]["stopping"] is not None
+    run = wb.train(dataset, head="sigmoid", epochs=2, batch_size=8, model={"image_size": 16, "width": 4, "depth": 2},
+                   stopping={"patience": 1, "holdout_fraction": 0.2})
+    assert run.config.patience == 1 and "holdout_map_at_100" in run.history[0]
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        wb.train(dataset, head="sigmoid", epochs=1, stopping={"patience": 1, "holdout_fraction": 2.0})
+    capsys.readouterr()
+
+
 # ---------------------------------------------------------------------------------
 # tuning: a fake trainer, so no model is trained
 # ---------------------------------------------------------------------------------

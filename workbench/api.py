@@ -252,7 +252,7 @@ def _image_size(dataset) -> int:
 def train(data, embedding=None, *, head: str = "pmi", epochs: int = 10, batch_size: int = 64,
           learning_rate: float | None = None, dim: int | None = None, model=None,
           validation_fraction: float = VALIDATION_FRACTION, split_random_state: int = 0, random_state: int = 0,
-          out_dir=None, allow_overlap: bool = False, verbose: int = 0, callbacks=()) -> Run:
+          out_dir=None, allow_overlap: bool = False, verbose: int = 0, callbacks=(), stopping: dict | None = None) -> Run:
     """Train one head and return the run; without ``out_dir`` it lives in a temporary folder (``run.save(path)``).
 
     Parameters
@@ -274,6 +274,11 @@ def train(data, embedding=None, *, head: str = "pmi", epochs: int = 10, batch_si
         The trunk (default: ``ModelConfig`` at the data's image size).
     verbose : int, default=0
         0 silent; 1 one line per epoch.
+    stopping : dict, optional
+        The learning-rate schedule and the stopping rule on a hold-out of the training split
+        (``{"patience": 4, "lr_patience": 2, "holdout_fraction": 0.15}``, any of
+        :data:`~workbench.learning.config.STOPPING_FIELDS`); ``epochs`` is then the cap. Default:
+        none, every epoch is trained.
     """
     dataset, embedding = _dataset(data), _embedding(embedding)  # before Keras is imported
     _keras()
@@ -282,7 +287,8 @@ def train(data, embedding=None, *, head: str = "pmi", epochs: int = 10, batch_si
 
     config = head_config(head, seed=random_state, epochs=epochs, batch_size=batch_size,
                          model=_model(_image_size(dataset), model), embedding_dim=dim, learning_rate=learning_rate,
-                         validation_fraction=validation_fraction, split_random_state=split_random_state)
+                         validation_fraction=validation_fraction, split_random_state=split_random_state,
+                         stopping=stopping)
     return Run(train_head(dataset, config=config, out_dir=out_dir, embedding=embedding,
                           allow_overlap=allow_overlap, verbose=verbose, callbacks=callbacks))
 
@@ -298,11 +304,12 @@ def load_run(run_dir) -> Run:
 def compare(data, embedding=None, *, heads=("pmi", "random", "identity", "sigmoid"), seeds=(0, 1, 2, 3, 4), epochs: int = 10,
             batch_size: int = 64, model=None, learning_rates: dict | None = None,
             validation_fraction: float = VALIDATION_FRACTION, split_random_state: int = 0, out_dir=None,
-            allow_overlap: bool = False, verbose: int = 0) -> Comparison:
+            allow_overlap: bool = False, verbose: int = 0, stopping: dict | None = None) -> Comparison:
     """Train every head with every seed on one split, against one embedding; a rerun on ``out_dir`` resumes.
 
     ``embedding`` defaults to ``wb.embed(data)`` at the same split. Without ``out_dir`` the
-    runs live in a temporary folder for this session.
+    runs live in a temporary folder for this session. ``stopping``: as :func:`train`'s, for
+    every run (each holds out the same images).
     """
     from workbench.experiments.compare import compare as run_comparison
     from workbench.method.embed import EmbeddingOptions
@@ -315,7 +322,7 @@ def compare(data, embedding=None, *, heads=("pmi", "random", "identity", "sigmoi
                              heads=heads, seeds=seeds, epochs=epochs, batch_size=batch_size,
                              model=_model(_image_size(dataset), model), learning_rates=learning_rates,
                              validation_fraction=validation_fraction, split_random_state=split_random_state,
-                             allow_overlap=allow_overlap, verbose=verbose)
+                             allow_overlap=allow_overlap, verbose=verbose, stopping=stopping)
     return Comparison(results, folder)
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from workbench import _checks
 from workbench.experiments.compare import DEFAULT_HEADS
-from workbench.learning.config import HEADS, K_HEADS, OPTIMIZERS, PMI_HEADS, SIGMOID_BIASES
+from workbench.learning.config import HEADS, K_HEADS, OPTIMIZERS, PMI_HEADS, SIGMOID_BIASES, STOPPING_ARGUMENTS, stopping_from_arguments
 from workbench.method.decoders import DECODERS
 from workbench.method.embed import DEFAULT_EMBEDDING_DIM
 from workbench.notebook.profiles import PROFILE_NAMES
@@ -33,8 +33,7 @@ _KERAS_COMMANDS = {"train", "compare", "classify", "calibrate"}
 
 def build_parser() -> argparse.ArgumentParser:
     from workbench import __version__
-    parser = argparse.ArgumentParser(prog="workbench", description="PMI label-embedding research workbench: data sets, "
-                                     "PMI, spectral label embeddings, CNNs trained against cosine loss, and classification.")
+    parser = argparse.ArgumentParser(prog="workbench", description="PMI label-embedding research workbench: data sets, PMI, spectral label embeddings, CNNs trained against cosine loss, and classification.")
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for add in _SUBCOMMANDS:
@@ -61,8 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         where = f" {error.filename}" if getattr(error, "filename", None) else ""
         reason = error.strerror or str(error) or type(error).__name__
         print(f"workbench {args.command}: error: could not read or write{where} ({reason}); nothing was half-written, "
-              "earlier files are intact: free disk space or check the folder's permissions, then run it again.",
-              file=sys.stderr)
+              "earlier files are intact: free disk space or check the folder's permissions, then run it again.", file=sys.stderr)
         return EXIT_SYSTEM_ERROR
     except KeyboardInterrupt:
         print(f"workbench {args.command}: interrupted", file=sys.stderr)
@@ -216,6 +214,8 @@ def _train_model_arguments(parser: argparse.ArgumentParser) -> None:
     add("--allow-overlap", action="store_true", help="accept an embedding counted on validation images too (recorded)")
     add("--devices", default=None, metavar="N|all",
         help="train data-parallel on N devices or all (JAX backend: KERAS_BACKEND=jax; default: one)")
+    for flag, options in STOPPING_ARGUMENTS:  # the schedule and the stopping rule, on a hold-out of the training split
+        add(flag, **options)
 
 
 def _use_devices(args) -> None:
@@ -226,8 +226,7 @@ def _use_devices(args) -> None:
 
 def _model_config(args):
     from workbench.learning.models import ModelConfig
-    return ModelConfig(image_size=args.image_size, width=args.width, depth=args.depth, augment=not args.no_augment,
-                       batchnorm_momentum=args.batchnorm_momentum)
+    return ModelConfig(image_size=args.image_size, width=args.width, depth=args.depth, augment=not args.no_augment, batchnorm_momentum=args.batchnorm_momentum)
 
 
 def _add_train(subparsers) -> None:
@@ -258,7 +257,8 @@ def _run_train(args) -> int:
     config = TrainConfig(
         head=args.head, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         optimizer=args.optimizer, sigmoid_bias=args.sigmoid_bias, embedding_dim=args.embedding_dim,
-        validation_fraction=args.validation_fraction, random_state=args.seed, workers=args.workers, model=_model_config(args))
+        validation_fraction=args.validation_fraction, random_state=args.seed, workers=args.workers, model=_model_config(args),
+        **(stopping_from_arguments(vars(args)) or {}))
     if args.head in PMI_HEADS and not args.embedding:
         raise ValueError(f"the {args.head} head needs --embedding DIR (run 'workbench embed' first).")
     if args.head in K_HEADS and not args.embedding and config.embedding_dim is None:
@@ -309,7 +309,7 @@ def _run_compare(args) -> int:
     results = compare(_load_data(args), out_dir=args.out, embedding=embedding, heads=_checks.names(args.heads), epochs=args.epochs,
                       seeds=range(args.seeds), batch_size=args.batch_size, model=_model_config(args), learning_rates=rates,
                       validation_fraction=args.validation_fraction, workers=args.workers, skip_bad_images=args.skip_bad_images,
-                      allow_overlap=args.allow_overlap)
+                      allow_overlap=args.allow_overlap, stopping=stopping_from_arguments(vars(args)))
     save_plot(plot_comparison_curves, results, Path(args.out) / "comparison_curves.png")
     print(f"\n{comparison_table(results)}\n\nwrote {args.out}/results.json and {args.out}/comparison_curves.png")
     return 0

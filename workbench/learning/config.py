@@ -15,7 +15,7 @@ from workbench.method.targets import BOTTLENECK_HEADS, EMBEDDING_HEADS, HEADS, K
 
 __all__ = ["HEADS", "EMBEDDING_HEADS", "PMI_HEADS", "BOTTLENECK_HEADS", "SIGMOID_HEADS", "K_HEADS", "OPTIMIZERS",
            "SIGMOID_BIASES", "DEFAULT_LEARNING_RATES", "STOPPING_FIELDS", "PROTOCOLS", "ModelConfig", "TrainConfig",
-           "TrunkConfig", "label_frequency_bias", "parse_devices"]
+           "TrunkConfig", "STOPPING_ARGUMENTS", "stopping_from_arguments", "label_frequency_bias", "parse_devices"]
 
 OPTIMIZERS = ("rmsprop", "adam", "sgd")
 #: Where the sigmoid head's output biases start (see :class:`TrainConfig`).
@@ -37,6 +37,16 @@ DEFAULT_LEARNING_RATES = {"pmi": 1e-2, "random": 1e-2, "identity": 1e-2, "sigmoi
 #: The :class:`TrainConfig` fields of the learning-rate schedule and the stopping rule (on a hold-out of the
 #: training split; :mod:`workbench.learning.stopping`), given together by ``compare(stopping=…)`` and grids.
 STOPPING_FIELDS = ("patience", "lr_patience", "lr_factor", "min_delta", "holdout_fraction")
+#: The command line's flags of the schedule and the stopping rule (``workbench train`` and ``compare``), with their
+#: argparse options: the :class:`TrainConfig` fields of the same names.
+STOPPING_ARGUMENTS = (
+    ("--patience", {"type": int, "default": 0, "metavar": "P", "help": "stop when a hold-out of the training split has "
+                    "not improved for P epochs; --epochs is then the cap (default: 0, never)"}),
+    ("--lr-patience", {"type": int, "default": 0, "metavar": "P",
+                       "help": "divide the learning rate by 3 after P flat hold-out epochs (default: 0, a constant rate)"}),
+    ("--holdout-fraction", {"type": float, "default": 0.15, "metavar": "F",
+                            "help": "the share of the training split held out for both (default: 0.15)"}),
+)
 #: How a comparison trains its heads: each with its own trunk, or every head on the cached features of one
 #: trunk trained once on images of its own (:mod:`workbench.learning.twostage`).
 PROTOCOLS = ("end-to-end", "two-stage")
@@ -292,6 +302,14 @@ class TrunkConfig:
     @classmethod
     def from_dict(cls, data: dict) -> "TrunkConfig":
         return _checks.from_dict(cls, data, "trunk settings")
+
+
+def stopping_from_arguments(values: dict) -> dict | None:
+    """The schedule and stopping settings (``compare(stopping=…)``) from parsed :data:`STOPPING_ARGUMENTS`; ``None``
+    when both the rule and the schedule are off (then nothing is held out)."""
+    if not (values.get("patience") or values.get("lr_patience")):
+        return None
+    return {"patience": values["patience"], "lr_patience": values["lr_patience"], "holdout_fraction": values["holdout_fraction"]}
 
 
 def label_frequency_bias(label_counts, num_images: int):
