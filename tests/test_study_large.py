@@ -215,6 +215,28 @@ def test_every_claim_of_the_section_is_backed_by_a_comparisons_row(published):
     for row in study["ceiling"].itertuples():
         if row.embedding != "identity":
             assert f"{row.map_at_100:.3f}" in section
+    # at equal wall-clock: every head's value at its setting's shortest total, from each run's own epochs
+    assert "### At equal wall-clock time" in section
+    histories = study["results"]["histories"]
+    dim2 = next(entry["cell"] for entry in histories if entry["cell"].endswith("dim-2"))
+    pmi_runs = [entry for entry in histories if entry["head"] == "pmi" and entry["cell"] == dim2]
+    totals = {}
+    for run in histories:
+        if run["cell"] in (dim2, "no-embedding"):
+            totals.setdefault(run["head"], []).append(sum(record["seconds"] for record in run["history"]))
+    equal = min(sum(values) / len(values) for values in totals.values())
+    values = []
+    for run in pmi_runs:
+        elapsed, reached = 0.0, None
+        for record in run["history"]:
+            elapsed += record["seconds"]
+            if elapsed <= equal * (1 + 1e-9) + 1e-9:
+                reached = record["map_at_100"]
+        values.append(reached)
+    kept = [value for value in values if value is not None]
+    mean = sum(kept) / len(kept)
+    std = (sum((value - mean) ** 2 for value in kept) / (len(kept) - 1)) ** 0.5 if len(kept) > 1 else 0.0
+    assert f"| 2 | pmi | {equal:.0f} s | {mean:.3f} ± {std:.3f} |" in section
 
 
 def _mean_sd(rows, head, dim, column):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.experiments.publication import FREQUENCY_BINS, bin_name
+from workbench.experiments.results import equal_time_frame
 from workbench.experiments.report import _comparison_table, _markdown_table, _mean_sd, _minutes, _study_lines
 from workbench.experiments.study import (
     CONTROL_HEADS,
@@ -195,14 +196,44 @@ def _trunk_text(study: dict) -> str:
     for record in trunks.values():
         model = record.get("model", {})
         value = record.get("validation_map_at_100")
+        own = (record.get("trunk") or {}).get("images")
+        where = ("scenes of its own (the same generator drawn on past the study's images, so none of them is a head's "
+                 "or a validation image)" if own else "images of the training split")
         parts.append(f"{model.get('image_size')}×{model.get('image_size')} pixels, width {model.get('width')}, depth "
                      f"{model.get('depth')}, trained once with the sigmoid head on {record.get('num_trunk_images'):,} "
-                     f"images of the training split ({record.get('epochs_trained')} epochs of at most "
+                     f"{where} ({record.get('epochs_trained')} epochs of at most "
                      f"{train.get('trunk_epochs', '?')}, {_duration(record.get('seconds') or 0)}; MAP@100 "
                      + (f"{value:.3f}" if value is not None else "—")
                      + " on the tenth of its images it held out); features of "
                      f"{record.get('num_features')} values cached for all {record.get('num_images'):,} images")
     return "; ".join(parts) or "no trunk recorded"
+
+
+def _heads_images(study: dict) -> str:
+    """Which images the heads trained on: the whole training split, or what the trunk's share left of it."""
+    own = all((record.get("trunk") or {}).get("images") for record in (study["run"].get("trunks") or {}).values())
+    return "the whole training split" if own else "the other images of the training split (the trunk's share left out)"
+
+
+def _equal_time_table(study: dict) -> list[str]:
+    """Each head's validation MAP@100 at the training seconds of the setting's fastest head (equal wall-clock)."""
+    frame = equal_time_frame(study["results"])
+    if not len(frame):
+        return []
+    cells = study["results"].get("cells", {})
+    lines = []
+    for record in frame.to_dict("records"):
+        embedding = (cells.get(record["cell"], {}).get("settings") or {}).get("embedding") or {}
+        lines.append([str(embedding.get("dim", "—")), record["head"], f"{record['seconds']:.0f} s",
+                      f"{record['map_at_100_mean']:.3f} ± {record['map_at_100_std']:.3f}", f"{record['epochs']:.1f}",
+                      f"{record['total_seconds']:.0f} s"])
+    return ["### At equal wall-clock time", "",
+            "Every head's validation MAP@100 at the same training seconds: those of the setting's fastest head (a "
+            "head's time: the mean over seeds of its runs' summed epoch seconds, evaluation not counted; each run "
+            "contributes its last epoch completed by then). Seconds were measured on the 2 cores that ran the grid, "
+            "two cells at a time; no comparison is about them.", "",
+            *_markdown_table(["k", "head", "equal time", "MAP@100 then", "epochs by then", "the head's own time"], lines),
+            ""]
 
 
 def _limits(study: dict) -> list[str]:
@@ -307,7 +338,7 @@ def large_study_markdown(study: dict | None, *, grid_path, labels: int, prefix: 
         "results.csv", "comparisons.csv", "results.json", "frequency_bins.csv", "ceiling.csv", "run.json"))
     lines = [line for line in _study_lines(study) if line[0] != "time"]
     lines += [["protocol", f"**two-stage**: one trunk ({_trunk_text(study)}); every head of every k trained on those "
-                           f"features of the other images of the training split"],
+                           f"features of {_heads_images(study)}"],
               ["time", _time_text(study)]]
     gaps = protocol_gaps(study)
     out = [SECTION_MARKER,
@@ -335,7 +366,7 @@ def large_study_markdown(study: dict | None, *, grid_path, labels: int, prefix: 
            *_markdown_table(["k", "head", "MAP@100 (noisy)", "MAP@100 (clean)", "macro AP", "epochs to convergence",
                              "at the cap"], _result_lines(study)), "",
            "### AP per frequency bin", "",
-           "Labels binned by their training images (the images the heads trained on: the trunk's share left out); "
+           f"Labels binned by their training images (the images the heads trained on: {_heads_images(study)}); "
            "each run's mean AP over a bin's labels (a label without a validation positive has no AP and is skipped), "
            "mean ± standard deviation over seeds. Rare labels are where the paper's argument is strongest. Identity and "
            "sigmoid are the same runs at every k.", "",
@@ -351,6 +382,7 @@ def large_study_markdown(study: dict | None, *, grid_path, labels: int, prefix: 
     if question or convergence:
         out += ["### The paper's claims: +7 % and faster convergence", "",
                 *[f"- {sentence}" for sentence in question], *([f"- {convergence}"] if convergence else []), ""]
+    out += _equal_time_table(study)
     out += ["### The decoding ceiling against k", "",
             "The MAP@100 and macro AP of ideal targets decoded (the best any head could reach with that embedding), for "
             "the PMI embedding and random Gaussian vectors of the same k, on the validation split:", "",
