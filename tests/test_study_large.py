@@ -125,7 +125,9 @@ def test_publishing_copies_the_results_and_writes_the_derived_files(experiment, 
     invocations = json.loads((experiment / "experiment.json").read_text())["invocations"]
     assert record["seconds"] == pytest.approx(sum(entry["seconds"] for entry in invocations)) and record["seconds"] > 0
     trunks = list((experiment / "trunks").glob("*/trunk.json"))
-    assert len(trunks) == 1 and record["trunks"] == {trunks[0].parent.name: json.loads(trunks[0].read_text())}
+    # the trunk's record, and its run's stopping state (none here: the grid has no stopping rule)
+    assert len(trunks) == 1 and record["trunks"] == {trunks[0].parent.name: {**json.loads(trunks[0].read_text()),
+                                                                             "stopping": {}}}
 
 
 @pytest.mark.slow
@@ -266,3 +268,10 @@ def test_write_study_publishes_the_large_study_and_writes_both_studies(experimen
     assert claim_problems(line, study["comparisons"], []) == []
     # the spelling the grid file's comment uses is the same option
     assert module.main(["--publish-1870", str(experiment), "--check"]) == 0
+
+
+def test_the_trunk_is_said_to_have_converged_only_when_its_stopping_rule_fired():
+    assert "had not converged" in report_large._trunk_convergence({"stopping": {"stopped_epoch": None, "best_epoch": 15}})
+    assert report_large._trunk_convergence({"stopping": {"stopped_epoch": 12, "best_epoch": 9}}) == \
+        ": converged, its best epoch 9"
+    assert report_large._trunk_convergence({}) == ""  # trained without a stopping rule: nothing to say

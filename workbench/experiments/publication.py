@@ -161,6 +161,9 @@ def ceiling_rows(source, *, results: dict | None = None) -> list[dict]:
 def run_record(source) -> dict:
     """``{"trunks": {name: trunk.json}, "invocations": [...], "seconds": their sum, "cells": {name: seconds}}``.
 
+    Each trunk's record gets ``stopping``: its training run's stopping-rule state (``run/config.json``;
+    ``stopped_epoch`` ``None`` when it reached its cap of epochs without the rule firing: not converged).
+
     ``seconds`` is the experiment's actual wall-clock time: every invocation of ``workbench
     experiment`` on the folder (``experiment.json``'s ``invocations``), summed; ``None`` when the
     folder records none.
@@ -168,7 +171,11 @@ def run_record(source) -> dict:
     source = Path(source)
     marker = source / "experiment.json"
     invocations = (read_json(marker).get("invocations") or []) if marker.is_file() else []
-    trunks = {path.parent.name: read_json(path) for path in sorted((source / "trunks").glob("*/trunk.json"))}
+    trunks = {}
+    for path in sorted((source / "trunks").glob("*/trunk.json")):
+        run_config = path.parent / "run" / "config.json"
+        stopping = (read_json(run_config).get("stopping") if run_config.is_file() else None) or {}
+        trunks[path.parent.name] = {**read_json(path), "stopping": stopping}
     cells = {path.parent.name: read_json(path).get("seconds") for path in sorted((source / "cells").glob("*/cell.json"))}
     seconds = round(sum(float(entry.get("seconds") or 0.0) for entry in invocations), 3) if invocations else None
     return {"trunks": trunks, "invocations": invocations, "seconds": seconds, "cells": cells}

@@ -201,12 +201,22 @@ def _trunk_text(study: dict) -> str:
                  "or a validation image)" if own else "images of the training split")
         parts.append(f"{model.get('image_size')}×{model.get('image_size')} pixels, width {model.get('width')}, depth "
                      f"{model.get('depth')}, trained once with the sigmoid head on {record.get('num_trunk_images'):,} "
-                     f"{where} ({record.get('epochs_trained')} epochs of at most "
-                     f"{train.get('trunk_epochs', '?')}, {_duration(record.get('seconds') or 0)}; MAP@100 "
+                     f"{where} ({record.get('epochs_trained')} epochs of at most {train.get('trunk_epochs', '?')}"
+                     + _trunk_convergence(record) + f", {_duration(record.get('seconds') or 0)}; MAP@100 "
                      + (f"{value:.3f}" if value is not None else "—")
                      + " on the tenth of its images it held out); features of "
                      f"{record.get('num_features')} values cached for all {record.get('num_images'):,} images")
     return "; ".join(parts) or "no trunk recorded"
+
+
+def _trunk_convergence(record: dict) -> str:
+    """Whether the trunk's stopping rule ended its training, in words (its epochs to convergence, or not converged)."""
+    stopping = record.get("stopping") or {}
+    if not stopping:
+        return ""
+    if stopping.get("stopped_epoch") is None:
+        return ": it reached the cap without its stopping rule firing, so **it had not converged**"
+    return f": converged, its best epoch {stopping.get('best_epoch')}"
 
 
 def _heads_images(study: dict) -> str:
