@@ -256,3 +256,19 @@ def test_tune_lr_picks_each_heads_best_rate_on_a_hold_out_of_the_training_split(
     assert tuning["data"]["num_train"] == compared["data"]["num_train"]
     assert tuning["data"]["num_validation"] == compared["data"]["num_holdout"] > 0
     assert tuning["data"]["holdout"] == "validation" and compared["data"]["holdout"] == "training split"
+
+
+def test_the_invocation_clock_keeps_the_wall_clock_while_it_runs_and_at_its_end(tmp_path):
+    import time
+
+    from workbench.experiments.experiment import InvocationClock
+
+    path = tmp_path / "experiment.json"
+    record = {"invocations": [{"began": "earlier", "seconds": 12.5, "cells_finished": 3},
+                              {"began": "now", "seconds": 0.0, "cells_finished": 0}]}
+    with InvocationClock(path, record, began=time.perf_counter(), interval=0.05):
+        time.sleep(0.4)
+        during = json.loads(path.read_text())["invocations"]  # written by the clock alone: no cell finished
+        assert 0.0 < during[-1]["seconds"] <= 0.4 and during[0]["seconds"] == 12.5
+    after = json.loads(path.read_text())["invocations"][-1]
+    assert after["seconds"] >= 0.4 and after["cells_finished"] == 0

@@ -35,7 +35,7 @@ from workbench._io import atomic_write_json, atomic_write_text, check_output_fol
 from workbench.experiments.grid import CELL_FORMAT, GROWABLE, SCENE_KEYS_ADDED, Cell, default_learning_rate, expand_cells
 from workbench.method.targets import PMI_HEADS
 
-__all__ = ["run_experiment", "run_cell", "cell_state", "tune_learning_rates", "EXPERIMENT_MARKER",
+__all__ = ["run_experiment", "run_cell", "cell_state", "tune_learning_rates", "InvocationClock", "EXPERIMENT_MARKER",
            "TUNING_FACTORS", "TUNING_FIRST_STEPS", "TUNING_STEP", "TUNING_MAX_STEPS", "TRAIL_FILE"]
 
 #: The file that makes a folder an experiment's output.
@@ -457,12 +457,13 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     earlier = read_json(out_dir / EXPERIMENT_MARKER) if (out_dir / EXPERIMENT_MARKER).is_file() else {}
     earlier = earlier if isinstance(earlier, dict) else {}
-    # the wall-clock time of every invocation (a grid split across sessions adds them up), kept after each cell
+    # the wall-clock time of every invocation (a grid split across sessions adds them up)
     invocations = [*(earlier.get("invocations") or []),
                    {"began": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": 0.0, "cells_finished": 0}]
     record = {"format": "workbench-experiment", "grid": {key: grid[key] for key in ("data", "embedding", "train")},
               "cells": [cell.name for cell in cells], "invocations": invocations}
-    atomic_write_json(out_dir / EXPERIMENT_MARKER, record)
+    clock = InvocationClock(out_dir / EXPERIMENT_MARKER, record, began=began)
+    clock.write()
     if "text" in grid:
         atomic_write_text(out_dir / "grid.toml", grid["text"])
     pending = [cell for cell in cells if states[cell.name] != "finished"]
@@ -472,12 +473,26 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
     print_function(f"{len(cells)} cell(s), {len(pending)} to run "
                    f"({'on ' + scheduler if scheduler else f'{min(cores, max(len(pending), 1))} at a time'}).")
     reports = []
-    _prepare_trunks(pending, out_dir, print_function)
+    with clock:
+        _prepare_trunks(pending, out_dir, print_function)
+        _run_pending(pending, out_dir, cells, record, clock, reports, scheduler=scheduler, cores=cores, devices=devices,
+                     print_function=print_function)
+    results = collect_results(out_dir, cells, grid=record["grid"],
+                              provenance=_provenance(round(time.perf_counter() - began, 3)))
+    results["failed"] = [report for report in reports if report["status"] == "failed"]
+    clock.write(cells_finished=len(reports))
+    write_results(out_dir, results)
+    return results
+
+
+def _run_pending(pending: list, out_dir: Path, cells: list, record: dict, clock: "InvocationClock", reports: list, *,
+                 scheduler, cores: int, devices, print_function: Callable[[str], None]) -> None:
+    """Run the pending cells (here, one after another, or on Dask), rewriting the results after each."""
+    from workbench.experiments.results import collect_results, write_results
 
     def finished(report: dict) -> None:
         reports.append(report)
-        invocations[-1].update({"seconds": round(time.perf_counter() - began, 3), "cells_finished": len(reports)})
-        atomic_write_json(out_dir / EXPERIMENT_MARKER, record)
+        clock.write(cells_finished=len(reports))
         line = f"{report['cell']}: {report['status']} in {report['seconds']:.1f} s"
         print_function(line + (f" ({report['error']})" if report["error"] else ""))
         write_results(out_dir, collect_results(out_dir, cells, grid=record["grid"], provenance=_provenance()))
@@ -495,10 +510,52 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
                                      pure=False, key=f"cell-{cell.name}-{time.time_ns()}") for cell in pending]
             for future in as_completed(futures):
                 finished(future.result())
-    results = collect_results(out_dir, cells, grid=record["grid"],
-                              provenance=_provenance(round(time.perf_counter() - began, 3)))
-    results["failed"] = [report for report in reports if report["status"] == "failed"]
-    invocations[-1].update({"seconds": round(time.perf_counter() - began, 3), "cells_finished": len(reports)})
-    atomic_write_json(out_dir / EXPERIMENT_MARKER, record)
-    write_results(out_dir, results)
-    return results
+
+
+class InvocationClock:
+    """Keeps an invocation's wall-clock seconds in ``experiment.json``: after every cell, and every ``interval`` seconds
+    while it runs (a daemon thread), so an invocation stopped by a kill or a session's end is known to that interval.
+
+    Parameters
+    ----------
+    path : Path
+        ``experiment.json``.
+    record : dict
+        Its content; the last of ``record["invocations"]`` is this invocation's (``seconds``, ``cells_finished``).
+    began : float
+        ``time.perf_counter()`` when the invocation began.
+    interval : float, default=60
+    """
+
+    def __init__(self, path: Path, record: dict, *, began: float, interval: float = 60.0):
+        import threading
+
+        self.path, self.record, self.began, self.interval = Path(path), record, began, float(interval)
+        self._lock, self._stop, self._thread = threading.Lock(), threading.Event(), None
+
+    def write(self, *, cells_finished: int | None = None) -> None:
+        with self._lock:
+            current = self.record["invocations"][-1]
+            current["seconds"] = round(time.perf_counter() - self.began, 3)
+            if cells_finished is not None:
+                current["cells_finished"] = cells_finished
+            atomic_write_json(self.path, self.record)
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.write()
+            except OSError:  # a full disk: the next beat or the next cell tries again
+                pass
+
+    def __enter__(self) -> "InvocationClock":
+        import threading
+
+        self._thread = threading.Thread(target=self._beat, name="invocation-clock", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.write()
