@@ -144,7 +144,8 @@ def test_the_earlier_study_is_titled_as_such_and_says_what_three_seeds_allow():
                                       "sigmoid"]
     assert len(grid["train"]["seeds"]) >= studies.PROTOCOL_SEEDS and grid["data"]["labels"] == [100, 500]
     runs = sum(len(cell.heads) * len(cell.seeds) for cell in expand_cells(grid))
-    assert runs == 2 * (6 * 5 + 2) * 5 and f"It trains {runs} runs in 14 cells" in note
+    dims = len(grid["embedding"]["dim"])  # 5 heads at every k and 2 without k, 5 seeds, at 2 label counts
+    assert runs == 2 * (dims * 5 + 2) * 5 and f"It trains {runs} runs in {2 * (dims + 1)} cells" in note
 
 
 def test_the_rerun_estimate_scales_the_studys_own_pace():
@@ -152,9 +153,11 @@ def test_the_rerun_estimate_scales_the_studys_own_pace():
     estimate = studies.rerun_estimate(STUDY / "grid.toml", study)
     pace = 2955 / (84 * 16)  # 49 min 15 s for 84 runs of 16 epochs
     assert estimate["seconds_per_epoch"] == pytest.approx(pace)
-    assert estimate["tuning_runs"] == 2 * (6 * 5 + 2) * 3
-    assert estimate["seconds_cap"] == pytest.approx((320 + 192) * 32 * pace)
-    assert estimate["seconds_study_epochs"] == pytest.approx((320 + 192) * 16 * pace)
+    dims = len(estimate["grid"]["embedding"]["dim"])
+    runs, tuning = 2 * (dims * 5 + 2) * 5, 2 * (dims * 5 + 2) * 3  # 3 rates a head and cell at least
+    assert estimate["runs"] == runs and estimate["tuning_runs"] == tuning
+    assert estimate["seconds_cap"] == pytest.approx((runs + tuning) * 32 * pace)
+    assert estimate["seconds_study_epochs"] == pytest.approx((runs + tuning) * 16 * pace)
 
 
 def test_the_published_study_loads_through_the_front_door():
