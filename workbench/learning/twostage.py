@@ -215,9 +215,11 @@ def prepare_trunk(dataset, *, folder: str | Path, model: ModelConfig, trunk: Tru
     stopping : dict, optional
         The stopping rule and schedule (``compare(stopping=…)``); the trunk's watches its own
         validation images.
-    trunk_data : MultiLabelDataset, optional
+    trunk_data : MultiLabelDataset or callable, optional
         With ``trunk.images``: the trunk's own images (exactly that many, the same vocabulary),
-        drawn apart from ``dataset``; the heads then keep the whole training split.
+        drawn apart from ``dataset``; the heads then keep the whole training split. A
+        zero-argument callable returning them is called only when the trunk is trained (a
+        trunk already prepared is loaded without drawing its images again).
 
     Returns
     -------
@@ -228,20 +230,21 @@ def prepare_trunk(dataset, *, folder: str | Path, model: ModelConfig, trunk: Tru
 
     folder = Path(folder)
     trunk = trunk or TrunkConfig()
-    if bool(trunk.images) != (trunk_data is not None) or (trunk_data is not None and len(trunk_data) != trunk.images):
+    if bool(trunk.images) != (trunk_data is not None):
         raise ValueError(f"TrunkConfig.images is {trunk.images}: give trunk_data of exactly that many images "
                          "(or set images to 0 to train the trunk on a share of the training split).")
-    if trunk_data is not None and tuple(trunk_data.vocabulary.names) != tuple(dataset.vocabulary.names):
-        raise ValueError("The trunk's data set has another vocabulary; draw it with the same labels.")
     if len(set(dataset.image_paths)) != len(dataset) or "" in dataset.image_paths:
         raise ValueError(f"The two-stage protocol caches features by image path, and {dataset.name} has images "
                          "without distinct paths; give every image its own path, or train end to end.")
+    drawn = None if callable(trunk_data) else trunk_data  # a callable draws the trunk's images only to train it
     settings = _describe_settings(dataset, model=model, trunk=trunk, validation_fraction=validation_fraction,
-                                  split_random_state=split_random_state, stopping=stopping, trunk_data=trunk_data)
+                                  split_random_state=split_random_state, stopping=stopping, trunk_data=drawn)
     began = time.perf_counter()
     with _locked(folder.parent / f"{folder.name}.lock"):
         if (folder / "trunk.json").is_file():
             loaded = Trunk.load(folder)
+            if drawn is None and trunk_data is not None:  # not drawn: its images are not compared
+                settings["trunk_data_fingerprint"] = loaded.settings.get("trunk_data_fingerprint")
             recorded = {key: loaded.settings.get(key) for key in settings}
             if recorded != settings:
                 changed = sorted(key for key in settings if recorded.get(key) != settings[key])
@@ -249,7 +252,11 @@ def prepare_trunk(dataset, *, folder: str | Path, model: ModelConfig, trunk: Tru
                                  "train it again, or give another folder.")
             return loaded
         if trunk_data is not None:
-            trunk_set = trunk_data
+            trunk_set = trunk_data() if drawn is None else drawn
+            if len(trunk_set) != trunk.images or tuple(trunk_set.vocabulary.names) != tuple(dataset.vocabulary.names):
+                raise ValueError(f"TrunkConfig.images is {trunk.images}: give trunk_data of exactly that many images, "
+                                 "with the data set's labels.")
+            settings["trunk_data_fingerprint"] = trunk_set.fingerprint()
         else:
             train_set, _ = dataset.split(validation_fraction=validation_fraction, random_state=split_random_state)
             _, trunk_set = trunk_split(train_set, fraction=trunk.fraction, split_random_state=split_random_state)
