@@ -27,16 +27,16 @@ STUDY = ROOT / "docs" / "study"
 
 CLAIM = re.compile(r"(?P<head>[\w-]+) (?P<phrase>is better than|is worse than|shows no difference from) "
                    r"(?P<baseline>[\w-]+) at (?P<labels>\d+) labels(?: for k = (?P<dims>\d+(?:, \d+)*))? "
-                   r"\(Holm-adjusted p (?P<op>[=≤≥]) (?P<p>[\d.e+-]+)\)\.")
+                   r"\(Holm-adjusted p (?P<op>[=≤≥<]) (?P<p>[\d.e+-]+)\)\.")
 POOLED = re.compile(r"Pooled over k = (?P<dims>\d+(?:, \d+)*) at (?P<labels>\d+) labels, (?P<head>[\w-]+) "
                     r"(?P<phrase>is better than|is worse than|shows no difference from) (?P<baseline>[\w-]+) "
-                    r"\(Holm-adjusted p = (?P<p>[\d.e+-]+) across the (?P<tests>\d+) pooled tests; (?P<won>\d+) of "
+                    r"\(Holm-adjusted p [=<] (?P<p>[\d.e+-]+) across the (?P<tests>\d+) pooled tests; (?P<won>\d+) of "
                     r"(?P<pairs>\d+) seed pairs favour (?P=head)\)\.")
 VERDICTS = {"is better than": "better", "is worse than": "worse", "shows no difference from": "no difference"}
 
 
 def _p(value: float) -> str:
-    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+    return "1e-300" if value == 0 else f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
 
 
 def claim_problems(text: str, comparisons: pd.DataFrame, pooled: list) -> list[str]:
@@ -54,7 +54,7 @@ def claim_problems(text: str, comparisons: pd.DataFrame, pooled: list) -> list[s
             problems.append(f"{match[0]!r}: comparisons.csv gives {verdict!r} at k = {sorted(dims)}")
             continue
         values = having["p_adjusted"].to_numpy()
-        bound = {"=": values.max(), "≤": values.max(), "≥": values.min()}[match["op"]]
+        bound = {"=": values.max(), "≤": values.max(), "≥": values.min(), "<": values.max()}[match["op"]]
         if _p(bound) != match["p"] or (match["op"] == "=" and len({_p(value) for value in values}) != 1):
             problems.append(f"{match[0]!r}: the Holm-adjusted p-values are {sorted(values)}")
     pooled_matches = list(POOLED.finditer(text))
@@ -264,3 +264,25 @@ def test_the_readme_block_is_replaced_between_its_markers_only():
 def test_write_study_runs_as_a_script():
     completed = subprocess.run([sys.executable, str(STUDY / "write_study.py"), "--check"], capture_output=True, text=True)
     assert completed.returncode == 0, completed.stdout + completed.stderr
+
+
+def test_a_p_value_that_underflowed_to_zero_reads_below_1e_300_and_the_checker_accepts_it():
+    # At C = 1,870 some crossed-t p-values are below the smallest double; "p = 0.0e+00" would claim certainty.
+    from workbench.experiments.comparisons import format_p
+
+    assert [format_p(value) for value in (0.0, 3.7e-17, 0.0123, 1.0, None, float("nan"))] == \
+        ["< 1e-300", "3.7e-17", "0.012", "1.000", "—", "—"]
+    row = {"num_labels": 1870, "head": "pmi", "baseline": "learned", "seeds": 5, "difference": -0.1, "low": -0.11,
+           "high": -0.09, "p_value": 0.0, "p_adjusted": 0.0, "verdict": "worse"}
+    table = pd.DataFrame([{**row, "dim": 16}, {**row, "dim": 64, "p_adjusted": 4.3e-186}])
+    pooled = {"pooled": [{"num_labels": 1870, "head": "pmi", "baseline": "learned", "verdict": "worse", "dims": [16, 64],
+                          "p_adjusted": 0.0, "seed_pairs_won": 0, "seed_pairs": 10}]}
+    sentences = [claim["text"] for claim in studies.claims(table)] + [claim["text"] for claim in studies.pooled_claims(pooled)]
+    assert sentences == ["pmi is worse than learned at 1870 labels for k = 16, 64 (Holm-adjusted p ≤ 4.3e-186).",
+                         "Pooled over k = 16, 64 at 1870 labels, pmi is worse than learned (Holm-adjusted p < 1e-300 "
+                         "across the 1 pooled tests; 0 of 10 seed pairs favour pmi)."]
+    assert claim_problems("\n".join(sentences), table, pooled["pooled"]) == []
+    pooled["pooled"][0]["p_adjusted"] = 1e-200  # "< 1e-300" no longer matches the pooled test
+    assert claim_problems("\n".join(sentences), table, pooled["pooled"]) != []
+    table["p_adjusted"] = 0.0
+    assert studies.claims(table)[0]["text"] == "pmi is worse than learned at 1870 labels for k = 16, 64 (Holm-adjusted p < 1e-300)."

@@ -211,8 +211,19 @@ def comparisons_csv(results: dict) -> str:
     return buffer.getvalue()
 
 
-def _p(value) -> str:
-    return "—" if value is None else f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+def format_p(value) -> str:
+    """A p-value as printed: three decimals, ``1.2e-05`` below 0.001, ``< 1e-300`` where it underflowed to 0."""
+    if value is None or value != value:
+        return "—"
+    if value == 0:
+        return "< 1e-300"
+    return f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
+
+
+def p_relation(sign: str, value) -> str:
+    """``"= 0.003"``, ``"≤ 1.2e-05"``; ``"< 1e-300"`` for a p-value that underflowed to 0, whatever ``sign``."""
+    text = format_p(value)
+    return text if text.startswith("<") else f"{sign} {text}"
 
 
 def _describe(entry: dict) -> str:
@@ -222,10 +233,10 @@ def _describe(entry: dict) -> str:
     text = f"{entry['head']} − {entry['baseline']} = {entry['difference']:+.3f}"
     if entry["low"] is not None:
         text += (f" [{entry['low']:+.3f}, {entry['high']:+.3f}] ({entry['method']} over {entry['num_seeds']} seeds × "
-                 f"{entry['num_images']} images), p = {_p(entry['p_value'])}")
+                 f"{entry['num_images']} images), p = {format_p(entry['p_value'])}")
     else:
-        text += f" ({entry['note']}; sign test p = {_p(entry['p_value'])})"
-    return text + f", Holm p = {_p(entry['p_adjusted'])}: {entry['verdict']}"
+        text += f" ({entry['note']}; sign test p = {format_p(entry['p_value'])})"
+    return text + f", Holm p = {format_p(entry['p_adjusted'])}: {entry['verdict']}"
 
 
 def comparisons_text(results: dict) -> str:

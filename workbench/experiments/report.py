@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.evaluation.statistics import ALPHA, LAST_EPOCHS, MIN_INTERVAL_SEEDS, sign_test
-from workbench.experiments.comparisons import FOCUS_HEAD
+from workbench.experiments.comparisons import FOCUS_HEAD, format_p
 from workbench.experiments.study import (
     CONTROL_HEADS,
     PAPER_GAIN,
@@ -29,7 +29,6 @@ from workbench.experiments.study import (
     _dim,
     _heads,
     _list,
-    _p,
     _percent,
     _seeds,
     claims,
@@ -116,7 +115,7 @@ def _comparison_table(study: dict, num_labels: int) -> list[str]:
         method = entry.get("method") or "—"
         seeds = f"{entry.get('wins', 0)} of {int(row.seeds)}"
         lines.append([str(_dim(row.dim) or "—"), f"{row.head} − {row.baseline}", difference, seeds,
-                      f"{_p(row.p_value)} ({method})", _p(row.p_adjusted), row.verdict])
+                      f"{format_p(row.p_value)} ({method})", format_p(row.p_adjusted), row.verdict])
     return _markdown_table(["k", "head − baseline", "difference" + (" [95 % interval]" if not
                                                                      comparisons["low"].isna().all() else ""),
                             "seeds won", "p (test)", "Holm-adjusted p", "verdict"], lines)
@@ -220,9 +219,9 @@ def _statistics_text(study: dict) -> str:
         adjusted = min(1.0, smallest * count)
         text += (f" **With {seeds} seeds there is no 95 % interval** (the workbench gives one from {MIN_INTERVAL_SEEDS} "
                  f"seeds on, where its coverage is measured), only the sign of the difference over seeds and its exact "
-                 f"sign test, whose smallest two-sided p-value with {seeds} seeds is {_p(smallest)}"
+                 f"sign test, whose smallest two-sided p-value with {seeds} seeds is {format_p(smallest)}"
                  + (f": after Holm's adjustment no comparison can reach {ALPHA:g} (the smallest possible adjusted p is "
-                    f"{_p(adjusted)})." if adjusted >= ALPHA else "."))
+                    f"{format_p(adjusted)})." if adjusted >= ALPHA else "."))
     return text
 
 

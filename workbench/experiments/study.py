@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from workbench.experiments.comparisons import COMPARISON_COLUMNS, FOCUS_HEAD, REFERENCE_HEAD, grid_comparisons
+from workbench.experiments.comparisons import COMPARISON_COLUMNS, FOCUS_HEAD, REFERENCE_HEAD, grid_comparisons, p_relation
 from workbench.experiments.results import read_results
 from workbench.method.targets import K_HEADS
 
@@ -140,10 +140,6 @@ def seed_level_results(rows: list[dict], *, grid: dict, provenance: dict) -> dic
 # ---------------------------------------------------------------------------------------------- words
 
 
-def _p(value) -> str:
-    return "—" if value is None or math.isnan(value) else f"{value:.3f}" if value >= 0.001 else f"{value:.1e}"
-
-
 def _list(values) -> str:
     return ", ".join(str(value) for value in values)
 
@@ -190,7 +186,7 @@ def claims(comparisons) -> list[dict]:
         found.append({"num_labels": num_labels, "head": head, "baseline": baseline, "verdict": verdict, "dims": dims,
                       "p_adjusted": values,
                       "text": f"{head} {_PHRASES[verdict]} {baseline} at {num_labels} labels{where} "
-                              f"(Holm-adjusted p {sign} {_p(bound)})."})
+                              f"(Holm-adjusted p {p_relation(sign, bound)})."})
     return found
 
 
@@ -210,8 +206,8 @@ def pooled_claims(results: dict) -> list[dict]:
         found.append({"num_labels": entry["num_labels"], "head": entry["head"], "baseline": entry["baseline"],
                       "verdict": entry["verdict"], "dims": list(entry["dims"]), "p_adjusted": entry["p_adjusted"],
                       "text": f"Pooled over k = {_list(entry['dims'])} at {entry['num_labels']} labels, {entry['head']} "
-                              f"{_PHRASES[entry['verdict']]} {entry['baseline']} (Holm-adjusted p = "
-                              f"{_p(entry['p_adjusted'])} across the {len(pooled)} pooled tests; "
+                              f"{_PHRASES[entry['verdict']]} {entry['baseline']} (Holm-adjusted p "
+                              f"{p_relation('=', entry['p_adjusted'])} across the {len(pooled)} pooled tests; "
                               f"{entry['seed_pairs_won']} of {entry['seed_pairs']} seed pairs favour {entry['head']})."})
     return found
 
