@@ -324,7 +324,29 @@ def actual_time(folder: Path) -> dict:
             "cap": max((cell["train"]["epochs"] for cell in cells), default=None),
             "tuning_runs": sum(len(cell.get("tuning") or []) for cell in cells),
             "trunk_seconds": sum(trunk.get("seconds") or 0.0 for trunk in trunks),
+            "trunk_epochs": max((trunk.get("epochs_trained") or 0 for trunk in trunks), default=0),
             "trunk_images": sum(trunk.get("num_trunk_images") or 0 for trunk in trunks)}
+
+
+def project_as_run(choice: dict, results: dict, baseline: dict, grid: dict, actual: dict, *, trunk_images: int,
+                   trunk_epochs: int) -> dict:
+    """The chosen protocol projected again with what a run did (:func:`actual_time`).
+
+    ``epochs``: its runs' mean epochs, the plan's tuning runs and trunk; ``as_run``: also its
+    number of tuning runs (spread over the cost classes in the plan's shares) and its trunk's
+    epochs and images. Each is :func:`project_grid`'s dict; the trunk's rates are the chosen
+    combination's own (:func:`combination_rates`).
+    """
+    rates, trunk = combination_rates(choice, results, baseline)
+    planned = grid["runs"]["tuning"]
+    total = sum(planned.values())
+    tuning = {kind: count * actual["tuning_runs"] / total for kind, count in planned.items()} if total else dict(planned)
+    plan_trunk = None if trunk is None else {**trunk, "images": trunk_images, "epochs": trunk_epochs}
+    run_trunk = None if trunk is None else {**trunk, "images": actual["trunk_images"] or trunk_images,
+                                            "epochs": actual["trunk_epochs"] or trunk_epochs}
+    return {"epochs": project_grid(rates, **{**grid, "epochs": actual["mean_epochs"]}, trunk=plan_trunk),
+            "as_run": project_grid(rates, **{**grid, "epochs": actual["mean_epochs"],
+                                             "runs": {**grid["runs"], "tuning": tuning}}, trunk=run_trunk)}
 
 
 def _load() -> str:
@@ -365,6 +387,37 @@ def combination_rates(choice: dict, results: dict, baseline: dict) -> tuple[dict
     trunk = {"train_ips": end_to_end["C"]["train_ips"], "eval_spi": end_to_end["C"]["eval_spi"],
              "features_ips": stage["features_ips"] * features_ratio}
     return {kind: dict(values) for kind, values in stage["heads"].items()}, trunk
+
+
+def _report_actual(args, chosen, results: dict, baseline: dict, grid: dict, trunk_images: int) -> dict:
+    """Print a finished (or stopped) grid's actual wall-clock time beside its projections; return the figures."""
+    actual = actual_time(args.actual)
+    if chosen is None:  # nothing fits the budget: compare with the two-stage protocol alone
+        chosen = ({**{axis: "baseline" for axis in AXES}, "protocol": "two-stage"}, None)
+    choice = chosen[0]
+    rates, trunk = combination_rates(choice, results, baseline)
+    planned = project_grid(rates, **grid, trunk=None if trunk is None else
+                           {**trunk, "images": trunk_images, "epochs": args.trunk_epochs})
+    print(f"\nActual ({args.actual}): {actual['hours']:.2f} h wall-clock over {actual['invocations']} invocation(s) of "
+          f"workbench experiment ({'every cell finished' if actual['finished'] else 'NOT every cell finished'}); "
+          f"{actual['runs']} runs, {actual['mean_epochs']:.1f} epochs a run on average (the cap "
+          f"{actual['cap']}), {actual['tuning_runs']} tuning runs; the trunk {actual['trunk_epochs']} epochs, "
+          f"{actual['trunk_seconds'] / 60:.1f} min on {actual['trunk_images']} images.")
+    figures = {**actual, "choice": choice, "planned_hours": planned["total"] / 3600}
+    line = f"  {_describe(choice)}: projected {planned['total'] / 3600:.2f} h as planned ({args.grid_epochs} epochs a run"
+    line += f", {sum(grid['runs']['tuning'].values())} tuning runs"
+    line += f", the trunk {args.trunk_epochs} epochs)" if choice["protocol"] == "two-stage" else ")"
+    if actual["mean_epochs"]:
+        again = project_as_run(choice, results, baseline, grid, actual, trunk_images=trunk_images,
+                               trunk_epochs=args.trunk_epochs)
+        run = again["as_run"]
+        line += (f"; {again['epochs']['total'] / 3600:.2f} h at the actual {actual['mean_epochs']:.1f} epochs a run; "
+                 f"{run['total'] / 3600:.2f} h as run (its epochs, tuning runs and trunk: runs {run['runs'] / 3600:.2f} h, "
+                 f"tuning {run['tuning'] / 3600:.2f} h, trunk and features {run['trunk'] / 3600:.2f} h, the trunk "
+                 f"measured {actual['trunk_seconds'] / 3600:.2f} h); actual / as run = {actual['hours'] * 3600 / run['total']:.2f}")
+        figures.update({"epochs_hours": again["epochs"]["total"] / 3600, "as_run_hours": run["total"] / 3600})
+    print(line)
+    return figures
 
 
 def _describe(choice: dict) -> str:
@@ -487,14 +540,10 @@ def _report(args, results: dict, baseline: dict, levers: list, spec: dict, load:
           f"hold-out of {args.grid_holdout_fraction:g}; "
           f"two-stage: the trunk {args.trunk_epochs} epochs on {trunk_images} images")
 
-    projection_trunk = None
-
     def projection(choice):
-        nonlocal projection_trunk
         rates, trunk = combination_rates(choice, results, baseline)
         if trunk is not None:
             trunk = {**trunk, "images": trunk_images, "epochs": args.trunk_epochs}
-            projection_trunk = trunk
         return project_grid(rates, trunk=trunk, **grid)
 
     header = f"\n{'lever':<16}{'images/s k-head':>17}{'ratio':>7}{'images/s C-head':>17}{'ratio':>7}{'eval ms/1k (C)':>16}{'grid h alone':>14}"
@@ -570,18 +619,8 @@ def _report(args, results: dict, baseline: dict, levers: list, spec: dict, load:
                   f"{direct['trunk'] / 3600:.2f} h)")
             figures["chosen_measured"] = {**together, "projection": direct}
         figures["chosen"] = {"choice": choice, "hours": seconds / 3600}
-        if args.actual is not None:
-            actual = actual_time(args.actual)
-            again = project_grid(combination_rates(choice, results, baseline)[0], **{**grid, "epochs": actual["mean_epochs"]},
-                                 trunk=projection_trunk) if actual["mean_epochs"] else None
-            print(f"\nActual ({args.actual}): {actual['hours']:.2f} h wall-clock over {actual['invocations']} invocation(s) of "
-                  f"workbench experiment ({'every cell finished' if actual['finished'] else 'NOT every cell finished'}); "
-                  f"{actual['runs']} runs, {actual['mean_epochs']:.1f} epochs a run on average (the cap "
-                  f"{actual['cap']}), {actual['tuning_runs']} tuning runs; the trunk {actual['trunk_seconds'] / 60:.1f} min "
-                  f"on {actual['trunk_images']} images.")
-            print(f"  projected {seconds / 3600:.2f} h at {args.grid_epochs} epochs a run"
-                  + ("" if again is None else f", {again['total'] / 3600:.2f} h at the actual {actual['mean_epochs']:.1f}"))
-            figures["actual"] = actual
+    if args.actual is not None:
+        figures["actual"] = _report_actual(args, chosen, results, baseline, grid, trunk_images)
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(figures, indent=1, default=str))

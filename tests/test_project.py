@@ -201,6 +201,35 @@ def test_the_study_benchmark_projects_the_grid_from_its_rates():
     assert bench_study.choose(options, 50.0) is None
 
 
+def test_the_study_benchmark_projects_a_finished_run_again_with_its_own_epochs_tuning_runs_and_trunk():
+    """``--actual``: the chosen protocol re-projected with what the run did, its trunk's rates the combination's own."""
+    sys.path.insert(0, str(REPOSITORY_ROOT / "benchmarks"))
+    import bench_study
+
+    heads = {"k": {"train_ips": 9_000.0, "eval_spi": 1e-4}, "bottleneck": {"train_ips": 4_000.0, "eval_spi": 1e-4},
+             "C": {"train_ips": 2_000.0, "eval_spi": 2e-4}}
+    baseline = {"heads": {kind: {"train_ips": 1_000.0, "eval_spi": 3e-4} for kind in heads}}
+    results = {"two-stage": {"heads": heads, "features_ips": 4_000.0},
+               "size-16": {"heads": {kind: {"train_ips": 2_000.0, "eval_spi": 3e-4} for kind in heads}}}
+    runs = bench_study.grid_runs(dims=(16, 64, 256), seeds=5)
+    grid = dict(images=10_000, validation_fraction=0.2, epochs=10, runs=runs, holdout_fraction=0.15)
+    actual = {"mean_epochs": 15.5, "tuning_runs": 77, "trunk_images": 20_000, "trunk_epochs": 40}
+    choice = {**{axis: "baseline" for axis in bench_study.AXES}, "image size": "size-16", "protocol": "two-stage"}
+    again = bench_study.project_as_run(choice, results, baseline, grid, actual, trunk_images=10_000, trunk_epochs=15)
+    # the trunk trains at the 16 px end-to-end C-head rate (2,000 images/s), not the baseline's or the heads'
+    trunk = {"train_ips": 2_000.0, "eval_spi": 3e-4, "features_ips": 8_000.0}
+    assert again["epochs"] == bench_study.project_grid(heads, **{**grid, "epochs": 15.5},
+                                                       trunk={**trunk, "images": 10_000, "epochs": 15})
+    planned = sum(runs["tuning"].values())
+    scaled = {kind: count * 77 / planned for kind, count in runs["tuning"].items()}
+    assert sum(scaled.values()) == pytest.approx(77)
+    assert again["as_run"] == bench_study.project_grid(heads, **{**grid, "epochs": 15.5, "runs": {**runs, "tuning": scaled}},
+                                                       trunk={**trunk, "images": 20_000, "epochs": 40})
+    assert again["as_run"]["trunk"] == pytest.approx(40 * (16_000 / 2_000 + 4_000 * 3e-4) + 10_000 / 8_000)
+    assert again["as_run"]["total"] > again["epochs"]["total"] > bench_study.project_grid(
+        heads, **grid, trunk={**trunk, "images": 10_000, "epochs": 15})["total"]
+
+
 @pytest.mark.slow
 def test_the_study_benchmark_measures_every_lever_at_a_tiny_size(tmp_path):
     """``benchmarks/bench_study.py`` end to end at a tiny size: each lever measured, ratios, projections, a choice."""
