@@ -332,10 +332,10 @@ def project_as_run(choice: dict, results: dict, baseline: dict, grid: dict, actu
                    trunk_epochs: int) -> dict:
     """The chosen protocol projected again with what a run did (:func:`actual_time`).
 
-    ``epochs``: its runs' mean epochs, the plan's tuning runs and trunk; ``as_run``: also its
-    number of tuning runs (spread over the cost classes in the plan's shares) and its trunk's
-    epochs and images. Each is :func:`project_grid`'s dict; the trunk's rates are the chosen
-    combination's own (:func:`combination_rates`).
+    ``planned``: the grid as planned; ``epochs``: at its runs' mean epochs, the plan's tuning
+    runs and trunk; ``as_run``: also its number of tuning runs (spread over the cost classes in
+    the plan's shares) and its trunk's epochs and images. Each is :func:`project_grid`'s dict;
+    the trunk's rates are the chosen combination's own (:func:`combination_rates`).
     """
     rates, trunk = combination_rates(choice, results, baseline)
     planned = grid["runs"]["tuning"]
@@ -344,7 +344,8 @@ def project_as_run(choice: dict, results: dict, baseline: dict, grid: dict, actu
     plan_trunk = None if trunk is None else {**trunk, "images": trunk_images, "epochs": trunk_epochs}
     run_trunk = None if trunk is None else {**trunk, "images": actual["trunk_images"] or trunk_images,
                                             "epochs": actual["trunk_epochs"] or trunk_epochs}
-    return {"epochs": project_grid(rates, **{**grid, "epochs": actual["mean_epochs"]}, trunk=plan_trunk),
+    return {"planned": project_grid(rates, **grid, trunk=plan_trunk),
+            "epochs": project_grid(rates, **{**grid, "epochs": actual["mean_epochs"]}, trunk=plan_trunk),
             "as_run": project_grid(rates, **{**grid, "epochs": actual["mean_epochs"],
                                              "runs": {**grid["runs"], "tuning": tuning}}, trunk=run_trunk)}
 
@@ -392,12 +393,10 @@ def combination_rates(choice: dict, results: dict, baseline: dict) -> tuple[dict
 def _report_actual(args, chosen, results: dict, baseline: dict, grid: dict, trunk_images: int) -> dict:
     """Print a finished (or stopped) grid's actual wall-clock time beside its projections; return the figures."""
     actual = actual_time(args.actual)
-    if chosen is None:  # nothing fits the budget: compare with the two-stage protocol alone
-        chosen = ({**{axis: "baseline" for axis in AXES}, "protocol": "two-stage"}, None)
-    choice = chosen[0]
-    rates, trunk = combination_rates(choice, results, baseline)
-    planned = project_grid(rates, **grid, trunk=None if trunk is None else
-                           {**trunk, "images": trunk_images, "epochs": args.trunk_epochs})
+    # nothing fits the budget: compare with the two-stage protocol alone
+    choice = chosen[0] if chosen else {**{axis: "baseline" for axis in AXES}, "protocol": "two-stage"}
+    again = project_as_run(choice, results, baseline, grid, actual, trunk_images=trunk_images, trunk_epochs=args.trunk_epochs)
+    planned = again["planned"]
     print(f"\nActual ({args.actual}): {actual['hours']:.2f} h wall-clock over {actual['invocations']} invocation(s) of "
           f"workbench experiment ({'every cell finished' if actual['finished'] else 'NOT every cell finished'}); "
           f"{actual['runs']} runs, {actual['mean_epochs']:.1f} epochs a run on average (the cap "
@@ -408,8 +407,6 @@ def _report_actual(args, chosen, results: dict, baseline: dict, grid: dict, trun
     line += f", {sum(grid['runs']['tuning'].values())} tuning runs"
     line += f", the trunk {args.trunk_epochs} epochs)" if choice["protocol"] == "two-stage" else ")"
     if actual["mean_epochs"]:
-        again = project_as_run(choice, results, baseline, grid, actual, trunk_images=trunk_images,
-                               trunk_epochs=args.trunk_epochs)
         run = again["as_run"]
         line += (f"; {again['epochs']['total'] / 3600:.2f} h at the actual {actual['mean_epochs']:.1f} epochs a run; "
                  f"{run['total'] / 3600:.2f} h as run (its epochs, tuning runs and trunk: runs {run['runs'] / 3600:.2f} h, "

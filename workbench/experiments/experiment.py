@@ -284,6 +284,7 @@ def _cell_trunk(cell: Cell, out_dir: str | Path, dataset, *, print_function: Cal
 
     model = ModelConfig(image_size=cell.train["image_size"], width=cell.train["width"], depth=cell.train["depth"])
     trunk = cell.trunk_config()
+
     def trunk_data():  # scenes of its own (read_grid refuses this with a data path): the same generator and seed,
         # drawn on past the cell's images (the scenes of a seed are a prefix of its longer draws), so the trunk's
         # images come from the same distribution as the heads' and are none of them; drawn only to train the trunk
@@ -294,7 +295,8 @@ def _cell_trunk(cell: Cell, out_dir: str | Path, dataset, *, print_function: Cal
 
     return prepare_trunk(dataset, folder=Path(out_dir) / "trunks" / cell.trunk_name(), model=model, trunk=trunk,
                          validation_fraction=cell.data["validation_fraction"], split_random_state=0,
-                         stopping=cell.stopping(), trunk_data=trunk_data if trunk.images else None, workers=2, print_function=print_function)
+                         stopping=cell.stopping(), trunk_data=trunk_data if trunk.images else None, workers=2,
+                         print_function=print_function)
 
 
 def _prepare_trunks(cells: list, out_dir: Path, print_function: Callable[[str], None]) -> None:
