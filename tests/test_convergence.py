@@ -114,6 +114,28 @@ def test_a_stalled_run_stops_before_max_epochs_and_a_killed_one_resumes_with_the
     assert again == [f"{out} stopped after epoch 3 (hold-out flat for 2 epochs); nothing to train."]
 
 
+def test_the_hold_out_value_the_rule_watches_is_the_map_of_the_model_on_the_hold_out(tmp_path):
+    """The rule's ``holdout_map_at_100`` against a brute-force MAP@100 of the final model on the held-out images."""
+    pytest.importorskip("keras")
+    from tests.test_training import coloured_squares, config, embedding_for
+    from workbench.evaluation.metrics import mean_average_precision
+    from workbench.learning.stopping import holdout_split
+    from workbench.learning.training import train
+    from workbench.method.decoding import LabelScorer
+
+    dataset = coloured_squares(64)
+    embedding = embedding_for(dataset.vocabulary)
+    settings = config(epochs=2, patience=5, holdout_fraction=0.3)
+    run = train(dataset, config=settings, out_dir=tmp_path / "run", embedding=embedding, verbose=0)
+    train_split, _ = dataset.split(validation_fraction=settings.validation_fraction, random_state=settings.split_random_state)
+    _, holdout = holdout_split(train_split, fraction=0.3, split_random_state=settings.split_random_state)
+    scores = LabelScorer(run.embedding.vectors)(run.model.predict(holdout.images, verbose=0))
+    assert run.history[-1]["holdout_map_at_100"] == pytest.approx(mean_average_precision(scores, holdout.labels), abs=1e-6)
+    assert all(record["holdout_eval_seconds"] >= 0 for record in run.history)
+    # the reported validation is measured in full; the hold-out by MAP@100 alone
+    assert {"macro_ap", "precision_at_5"} <= set(run.history[-1])
+
+
 def test_without_a_rule_nothing_is_held_out(tmp_path):
     pytest.importorskip("keras")
     from tests.test_training import coloured_squares, config

@@ -256,6 +256,11 @@ def test_tune_lr_picks_each_heads_best_rate_on_a_hold_out_of_the_training_split(
     assert tuning["data"]["num_train"] == compared["data"]["num_train"]
     assert tuning["data"]["num_validation"] == compared["data"]["num_holdout"] > 0
     assert tuning["data"]["holdout"] == "validation" and compared["data"]["holdout"] == "training split"
+    # a tuning run is scored by the MAP@100 it is chosen on alone; a reported run in full
+    tuning_history = json.loads(next((tmp_path / "out" / "cells").glob("*/tuning/*/history.json")).read_text())
+    run_history = json.loads(next((tmp_path / "out" / "cells").glob("*/runs/*/history.json")).read_text())
+    assert "map_at_100" in tuning_history[-1] and "macro_ap" not in tuning_history[-1]
+    assert {"macro_ap", "precision_at_5", "holdout_map_at_100"} <= set(run_history[-1])
 
 
 def test_the_invocation_clock_keeps_the_wall_clock_while_it_runs_and_at_its_end(tmp_path):

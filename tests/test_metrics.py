@@ -174,16 +174,23 @@ def test_evaluate_scores_ranks_once_and_gives_each_metric_as_its_own_function(se
 
 
 def test_the_top_k_selection_is_the_stable_sort_s_first_k_columns():
-    """``_top_k`` (partition, then sort of the few) against the full stable sort, on ties, zeros and signed zeros."""
+    """``_top_k`` (partition, then sort of the few) against the full stable sort: ties, zeros, signed zeros, integers."""
     rng = np.random.default_rng(0)
-    for trial in range(200):
+    for trial in range(350):
         num_images, num_labels = int(rng.integers(1, 20)), int(rng.integers(1, 40))
-        kind = trial % 4
-        block = (rng.standard_normal((num_images, num_labels)) if kind == 0 else
+        kind = trial % 7
+        block = (rng.standard_normal((num_images, num_labels)) if kind in (0, 6) else
                  rng.integers(0, 3, (num_images, num_labels)).astype(float) if kind == 1 else
-                 np.zeros((num_images, num_labels)) if kind == 2 else rng.integers(-5, 5, (num_images, num_labels)).astype(np.float32))
+                 np.zeros((num_images, num_labels)) if kind == 2 else
+                 rng.integers(-5, 5, (num_images, num_labels)).astype(np.float32) if kind == 3 else
+                 rng.integers(-3, 3, (num_images, num_labels)) if kind == 4 else  # int64, whose negation can overflow
+                 rng.integers(0, 3, (num_images, num_labels)).astype(np.uint8))  # unsigned, whose negation wraps
         if kind == 3:
             block[block == 0] = -0.0
+        if kind == 4:
+            block[0, 0] = np.iinfo(np.int64).min
+        if kind == 6:  # rows with ties beside rows without: only some rows take the path for ties
+            block[::2] = np.round(block[::2])
         k = int(rng.integers(1, num_labels + 1))
         expected = np.argsort(-block.astype(np.float64), axis=1, kind="stable")[:, :k]
         assert np.array_equal(metrics._top_k(block, k), expected), (trial, k)

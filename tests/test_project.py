@@ -5,6 +5,7 @@ import subprocess
 import sys
 import tomllib
 
+import numpy as np
 import pytest
 
 from tests.conftest import REPOSITORY_ROOT
@@ -187,6 +188,19 @@ def test_the_study_benchmark_projects_the_grid_from_its_rates():
             for _ in range(bench_study.TUNING_RATES):
                 tuning += 10 * (6_800 / rates[kind]["train_ips"] + 1_200 * rates[kind]["eval_spi"])
     assert projected["runs"] == pytest.approx(seconds) and projected["tuning"] == pytest.approx(tuning)
+    # the hold-out scored by MAP@100 alone at its own rate: the validation split stays at the full evaluation's
+    alone = {kind: {**values, "holdout_spi": values["eval_spi"] / 4} for kind, values in rates.items()}
+    cheaper = bench_study.project_grid(alone, images=10_000, validation_fraction=0.2, epochs=10, runs=runs,
+                                       holdout_fraction=0.15)
+    seconds = tuning = 0.0
+    for head, kind in bench_study.GRID_HEADS.items():
+        for _ in (16, 64, 256) if kind != "C" else (None,):
+            for _ in range(5):
+                seconds += 10 * (6_800 / rates[kind]["train_ips"] + 2_000 * rates[kind]["eval_spi"]
+                                 + 1_200 * rates[kind]["eval_spi"] / 4)
+            for _ in range(bench_study.TUNING_RATES):
+                tuning += 10 * (6_800 / rates[kind]["train_ips"] + 1_200 * rates[kind]["eval_spi"] / 4)
+    assert cheaper["runs"] == pytest.approx(seconds) and cheaper["tuning"] == pytest.approx(tuning)
     trunk = {"images": 10_000, "epochs": 4, "train_ips": 400.0, "eval_spi": 1e-3, "features_ips": 2_000.0}
     staged = bench_study.project_grid(rates, images=10_000, validation_fraction=0.2, epochs=10, runs=runs, trunk=trunk,
                                       holdout_fraction=0.15)
@@ -230,6 +244,24 @@ def test_the_study_benchmark_projects_a_finished_run_again_with_its_own_epochs_t
         heads, **grid, trunk={**trunk, "images": 10_000, "epochs": 15})["total"]
 
 
+def test_the_evaluation_benchmark_times_the_previous_code_and_this_one_on_the_same_metrics(monkeypatch, capsys):
+    """``benchmarks/bench_evaluation.py`` on a small family: its baseline (the previous top k) gives the same metrics."""
+    sys.path.insert(0, str(REPOSITORY_ROOT / "benchmarks"))
+    import bench_evaluation
+
+    from workbench.evaluation import metrics
+
+    rng = np.random.default_rng(0)
+    for block in (rng.standard_normal((64, 300)), np.round(rng.random((64, 300)), 1).astype(np.float32)):
+        assert np.array_equal(bench_evaluation.previous_top_k(block, 100), metrics._top_k(block, 100))
+    monkeypatch.setitem(bench_evaluation.FAMILIES, "small", {"labels": 300, "validation": 400, "holdout": 200, "ties": True})
+    assert bench_evaluation.main(["--repeats", "1", "--families", "small"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("small"))
+    figures = [float(value) for value in row.split()[1:]]
+    assert len(figures) == 7 and all(value > 0 for value in figures)
+    assert metrics._top_k is not bench_evaluation.previous_top_k  # the module's ranking is restored after the baseline
+
+
 @pytest.mark.slow
 def test_the_study_benchmark_measures_every_lever_at_a_tiny_size(tmp_path):
     """``benchmarks/bench_study.py`` end to end at a tiny size: each lever measured, ratios, projections, a choice."""
@@ -253,6 +285,10 @@ def test_the_study_benchmark_measures_every_lever_at_a_tiny_size(tmp_path):
     assert "Chosen protocol: baseline" in printed  # everything fits 1,000 hours: end-to-end, 32 px, width 16
     assert len(figures["projections"]) == 2 * 2 * 2 and figures["chosen"]["choice"]["protocol"] == "baseline"
     assert "Decoded-image caching" not in printed  # measured only with both file levers
+    # the hold-out's evaluation (MAP@100 alone) measured apart, not dearer than the full one (slack for noise at this size)
+    for name, lever in figures["levers"].items():
+        for kind, rates in lever["heads"].items():
+            assert 0 < rates["holdout_spi"] < rates["eval_spi"] * 1.5, (name, kind, rates)
 
 
 @pytest.mark.slow

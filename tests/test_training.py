@@ -293,6 +293,25 @@ def test_evaluation_callback_records_metrics_of_the_model():
     json.dumps(empty.history, allow_nan=False)
 
 
+def test_an_evaluation_that_measures_map_alone_records_the_map_and_per_image_ap_of_the_full_one():
+    """``measure="map"`` (the stopping rule's hold-out, a tuning run's validation): MAP@k and nothing else, exactly."""
+    dataset = coloured_squares(24)
+    model = build_model(ModelConfig(**TINY), head="sigmoid", num_labels=6)
+    model.compile(optimizer="rmsprop", loss="binary_crossentropy")
+    full = EvaluationCallback(inputs=dataset.images, labels=dataset.labels, verbose=0)
+    alone = EvaluationCallback(inputs=dataset.images, labels=dataset.labels, measure="map", map_k=3,
+                               print_function=(lines := []).append)
+    full_k3 = EvaluationCallback(inputs=dataset.images, labels=dataset.labels, map_k=3, verbose=0)
+    targets = dataset.labels.toarray().astype(np.float32)
+    model.fit(dataset.images, targets, epochs=1, batch_size=8, callbacks=[full, alone, full_k3], verbose=0)
+    assert set(alone.history[0]) == {"epoch", "loss", "map_at_3", "seconds", "eval_seconds"}
+    assert alone.history[0]["map_at_3"] == full_k3.history[0]["map_at_3"]
+    assert np.array_equal(alone.image_ap, full_k3.image_ap, equal_nan=True)
+    assert "MAP@3" in lines[0] and "macro AP" not in lines[0]
+    with pytest.raises(ValueError, match="measure must be 'all' or 'map'"):
+        EvaluationCallback(inputs=dataset.images, labels=dataset.labels, measure="macro")
+
+
 def test_describe_device_names_backend_and_device():
     text = describe_device()
     assert keras.backend.backend() in text and ("CPU" in text or "GPU" in text)

@@ -113,19 +113,37 @@ def _top_k(block: np.ndarray, k: int) -> np.ndarray:
     which this replaces at a fraction of its cost when ``k ≪ C``: the ``k`` highest are
     selected (``argpartition``), then only they are sorted, by score and then column.
     Rows where a tie straddles the ``k``-th score (the selection among equal scores would be
-    arbitrary) are sorted in full.
+    arbitrary) take the tied scores in column order (:func:`_top_k_with_ties`).
     """
-    negated = -np.asarray(block, dtype=np.float64)
+    block = np.asarray(block)
+    # negation is exact in either float type; anything else is compared as float64
+    negated = -(block if block.dtype in (np.float32, np.float64) else block.astype(np.float64))
     if k >= negated.shape[1]:
         return np.argsort(negated, axis=1, kind="stable")[:, :k]
-    chosen = np.argpartition(negated, k - 1, axis=1)[:, :k]
+    # the k selected, in column order, then stably by score: ties stay in column order
+    chosen = np.sort(np.argpartition(negated, k - 1, axis=1)[:, :k], axis=1)
     values = np.take_along_axis(negated, chosen, axis=1)
     boundary = values.max(axis=1, keepdims=True)
-    top = np.take_along_axis(chosen, np.lexsort((chosen, values), axis=1), axis=1)
+    top = np.take_along_axis(chosen, np.argsort(values, axis=1, kind="stable"), axis=1)
     straddling = np.count_nonzero(negated <= boundary, axis=1) > k
     if straddling.any():
-        top[straddling] = np.argsort(negated[straddling], axis=1, kind="stable")[:, :k]
+        top[straddling] = _top_k_with_ties(negated[straddling], boundary[straddling], k)
     return top
+
+
+def _top_k_with_ties(negated: np.ndarray, boundary: np.ndarray, k: int) -> np.ndarray:
+    """:func:`_top_k` of rows where more than ``k`` scores reach the ``k``-th (negated scores, that score's negation).
+
+    Every score above the ``k``-th is taken, then the ones equal to it in column order until
+    there are ``k``; those ``k`` are sorted by score, stably, so ties stay in column order.
+    """
+    chosen = negated < boundary
+    equal = negated == boundary
+    room = k - np.count_nonzero(chosen, axis=1)
+    chosen |= equal & (np.cumsum(equal, axis=1) <= room[:, None])
+    columns = np.nonzero(chosen)[1].reshape(len(negated), k)  # row by row, in column order
+    values = np.take_along_axis(negated, columns, axis=1)
+    return np.take_along_axis(columns, np.argsort(values, axis=1, kind="stable"), axis=1)
 
 
 def _ranked_relevance(scores: np.ndarray, labels: sp.csr_matrix, *, k: int):

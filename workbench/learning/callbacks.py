@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import scipy.sparse as sp
 
-from workbench.evaluation.metrics import check_k, json_number, ranking_metrics
+from workbench.evaluation.metrics import average_precision_at_k, check_k, json_number, ranking_metrics
 from workbench.method.decoding import LabelScorer
 
 __all__ = ["EvaluationCallback"]
@@ -48,6 +48,10 @@ class EvaluationCallback(keras.callbacks.Callback):
     verbose : int, default=1
         Print one line per epoch when positive.
     print_function : callable, default=print
+    measure : {"all", "map"}, default="all"
+        ``"map"``: MAP@``map_k`` alone (each image's AP@``map_k``, no macro AP, P@k, R@k or clean
+        labels): the value a stopping rule or a learning-rate tuning run watches, at a fraction of
+        the cost (macro AP sorts every label's scores over the images).
 
     Attributes
     ----------
@@ -57,7 +61,8 @@ class EvaluationCallback(keras.callbacks.Callback):
         ``map_at_{map_k}_clean`` (MAP@``map_k`` against the clean labels; only with
         ``clean_labels``), ``seconds`` (wall time of the epoch's training) and ``eval_seconds``;
         undefined values (NaN) are stored as ``None`` so records are valid JSON.
-        The record is also merged into the epoch's ``logs`` for later callbacks.
+        The record is also merged into the epoch's ``logs`` for later callbacks. With
+        ``measure="map"`` a record has ``map_at_{map_k}`` and no other metric.
     image_ap : ndarray of shape (epochs, N), dtype float32
         AP@``map_k`` of every validation image after each epoch (NaN for images
         without labels): a row's mean over its non-NaN entries is that epoch's
@@ -79,6 +84,7 @@ class EvaluationCallback(keras.callbacks.Callback):
         image_ap=None,
         verbose: int = 1,
         print_function: Callable[[str], None] = print,
+        measure: str = "all",
     ):
         super().__init__()
         self.inputs = inputs
@@ -87,6 +93,9 @@ class EvaluationCallback(keras.callbacks.Callback):
         if self.clean_labels is not None and self.clean_labels.shape != self.labels.shape:
             raise ValueError(f"clean_labels has shape {self.clean_labels.shape} but labels {self.labels.shape}; give one "
                              "clean label row per validation image.")
+        if measure not in ("all", "map"):
+            raise ValueError(f"measure must be 'all' or 'map'; got {measure!r}.")
+        self.measure = measure
         self.scorer = LabelScorer(vectors)
         self.batch_size = int(batch_size)
         self.map_k = check_k(map_k)
@@ -112,6 +121,11 @@ class EvaluationCallback(keras.callbacks.Callback):
         else:
             outputs = self.model.predict(self.inputs, verbose=0)
         scores = self.scorer(outputs)
+        if self.measure == "map":
+            image_ap = average_precision_at_k(scores, self.labels, k=self.map_k)
+            labelled = image_ap[~np.isnan(image_ap)]
+            self._last_image_ap = image_ap.astype(np.float32)
+            return {f"map_at_{self.map_k}": float(labelled.mean()) if len(labelled) else float("nan")}
         # one ranking of each image's top labels serves every metric, on the labels and on the clean labels
         image_ap, metrics = ranking_metrics(scores, self.labels, map_k=self.map_k, precision_k=self.precision_k,
                                             clean_labels=self.clean_labels)
@@ -136,10 +150,11 @@ class EvaluationCallback(keras.callbacks.Callback):
             loss = f"loss {float(logs['loss']):.4f}  " if logs and "loss" in logs else ""
             clean = metrics.get(f"map_at_{self.map_k}_clean")
             clean = f" (clean labels {clean:.4f})" if clean is not None else ""
-            self.print_function(
-                f"epoch {record['epoch']}: {loss}MAP@{self.map_k} {metrics[f'map_at_{self.map_k}']:.4f}{clean}  "
-                f"macro AP {metrics['macro_ap']:.4f}  P@{self.precision_k} "
+            others = "" if self.measure == "map" else (
+                f"  macro AP {metrics['macro_ap']:.4f}  P@{self.precision_k} "
                 f"{metrics[f'precision_at_{self.precision_k}']:.4f}  R@{self.precision_k} "
-                f"{metrics[f'recall_at_{self.precision_k}']:.4f}  ({seconds:.1f} s train, "
-                f"{record['eval_seconds']:.1f} s eval)"
+                f"{metrics[f'recall_at_{self.precision_k}']:.4f}")
+            self.print_function(
+                f"epoch {record['epoch']}: {loss}MAP@{self.map_k} {metrics[f'map_at_{self.map_k}']:.4f}{clean}{others}  "
+                f"({seconds:.1f} s train, {record['eval_seconds']:.1f} s eval)"
             )

@@ -4,8 +4,8 @@
 MAP@k and says whether the rate is reduced or training stops. :class:`PlateauCallback`
 applies it in ``fit``: it scores the hold-out through the same scoring path as the
 validation split (an :class:`~workbench.learning.callbacks.EvaluationCallback` that only
-measures), writes ``holdout_map_at_{k}`` and the epoch's ``learning_rate`` into the epoch's
-history record, sets the optimizer's rate and ``model.stop_training``. The rule's state is
+measures MAP@k alone), writes ``holdout_map_at_{k}``, the seconds that scoring took
+(``holdout_eval_seconds``) and the epoch's ``learning_rate`` into the epoch's history record, sets the optimizer's rate and ``model.stop_training``. The rule's state is
 a small dict (:meth:`PlateauRule.to_dict`) that :func:`workbench.learning.training.train`
 keeps in every checkpoint's ``state.json``, so a killed run resumes with the same best
 value, counters and rate, and in ``config.json`` (``stopping``) when the run ends.
@@ -19,6 +19,7 @@ hold-out, monitors its validation metric instead (``train(monitor_validation=Tru
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Callable
 
@@ -144,7 +145,8 @@ class PlateauCallback(keras.callbacks.Callback):
         ``score() -> float or None``: the hold-out MAP@k of the current model.
     history : list of dict
         The run's history (the validation callback's, whose record of this epoch is the last one);
-        ``holdout_map_at_{map_k}`` and ``learning_rate`` (the rate this epoch trained with) are added to it.
+        ``holdout_map_at_{map_k}``, ``holdout_eval_seconds`` (the wall time of ``score()``) and
+        ``learning_rate`` (the rate this epoch trained with) are added to it.
     map_k : int, default=100
     verbose : int, default=1
     print_function : callable, default=print
@@ -164,12 +166,15 @@ class PlateauCallback(keras.callbacks.Callback):
         self.model.optimizer.learning_rate = self.rule.learning_rate  # the rate a resumed run had reached
 
     def on_epoch_end(self, epoch, logs=None):
+        start = time.perf_counter()
         value = self.score()
+        seconds = time.perf_counter() - start
         record = self.history[-1] if self.history and self.history[-1].get("epoch") == epoch + 1 else None
         rate = self.rule.learning_rate
         action = self.rule.update(epoch + 1, value)
         if record is not None:
             record[self.key] = value
+            record["holdout_eval_seconds"] = round(seconds, 3)
             record["learning_rate"] = rate
         if action == "reduce":
             self.model.optimizer.learning_rate = self.rule.learning_rate

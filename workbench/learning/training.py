@@ -205,7 +205,8 @@ def train(
         watch the validation metric itself instead of a hold-out taken from the training data.
         Only for runs whose validation images are a hold-out of a training split (learning-rate
         tuning, :func:`workbench.experiments.experiment.tune_learning_rates`), never for a run
-        whose validation value is reported.
+        whose validation value is reported. Those images are scored by MAP@``config.map_k`` alone
+        (the value watched; no macro AP, P@k, R@k or clean-label MAP).
     trunk : workbench.learning.twostage.Trunk, optional
         The two-stage protocol: train the head alone on this trunk's cached features of
         ``dataset``'s images (``config.model`` must be the trunk's); ``model.keras`` is then
@@ -345,10 +346,12 @@ def train(
         # no decode cache: validation is loaded whole once when it fits its budget, and a split too
         # large for that budget is streamed rather than held in memory a second way
         validation_source = _source(validation_set, config, trunk, cache_bytes=0)
+        # a tuning run's validation images are a hold-out it is scored on by MAP@k alone
         evaluation = EvaluationCallback(
             inputs=_validation_inputs(validation_source, batch_size=config.batch_size, workers=config.workers),
             labels=validation_set.labels,
-            clean_labels=validation_set.clean_labels,
+            clean_labels=None if monitor_validation else validation_set.clean_labels,
+            measure="map" if monitor_validation else "all",
             vectors=vectors,
             batch_size=max(config.batch_size, 128),
             map_k=config.map_k,
@@ -431,7 +434,7 @@ def _holdout_score(evaluation: EvaluationCallback, holdout_set, config: TrainCon
     measure = EvaluationCallback(
         inputs=_validation_inputs(holdout_source, batch_size=config.batch_size, workers=config.workers),
         labels=holdout_set.labels, vectors=vectors, batch_size=max(config.batch_size, 128), map_k=config.map_k,
-        precision_k=config.precision_k, verbose=0)
+        precision_k=config.precision_k, verbose=0, measure="map")  # the rule reads MAP@k alone
 
     def score():
         measure.set_model(evaluation.model)
