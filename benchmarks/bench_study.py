@@ -349,7 +349,26 @@ def actual_time(folder: Path) -> dict:
             "tuning_runs": sum(len(cell.get("tuning") or []) for cell in cells),
             "trunk_seconds": sum(trunk.get("seconds") or 0.0 for trunk in trunks),
             "trunk_epochs": max((trunk.get("epochs_trained") or 0 for trunk in trunks), default=0),
-            "trunk_images": sum(trunk.get("num_trunk_images") or 0 for trunk in trunks)}
+            "trunk_images": sum(trunk.get("num_trunk_images") or 0 for trunk in trunks),
+            "process": process_time(folder)}
+
+
+def process_time(folder: Path) -> dict:
+    """Seconds spent per part, summed over every run's and tuning run's ``history.json`` (both workers together).
+
+    ``runs_train``, ``runs_validation`` (the full evaluation), ``runs_holdout`` (the stopping rule's
+    scoring; recorded since the hold-out is timed, so 0 for runs made before), ``tuning_train``,
+    ``tuning_evaluation`` (a tuning run's validation images are the hold-out).
+    """
+    totals = dict.fromkeys(("runs_train", "runs_validation", "runs_holdout", "tuning_train", "tuning_evaluation"), 0.0)
+    for kind, parts in (("runs", ("runs_train", "runs_validation", "runs_holdout")),
+                        ("tuning", ("tuning_train", "tuning_evaluation", None))):
+        for path in sorted((folder / "cells").glob(f"*/{kind}/*/history.json")):
+            for record in json.loads(path.read_text()):
+                for part, key in zip(parts, ("seconds", "eval_seconds", "holdout_eval_seconds")):
+                    if part is not None:
+                        totals[part] += record.get(key) or 0.0
+    return totals
 
 
 def project_as_run(choice: dict, results: dict, baseline: dict, grid: dict, actual: dict, *, trunk_images: int,
@@ -445,6 +464,11 @@ def _report_actual(args, chosen, results: dict, baseline: dict, grid: dict, trun
                  f"measured {actual['trunk_seconds'] / 3600:.2f} h); actual / as run = {actual['hours'] * 3600 / run['total']:.2f}")
         figures.update({"epochs_hours": again["epochs"]["total"] / 3600, "as_run_hours": run["total"] / 3600})
     print(line)
+    hours = {part: seconds / 3600 for part, seconds in actual["process"].items()}
+    print(f"  process time in the runs' histories (the workers together): runs {hours['runs_train']:.2f} h training, "
+          f"{hours['runs_validation']:.2f} h scoring the validation split, {hours['runs_holdout']:.2f} h the hold-out"
+          f"{'' if hours['runs_holdout'] else ' (not recorded: runs made before it was timed)'}; tuning "
+          f"{hours['tuning_train']:.2f} h training, {hours['tuning_evaluation']:.2f} h scoring")
     return figures
 
 

@@ -244,6 +244,24 @@ def test_the_study_benchmark_projects_a_finished_run_again_with_its_own_epochs_t
         heads, **grid, trunk={**trunk, "images": 10_000, "epochs": 15})["total"]
 
 
+def test_the_study_benchmark_sums_a_finished_run_s_time_per_part_from_its_histories(tmp_path):
+    """``--actual``'s process time: training, validation and hold-out scoring of runs, and of tuning runs, summed."""
+    import json
+
+    sys.path.insert(0, str(REPOSITORY_ROOT / "benchmarks"))
+    import bench_study
+
+    histories = {"cells/dim-16/runs/pmi-seed0": [{"seconds": 1.0, "eval_seconds": 2.0, "holdout_eval_seconds": 0.5},
+                                                 {"seconds": 1.5, "eval_seconds": 2.5, "holdout_eval_seconds": 0.25}],
+                 "cells/dim-64/runs/sigmoid-seed1": [{"seconds": 4.0, "eval_seconds": 3.0}],  # before the hold-out was timed
+                 "cells/dim-16/tuning/pmi-lr0.01": [{"seconds": 2.0, "eval_seconds": 1.0}, {"seconds": 2.0, "eval_seconds": 1.0}]}
+    for folder, history in histories.items():
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "history.json").write_text(json.dumps(history))
+    assert bench_study.process_time(tmp_path) == {"runs_train": 6.5, "runs_validation": 7.5, "runs_holdout": 0.75,
+                                                 "tuning_train": 4.0, "tuning_evaluation": 2.0}
+
+
 def test_the_evaluation_benchmark_times_the_previous_code_and_this_one_on_the_same_metrics(monkeypatch, capsys):
     """``benchmarks/bench_evaluation.py`` on a small family: its baseline (the previous top k) gives the same metrics."""
     sys.path.insert(0, str(REPOSITORY_ROOT / "benchmarks"))
