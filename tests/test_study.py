@@ -112,27 +112,35 @@ def test_every_claim_of_the_shipped_note_and_readme_is_backed_by_comparisons_csv
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     block = "\n".join(line for line in readme[readme.index(report.README_BEGIN):readme.index(report.README_END)].splitlines()
                       if not line.startswith(report_large.README_PREFIX))
+    assert CLAIM.search(note) and POOLED.search(note)
+    assert CLAIM.search(block) or POOLED.search(block)  # the summary: the per-cell claims, or the pooled ones
     for text in (note, block):
-        assert CLAIM.search(text) and POOLED.search(text)
         assert claim_problems(text, study["comparisons"], study["results"]["pooled"]) == []
     # the checker can fail: flip one verdict in the table and the note no longer agrees with it
     flipped = study["comparisons"].copy()
-    flipped.loc[0, "verdict"] = "better"
+    flipped.loc[0, "verdict"] = "worse" if flipped.loc[0, "verdict"] == "better" else "better"
     assert claim_problems(note, flipped, study["results"]["pooled"])
 
 
-def test_the_shipped_comparisons_are_the_seed_level_tests_of_results_csv():
+def _shipped_is_the_earlier_study() -> bool:
+    return bool(studies.protocol_gaps(studies.load_study(STUDY)))
+
+
+def test_the_shipped_comparisons_are_the_tests_of_the_shipped_results():
     results = read_results(STUDY)
     with open(STUDY / "results.csv", newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [(row["cell"], row["head"], int(row["seed"]), float(row["map_at_100"])) for row in rows] == \
         [(row["cell"], row["head"], row["seed"], row["map_at_100"]) for row in results["rows"]]
-    rebuilt = studies.seed_level_results(results["rows"], grid=results["grid"], provenance=results["provenance"])
-    assert rebuilt["comparisons"] == results["comparisons"] and rebuilt["pooled"] == results["pooled"]
     assert (STUDY / "comparisons.csv").read_text(encoding="utf-8") == comparisons_csv(results)
+    if results.get("paired_on") == studies.SEEDS_ONLY:  # published without per-image values: rebuilt from the seeds
+        rebuilt = studies.seed_level_results(results["rows"], grid=results["grid"], provenance=results["provenance"])
+        assert rebuilt["comparisons"] == results["comparisons"] and rebuilt["pooled"] == results["pooled"]
 
 
 def test_the_earlier_study_is_titled_as_such_and_says_what_three_seeds_allow():
+    if not _shipped_is_the_earlier_study():
+        pytest.skip("the shipped study is the rerun with the protocol (tested below)")
     note = (ROOT / "docs" / "study.md").read_text(encoding="utf-8")
     assert note.startswith("# The earlier study: its per-cell claims are withdrawn until the rerun\n")
     assert "With 3 seeds there is no 95 % interval" in note and "smallest two-sided p-value with 3 seeds is 0.250" in note
@@ -148,27 +156,32 @@ def test_the_earlier_study_is_titled_as_such_and_says_what_three_seeds_allow():
     assert runs == 2 * (dims * 5 + 2) * 5 and f"It trains {runs} runs in {2 * (dims + 1)} cells" in note
 
 
-def test_the_rerun_estimate_scales_the_studys_own_pace():
+def test_the_shipped_rerun_is_the_grid_file_run_to_the_end_with_the_protocol():
+    if _shipped_is_the_earlier_study():
+        pytest.skip("the shipped study is the earlier one (tested above) until the rerun is published")
     study = studies.load_study(STUDY)
-    estimate = studies.rerun_estimate(STUDY / "grid.toml", study)
-    pace = 2955 / (84 * 16)  # 49 min 15 s for 84 runs of 16 epochs
-    assert estimate["seconds_per_epoch"] == pytest.approx(pace)
-    dims = len(estimate["grid"]["embedding"]["dim"])
-    runs, tuning = 2 * (dims * 5 + 2) * 5, 2 * (dims * 5 + 2) * 3  # 3 rates a head and cell at least
-    assert estimate["runs"] == runs and estimate["tuning_runs"] == tuning
-    assert estimate["seconds_cap"] == pytest.approx((runs + tuning) * 32 * pace)
-    assert estimate["seconds_study_epochs"] == pytest.approx((runs + tuning) * 16 * pace)
+    grid = parse_grid(__import__("tomllib").loads((STUDY / "grid.toml").read_text(encoding="utf-8")))
+    published = study["results"]["grid"]
+    assert {key: published[key] for key in ("data", "embedding")} == {key: grid[key] for key in ("data", "embedding")}
+    assert published["train"]["heads"] == grid["train"]["heads"] and published["train"]["seeds"] == grid["train"]["seeds"]
+    runs = sum(len(cell.heads) * len(cell.seeds) for cell in expand_cells(grid))
+    assert len(study["rows"]) == runs  # every run of every cell, none missing
+    note = (ROOT / "docs" / "study.md").read_text(encoding="utf-8")
+    assert note.startswith("# The study: when does the PMI structure help?\n") and "withdrawn" not in note
+    invocations = study["results"]["run"]["invocations"]
+    assert f"of wall-clock time over {len(invocations)} invocations of `workbench experiment`" in note
 
 
 def test_the_published_study_loads_through_the_front_door():
     import workbench as wb
 
     study = wb.load_experiment()
-    assert study.folder == STUDY and len(study.rows()) == 84
-    assert list(study.comparisons()["verdict"].unique()) == ["no difference"]
+    shipped = studies.load_study(STUDY)
+    assert study.folder == STUDY and len(study.rows()) == len(shipped["rows"])
+    assert study.comparisons()["verdict"].tolist() == shipped["comparisons"]["verdict"].tolist()
     claims = study.claims()
-    assert "pmi shows no difference from random at 100 labels for k = 4, 8, 16, 32, 64, 128 (Holm-adjusted p = 1.000)." \
-        in claims
+    note = (ROOT / "docs" / "study.md").read_text(encoding="utf-8")
+    assert claims and all(claim in note for claim in claims)
 
 
 # ------------------------------------------------------------------------------------------ a synthetic study
@@ -202,7 +215,9 @@ def _synthetic_study(folder: Path, *, seeds=(0, 1, 2, 3, 4), tuned: bool = True)
                 values.setdefault(cell.name, {})[(head, seed)] = array
                 rows.append({"cell": cell.name, "head": head, "dim": dim, "dim_achieved": dim, "seed": seed,
                              "num_labels": labels, "num_images": 500, "epochs": 6, "learning_rate": 0.01,
-                             "epochs_to_convergence": 3 if tuned else None, "map_at_100": float(array.mean()),
+                             # shuffled's last seed reached the cap without the stopping rule firing
+                             "epochs_to_convergence": 3 if tuned and (head, seed) != ("shuffled", seeds[-1]) else None,
+                             "map_at_100": float(array.mean()),
                              "map_at_100_clean": float(array.mean()) + 0.05, "ceiling_map_at_100": 0.9 if dim else None})
     results = {"grid": grid, "rows": rows, "histories": [], **grid_comparisons(cells, values, num_labels=num_labels),
                "per_label": [], "cells": {}, "provenance": {"seconds": 480.0}}
@@ -227,9 +242,33 @@ def test_a_synthetic_studys_claims_are_each_backed_by_a_comparisons_row(tmp_path
     assert note.startswith("# The study: when does the PMI structure help?\n")
     assert "[95 % interval]" in note and "## The rerun" not in note and "withdrawn" not in note
     assert "MAP@100 on the clean labels" in note and "Epochs to convergence" in note
+    # epochs to convergence over the runs the rule stopped, with the runs at the cap counted, and the heads without k
+    assert "| 4 | 3.0 ± 0.0 | 3.0 ± 0.0 (1 of 5 at the cap) | 3.0 ± 0.0 | 3.0 ± 0.0 | 3.0 ± 0.0 |" in note
+    assert "Without k: sigmoid 3.0 ± 0.0." in note
+    # the wall-clock time: the experiment's invocations summed where they were published with it, else the provenance's
+    assert "| time | 8 min (480 s) of training |" in note
+    study["results"]["run"] = {"seconds": 5400.0, "invocations": [
+        {"began": "2026-12-06T05:11:05Z", "seconds": 3600.0}, {"began": "2026-12-07T08:00:00Z", "seconds": 1800.0,
+                                                               "git_commit": "345a124" + "0" * 33}]}
+    timed = report.study_markdown(study)
+    assert ("| time | **1 h 30 min** (1.50 h) of wall-clock time over 2 invocations of `workbench experiment` "
+            "(`experiment.json`), 2026-12-06 to 2026-12-07; commit `345a124` (and earlier ones not recorded) |") in timed
     # the paper's +7 %: pmi − sigmoid relative to sigmoid at every k, its interval against +7 %
     question = studies.paper_question(study)
     assert len(question) == 2 and "of sigmoid's MAP@100" in question[1] and "+7 %" in question[1]
+
+
+def test_the_rerun_estimate_scales_the_studys_own_pace(tmp_path):
+    _synthetic_study(tmp_path / "study")
+    study = studies.load_study(tmp_path / "study")
+    estimate = studies.rerun_estimate(STUDY / "grid.toml", study)
+    pace = 480 / (len(study["rows"]) * 6)  # 480 s for its runs of 6 epochs
+    assert estimate["seconds_per_epoch"] == pytest.approx(pace)
+    dims = len(estimate["grid"]["embedding"]["dim"])
+    runs, tuning = 2 * (dims * 5 + 2) * 5, 2 * (dims * 5 + 2) * 3  # 3 rates a head and cell at least
+    assert estimate["runs"] == runs and estimate["tuning_runs"] == tuning
+    assert estimate["seconds_cap"] == pytest.approx((runs + tuning) * 32 * pace)
+    assert estimate["seconds_study_epochs"] == pytest.approx((runs + tuning) * 6 * pace)
 
 
 def test_a_study_short_of_the_protocol_is_titled_the_earlier_study(tmp_path):

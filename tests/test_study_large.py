@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from tests.test_study import claim_problems
-from workbench.experiments import publication, report_large, study as studies
+from workbench.experiments import publication, report, report_large, study as studies
 from workbench.experiments.results import read_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -203,7 +203,7 @@ def test_every_claim_of_the_section_is_backed_by_a_comparisons_row(published):
     assert "pmi − sigmoid is" in section and "of sigmoid's MAP@100" in section and "faster convergence" in section
     # the checker can fail: a flipped verdict no longer agrees with the text
     flipped = comparisons.copy()
-    flipped.loc[0, "verdict"] = "better"
+    flipped.loc[0, "verdict"] = "worse" if flipped.loc[0, "verdict"] == "better" else "better"
     assert claim_problems(section, flipped, pooled)
     # what the section says of the protocol, the data and the time
     assert "# The study at C = 8 labels: the two-stage protocol" in section
@@ -268,6 +268,22 @@ def test_write_study_publishes_the_large_study_and_writes_both_studies(experimen
     assert claim_problems(line, study["comparisons"], []) == []
     # the spelling the grid file's comment uses is the same option
     assert module.main(["--publish-1870", str(experiment), "--check"]) == 0
+
+
+@pytest.mark.slow
+def test_publishing_the_first_study_keeps_the_experiment_s_invocations_and_says_its_wall_clock_time(experiment, tmp_path):
+    """``write_study.py --publish``: results.json carries ``experiment.json``'s invocations, and the note their sum."""
+    module = _write_study_module()
+    folder = tmp_path / "study"
+    folder.mkdir()
+    module.publish(experiment, folder)
+    published = read_results(folder)
+    invocations = json.loads((experiment / "experiment.json").read_text())["invocations"]
+    assert published["run"]["invocations"] == invocations and invocations[-1]["git_commit"]
+    assert published["run"]["seconds"] == pytest.approx(sum(entry["seconds"] for entry in invocations))
+    note = report.study_markdown(studies.load_study(folder))
+    assert (f"of wall-clock time over {len(invocations)} invocation{'s' if len(invocations) > 1 else ''} of "
+            f"`workbench experiment`") in note and f"commit `{invocations[-1]['git_commit'][:7]}`" in note
 
 
 def test_the_trunk_is_said_to_have_converged_only_when_its_stopping_rule_fired():

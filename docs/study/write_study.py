@@ -40,13 +40,16 @@ LARGE_LABELS = 1870  # LARGE_GRID's label count, named while the study has not r
 
 def publish(source: Path, folder: Path = HERE) -> None:
     """Copy an experiment's ``results.csv`` and ``comparisons.csv`` into ``folder``, and its ``results.json`` without
-    the per-label analyses (the figures are drawn from the experiment folder itself)."""
+    the per-label analyses (the figures are drawn from the experiment folder itself) and with the experiment's record
+    (``run``: every invocation of ``workbench experiment`` from ``experiment.json``, their wall-clock seconds summed)."""
     results = read_results(source)
     if not results.get("comparisons"):
         raise ValueError(f"{source}/results.json has no comparisons; run 'workbench experiment' on it again first.")
+    record = publication.run_record(source)
     for name in ("results.csv", "comparisons.csv"):
         shutil.copyfile(source / name, folder / name)
-    atomic_write_json(folder / "results.json", {key: value for key, value in results.items() if key != "per_label"})
+    atomic_write_json(folder / "results.json", {**{key: value for key, value in results.items() if key != "per_label"},
+                                                "run": {"invocations": record["invocations"], "seconds": record["seconds"]}})
 
 
 def texts(folder: Path = HERE, large: Path | None = None) -> dict[Path, str]:

@@ -396,18 +396,25 @@ def run_cell(settings: dict, out_dir: str, *, threads: int | None = None, device
         log.close()
 
 
-def _provenance(seconds: float | None = None) -> dict:
-    import platform
+def _git_commit() -> str | None:
+    """The commit of the workbench's checkout (``None`` outside git)."""
     import subprocess
 
     import workbench
 
-    commit = None
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(workbench.__file__).parent, text=True,
-                                capture_output=True, timeout=10).stdout.strip() or None
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(workbench.__file__).parent, text=True,
+                              capture_output=True, timeout=10).stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
-        pass
+        return None
+
+
+def _provenance(seconds: float | None = None) -> dict:
+    import platform
+
+    import workbench
+
+    commit = _git_commit()
     memory = None
     try:
         memory = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2 ** 30, 1)
@@ -459,9 +466,10 @@ def run_experiment(grid: dict, *, out_dir: str | Path, cores: int | None = None,
     out_dir.mkdir(parents=True, exist_ok=True)
     earlier = read_json(out_dir / EXPERIMENT_MARKER) if (out_dir / EXPERIMENT_MARKER).is_file() else {}
     earlier = earlier if isinstance(earlier, dict) else {}
-    # the wall-clock time of every invocation (a grid split across sessions adds them up)
+    # the wall-clock time of every invocation (a grid split across sessions adds them up), and the code it ran
     invocations = [*(earlier.get("invocations") or []),
-                   {"began": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": 0.0, "cells_finished": 0}]
+                   {"began": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "seconds": 0.0, "cells_finished": 0,
+                    "git_commit": _git_commit()}]
     record = {"format": "workbench-experiment", "grid": {key: grid[key] for key in ("data", "embedding", "train")},
               "cells": [cell.name for cell in cells], "invocations": invocations}
     clock = InvocationClock(out_dir / EXPERIMENT_MARKER, record, began=began)

@@ -186,11 +186,25 @@ def _study_lines(study: dict) -> list[list[str]]:
 
 def _provenance_text(results: dict) -> str:
     provenance = results.get("provenance", {})
+    run = results.get("run") or {}
     parts = []
-    if provenance.get("seconds"):
+    if run.get("seconds"):  # published with the experiment's record: its wall-clock time, every invocation summed
+        invocations = run.get("invocations") or []
+        began = [entry["began"] for entry in invocations if entry.get("began")]
+        span = f", {began[0][:10]} to {began[-1][:10]}" if began and began[0][:10] != began[-1][:10] else \
+            f", {began[0][:10]}" if began else ""
+        parts.append(f"**{_minutes(run['seconds'])}** ({run['seconds'] / 3600:.2f} h) of wall-clock time over "
+                     f"{len(invocations)} invocation{'s' if len(invocations) != 1 else ''} of `workbench experiment` "
+                     f"(`experiment.json`){span}")
+        commits = list(dict.fromkeys(entry["git_commit"][:7] for entry in invocations if entry.get("git_commit")))
+        if commits:
+            parts.append(f"commit{'s' if len(commits) > 1 else ''} {_list(f'`{commit}`' for commit in commits)}"
+                         + (" (and earlier ones not recorded)" if any(not entry.get("git_commit") for entry in invocations)
+                            else ""))
+    elif provenance.get("seconds"):
         parts.append(f"{_minutes(provenance['seconds'])} ({provenance['seconds']:,.0f} s) of training"
                      + (f", {provenance['when']}" if provenance.get("when") else ""))
-    if provenance.get("git_commit"):
+    if provenance.get("git_commit") and not any(part.startswith("commit") for part in parts):
         parts.append(f"commit `{provenance['git_commit'][:7]}`")
     if provenance.get("machine"):
         parts.append(provenance["machine"])
@@ -283,6 +297,37 @@ def _rerun(estimate: dict, grid_name: str) -> list[str]:
     ]
 
 
+def _epochs_text(values, cap) -> str:
+    """Epochs to convergence of a head's runs: mean ± sd over the runs the rule stopped, and how many reached the cap."""
+    values = np.asarray(values, dtype=np.float64)
+    stopped = values[~np.isnan(values)]
+    text = "—" if not len(stopped) else \
+        f"{stopped.mean():.1f} ± {stopped.std(ddof=1) if len(stopped) > 1 else 0.0:.1f}"
+    at_cap = int(np.isnan(values).sum())
+    return text + (f" ({at_cap} of {len(values)} at the cap{f' of {cap}' if cap else ''})" if at_cap else "")
+
+
+def _epochs_table(rows, num_labels: int, cap) -> list[str]:
+    """Epochs to convergence per k and head at ``num_labels`` (the heads without k on a line of their own)."""
+    if "epochs_to_convergence" not in rows or rows["epochs_to_convergence"].isna().all():
+        return []
+    mine = rows[rows["num_labels"] == num_labels]
+    k_rows = mine[mine["head"].isin(K_HEADS)]
+    heads = list(dict.fromkeys(k_rows["head"]))
+    lines = [[_k_label(rows, num_labels, dim)] + [_epochs_text(k_rows[(k_rows["head"] == head) & (k_rows["dim"] == dim)]
+                                                               ["epochs_to_convergence"], None) for head in heads]
+             for dim in sorted(int(value) for value in k_rows["dim"].unique())]
+    flat = [f"{head} {_epochs_text(group['epochs_to_convergence'], None)}"
+            for head, group in mine[~mine["head"].isin(K_HEADS)].groupby("head", sort=False)]
+    out = [f"Epochs to convergence (the epoch of the best hold-out MAP@100; mean ± sd over the runs the stopping rule "
+           f"stopped, and the runs that reached the cap of {cap} epochs without it), {num_labels} labels:", ""]
+    if heads:
+        out += [*_markdown_table(["k", *heads], lines), ""]
+    if flat:
+        out += [f"Without k: {'; '.join(flat)}.", ""]
+    return out
+
+
 def _optional_table(rows, num_labels: int, column: str, title: str, *, per_seed: bool = True) -> list[str]:
     table = _value_table(rows, num_labels, column, per_seed=per_seed)
     return [title, "", *table, ""] if table else []
@@ -318,12 +363,14 @@ def study_markdown(study: dict, *, rerun_grid=None, prefix: str = "study") -> st
            "## How it was run", "", *_markdown_table(["", ""], _study_lines(study)), "",
            "## Results", "", *_figures(folder, prefix, ["map_against_k.png"])]
     for num_labels in label_counts:
+        flat = _flat_heads(rows, num_labels)
         out += [f"**{num_labels} labels**: final validation MAP@100 (mean ± standard deviation over seeds of each run's "
                 f"mean of its {_last(rows)})", "", *_value_table(rows, num_labels, "map_at_100"), "",
-                f"Without k: {_flat_heads(rows, num_labels)}.", ""]
-        out += _optional_table(rows, num_labels, "map_at_100_clean", f"MAP@100 on the clean labels, {num_labels} labels:")
-        out += _optional_table(rows, num_labels, "epochs_to_convergence",
-                               f"Epochs to convergence (the epoch of the best hold-out MAP@100), {num_labels} labels:")
+                *([f"Without k: {flat}.", ""] if flat else [])]
+        clean = _optional_table(rows, num_labels, "map_at_100_clean", f"MAP@100 on the clean labels, {num_labels} labels:")
+        flat_clean = _flat_heads(rows, num_labels, "map_at_100_clean") if clean else ""
+        out += clean + ([f"Without k: {flat_clean}.", ""] if flat_clean else [])
+        out += _epochs_table(rows, num_labels, results.get("grid", {}).get("train", {}).get("epochs"))
     out += ["## Comparisons", "",
             "Each head against each baseline in every setting (pmi against every other head, every other head against "
             "sigmoid): the mean paired difference of MAP@100, the seeds where the head was higher, the test and its "
