@@ -360,14 +360,14 @@ def process_time(folder: Path) -> dict:
     scoring; recorded since the hold-out is timed, so 0 for runs made before), ``tuning_train``,
     ``tuning_evaluation`` (a tuning run's validation images are the hold-out).
     """
-    totals = dict.fromkeys(("runs_train", "runs_validation", "runs_holdout", "tuning_train", "tuning_evaluation"), 0.0)
-    for kind, parts in (("runs", ("runs_train", "runs_validation", "runs_holdout")),
-                        ("tuning", ("tuning_train", "tuning_evaluation", None))):
+    parts = {"runs": {"runs_train": "seconds", "runs_validation": "eval_seconds", "runs_holdout": "holdout_eval_seconds"},
+             "tuning": {"tuning_train": "seconds", "tuning_evaluation": "eval_seconds"}}
+    totals = {part: 0.0 for keys in parts.values() for part in keys}
+    for kind, keys in parts.items():
         for path in sorted((folder / "cells").glob(f"*/{kind}/*/history.json")):
             for record in json.loads(path.read_text()):
-                for part, key in zip(parts, ("seconds", "eval_seconds", "holdout_eval_seconds")):
-                    if part is not None:
-                        totals[part] += record.get(key) or 0.0
+                for part, key in keys.items():
+                    totals[part] += record.get(key) or 0.0
     return totals
 
 

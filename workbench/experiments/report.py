@@ -187,7 +187,7 @@ def _study_lines(study: dict) -> list[list[str]]:
 def _provenance_text(results: dict) -> str:
     provenance = results.get("provenance", {})
     run = results.get("run") or {}
-    parts = []
+    parts, commits = [], []
     if run.get("seconds"):  # published with the experiment's record: its wall-clock time, every invocation summed
         invocations = run.get("invocations") or []
         began = [entry["began"] for entry in invocations if entry.get("began")]
@@ -204,7 +204,7 @@ def _provenance_text(results: dict) -> str:
     elif provenance.get("seconds"):
         parts.append(f"{_minutes(provenance['seconds'])} ({provenance['seconds']:,.0f} s) of training"
                      + (f", {provenance['when']}" if provenance.get("when") else ""))
-    if provenance.get("git_commit") and not any(part.startswith("commit") for part in parts):
+    if provenance.get("git_commit") and not commits:  # the invocations' commits say it where they were recorded
         parts.append(f"commit `{provenance['git_commit'][:7]}`")
     if provenance.get("machine"):
         parts.append(provenance["machine"])
@@ -297,14 +297,14 @@ def _rerun(estimate: dict, grid_name: str) -> list[str]:
     ]
 
 
-def _epochs_text(values, cap) -> str:
+def _epochs_text(values) -> str:
     """Epochs to convergence of a head's runs: mean ± sd over the runs the rule stopped, and how many reached the cap."""
     values = np.asarray(values, dtype=np.float64)
     stopped = values[~np.isnan(values)]
     text = "—" if not len(stopped) else \
         f"{stopped.mean():.1f} ± {stopped.std(ddof=1) if len(stopped) > 1 else 0.0:.1f}"
     at_cap = int(np.isnan(values).sum())
-    return text + (f" ({at_cap} of {len(values)} at the cap{f' of {cap}' if cap else ''})" if at_cap else "")
+    return text + (f" ({at_cap} of {len(values)} at the cap)" if at_cap else "")
 
 
 def _epochs_table(rows, num_labels: int, cap) -> list[str]:
@@ -315,9 +315,9 @@ def _epochs_table(rows, num_labels: int, cap) -> list[str]:
     k_rows = mine[mine["head"].isin(K_HEADS)]
     heads = list(dict.fromkeys(k_rows["head"]))
     lines = [[_k_label(rows, num_labels, dim)] + [_epochs_text(k_rows[(k_rows["head"] == head) & (k_rows["dim"] == dim)]
-                                                               ["epochs_to_convergence"], None) for head in heads]
+                                                               ["epochs_to_convergence"]) for head in heads]
              for dim in sorted(int(value) for value in k_rows["dim"].unique())]
-    flat = [f"{head} {_epochs_text(group['epochs_to_convergence'], None)}"
+    flat = [f"{head} {_epochs_text(group['epochs_to_convergence'])}"
             for head, group in mine[~mine["head"].isin(K_HEADS)].groupby("head", sort=False)]
     out = [f"Epochs to convergence (the epoch of the best hold-out MAP@100; mean ± sd over the runs the stopping rule "
            f"stopped, and the runs that reached the cap of {cap} epochs without it), {num_labels} labels:", ""]

@@ -5,10 +5,11 @@ MAP@k and says whether the rate is reduced or training stops. :class:`PlateauCal
 applies it in ``fit``: it scores the hold-out through the same scoring path as the
 validation split (an :class:`~workbench.learning.callbacks.EvaluationCallback` that only
 measures MAP@k alone), writes ``holdout_map_at_{k}``, the seconds that scoring took
-(``holdout_eval_seconds``) and the epoch's ``learning_rate`` into the epoch's history record, sets the optimizer's rate and ``model.stop_training``. The rule's state is
-a small dict (:meth:`PlateauRule.to_dict`) that :func:`workbench.learning.training.train`
-keeps in every checkpoint's ``state.json``, so a killed run resumes with the same best
-value, counters and rate, and in ``config.json`` (``stopping``) when the run ends.
+(``holdout_eval_seconds``) and the epoch's ``learning_rate`` into the epoch's history record,
+sets the optimizer's rate and ``model.stop_training``. The rule's state is a small dict
+(:meth:`PlateauRule.to_dict`) that :func:`workbench.learning.training.train` keeps in every
+checkpoint's ``state.json``, so a killed run resumes with the same best value, counters and
+rate, and in ``config.json`` (``stopping``) when the run ends.
 
 The hold-out is never the validation split of a reported run: :func:`holdout_split` takes
 it from the training split (seed ``split_random_state + 1``, the same images for every head
