@@ -258,6 +258,31 @@ def test_a_synthetic_studys_claims_are_each_backed_by_a_comparisons_row(tmp_path
     assert len(question) == 2 and "of sigmoid's MAP@100" in question[1] and "+7 %" in question[1]
 
 
+def test_the_runs_that_reached_the_cap_are_counted_with_how_much_their_hold_out_still_rose(tmp_path):
+    _synthetic_study(tmp_path / "study")
+    study = studies.load_study(tmp_path / "study")
+    capped = study["rows"][study["rows"]["epochs_to_convergence"].isna()]
+    assert len(capped) == 4  # shuffled's last seed in each of the 4 cells with k
+    note = report.study_markdown(study)
+    limit = (f"- 4 of {len(study['rows'])} runs reached the cap of 8 epochs before their stopping rule fired "
+             f"(\"at the cap\" in the tables of epochs above): their values are those of the cap, not converged ones.")
+    assert limit in note  # no histories: no rise to report
+    # with histories: the best of the last `patience` (4) epochs against the best before them, per capped run
+    curves = {0: [0.1, 0.2, 0.3, 0.30, 0.31, 0.30, 0.30, 0.30], 1: [0.1, 0.2, 0.3, 0.4, 0.4, 0.4, 0.4, 0.45],
+              2: [0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.52], 3: [0.2, 0.2, 0.2, 0.2, 0.2, 0.2, 0.21, 0.2]}
+    study["results"]["histories"] = [
+        {"cell": row.cell, "head": row.head, "seed": int(row.seed),
+         "history": [{"epoch": epoch + 1, "holdout_map_at_100": value} for epoch, value in enumerate(curves[index])]}
+        for index, row in enumerate(capped.itertuples())]
+    rises = [0.31 - 0.3, 0.45 - 0.4, 0.52 - 0.5, 0.21 - 0.2]  # brute force, by eye from the curves
+    note = report.study_markdown(study)
+    assert (f"over its last 4 epochs each one's best hold-out MAP@100 still rose, by a median of "
+            f"{np.median(rises):.4f} (at most {max(rises):.4f}).") in note
+    # the runs the rule stopped make no line
+    study["rows"]["epochs_to_convergence"] = study["rows"]["epochs_to_convergence"].fillna(5)
+    assert "before their stopping rule fired" not in report.study_markdown(study)
+
+
 def test_the_rerun_estimate_scales_the_studys_own_pace(tmp_path):
     _synthetic_study(tmp_path / "study")
     study = studies.load_study(tmp_path / "study")

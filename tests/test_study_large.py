@@ -259,7 +259,10 @@ def test_write_study_publishes_the_large_study_and_writes_both_studies(experimen
     assert module.main([]) == 0 and module.main(["--check"]) == 0
     text = note.read_text(encoding="utf-8")
     first, section = text.split(report_large.SECTION_MARKER)
-    assert first.startswith("# The earlier study") and "# The study at C = 8 labels: the two-stage protocol" in section
+    # the first study is the shipped one (the earlier study, or the rerun once published), written before the section
+    assert first == (ROOT / "docs" / "study.md").read_text(encoding="utf-8").split(report_large.SECTION_MARKER)[0]
+    assert first.startswith(("# The earlier study", "# The study: when does the PMI structure help?\n"))
+    assert "# The study at C = 8 labels: the two-stage protocol" in section
     study = publication.load_published(tmp_path / "large")
     assert claim_problems(section, study["comparisons"], study["results"]["pooled"]) == []
     line = next(line for line in readme.read_text(encoding="utf-8").splitlines()

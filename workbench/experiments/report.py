@@ -397,9 +397,11 @@ def study_markdown(study: dict, *, rerun_grid=None, prefix: str = "study") -> st
         out += _optional_table(rows, num_labels, "ceiling_map_at_100",
                                f"Decoding ceilings (the MAP@100 of ideal targets decoded: the best any head could reach "
                                f"with that embedding), {num_labels} labels:", per_seed=False)
-        out += _optional_table(rows, num_labels, "companion_share",
-                               f"Share of the most confident false positives that are a high-PMI companion of a true "
-                               f"label (mean ± sd over seeds), {num_labels} labels:")
+        companions = _optional_table(rows, num_labels, "companion_share",
+                                     f"Share of the most confident false positives that are a high-PMI companion of a "
+                                     f"true label (mean ± sd over seeds), {num_labels} labels:")
+        flat_companions = _flat_heads(rows, num_labels, "companion_share") if companions else ""
+        out += companions + ([f"Without k: {flat_companions}.", ""] if flat_companions else [])
     out += _figures(folder, prefix, ["curves.png", "per_label_ap.png", "errors.png"])
     out += ["## What it does not say", "", *_limits(study, gaps), ""]
     if gaps and rerun_grid is not None:
@@ -412,7 +414,7 @@ def study_markdown(study: dict, *, rerun_grid=None, prefix: str = "study") -> st
 
 def _limits(study: dict, gaps: list[str]) -> list[str]:
     data = study["results"].get("grid", {}).get("data", {})
-    limits = [f"- {gap[0].upper()}{gap[1:]}." for gap in gaps]
+    limits = [f"- {gap[0].upper()}{gap[1:]}." for gap in gaps] + _capped_runs(study)
     if not data.get("path"):
         seeds, missing, spurious, size = (data.get(key) for key in ("seed", "missing_rate", "spurious_rate", "size"))
         count = (lambda value: len(value) if isinstance(value, list) else 1)
@@ -422,6 +424,38 @@ def _limits(study: dict, gaps: list[str]) -> list[str]:
                       f"spurious {_values(spurious)})" + (_noise_note(study["rows"]) if any(
                           value > 0 for value in _listed(missing) + _listed(spurious)) else "") + ".")
     return limits
+
+
+def _capped_runs(study: dict) -> list[str]:
+    """A limit line counting the runs that reached the cap of epochs before their stopping rule fired (none: no line)."""
+    rows = study["rows"]
+    if "epochs_to_convergence" not in rows or rows["epochs_to_convergence"].isna().all():
+        return []  # no stopping rule: convergence is not known, which the protocol's gaps say
+    capped = int(rows["epochs_to_convergence"].isna().sum())
+    if not capped:
+        return []
+    train = study["results"].get("grid", {}).get("train", {})
+    cap, patience = train.get("epochs"), train.get("patience")
+    line = (f"- {capped} of {len(rows)} runs reached the cap of {cap} epochs before their stopping rule fired (\"at the "
+            f"cap\" in the tables of epochs above): their values are those of the cap, not converged ones")
+    rises = _last_rises(study, rows[rows["epochs_to_convergence"].isna()], patience)
+    if len(rises):
+        line += (f"; over its last {patience} epochs each one's best hold-out MAP@100 still rose, by a median of "
+                 f"{np.median(rises):.4f} (at most {np.max(rises):.4f})")
+    return [line + "."]
+
+
+def _last_rises(study: dict, capped, patience) -> np.ndarray:
+    """How much each capped run's best hold-out MAP@100 rose over its last ``patience`` epochs (what kept it going)."""
+    histories = {(entry["cell"], entry["head"], int(entry["seed"])): entry["history"]
+                 for entry in study["results"].get("histories") or []}
+    rises = []
+    for row in capped.itertuples():
+        values = [record.get("holdout_map_at_100") for record in histories.get((row.cell, row.head, int(row.seed)), [])]
+        if not patience or len(values) <= patience or any(value is None for value in values):
+            continue
+        rises.append(max(values[-patience:]) - max(values[:-patience]))
+    return np.asarray(rises, dtype=np.float64)
 
 
 def _noise_note(rows) -> str:
