@@ -50,6 +50,14 @@ def test_defaults_fill_every_key_and_lists_are_axes():
     assert cells[2].embedding is None and cells[0].embedding_options().embedding_dim == 4
 
 
+def test_a_tuning_run_is_capped_at_tuning_epochs_where_set_else_at_the_runs_epochs():
+    plain = expand_cells(parse_grid({"train": {"epochs": 12, "heads": ["pmi"]}}))[0]
+    assert plain.tuning_epochs == 12 and "tuning_epochs" not in plain.train  # the settings of cells made before it
+    capped = expand_cells(parse_grid({"train": {"epochs": 12, "tuning_epochs": 5, "heads": ["pmi"]}}))[0]
+    assert capped.tuning_epochs == 5 and capped.train["tuning_epochs"] == 5
+    assert capped.name == plain.name
+
+
 def test_cell_names_hold_every_axis_and_stay_when_the_grid_grows():
     small = expand_cells(parse_grid({"data": {"labels": [10, 20], "missing_rate": [0.0, 0.1]},
                                      "embedding": {"dim": [4]}, "train": {"heads": ["pmi"]}}))
@@ -78,6 +86,8 @@ def test_cell_names_hold_every_axis_and_stay_when_the_grid_grows():
     ({"data": {"path": "somewhere", "labels": [5]}}, "path is set, so 'labels' does not apply"),
     ({"train": {"learning_rates": {"pmi": -1}}}, "learning rate of pmi"),
     ({"train": {"tune_lr": "yes"}}, "true or false"),
+    ({"train": {"tuning_epochs": -1}}, r"^grid: \[train\] tuning_epochs must be a whole number of epochs"),
+    ({"train": {"tuning_epochs": [4, 8]}}, "takes one value"),
 ])
 def test_grid_mistakes_are_one_line_errors(raw, message):
     with pytest.raises(ValueError, match=message) as error:
@@ -261,6 +271,22 @@ def test_tune_lr_picks_each_heads_best_rate_on_a_hold_out_of_the_training_split(
     run_history = json.loads(next((tmp_path / "out" / "cells").glob("*/runs/*/history.json")).read_text())
     assert "map_at_100" in tuning_history[-1] and "macro_ap" not in tuning_history[-1]
     assert {"macro_ap", "precision_at_5", "holdout_map_at_100"} <= set(run_history[-1])
+    # a higher cap: refused while it would train the tuning runs further; with tuning_epochs at the cap they had,
+    # the runs train on and the tuning runs (and so the rates) stay as they were
+    trails = {path: path.read_bytes() for path in (tmp_path / "out" / "cells").glob(f"*/{TRAIL_FILE}")}
+    raised = {**grid, "train": {**grid["train"], "epochs": 3}}
+    with pytest.raises(ValueError, match=r"tuning runs capped at 2 epochs.*set \[train\] tuning_epochs = 2") as error:
+        run_experiment(raised, out_dir=tmp_path / "out", cores=1, print_function=lambda line: None)
+    assert "\n" not in str(error.value)
+    raised["train"]["tuning_epochs"] = 2
+    again = run_experiment(raised, out_dir=tmp_path / "out", cores=1, print_function=lambda line: None)
+    assert not again["failed"] and {path: path.read_bytes() for path in trails} == trails
+    for path in (tmp_path / "out" / "cells").glob("*/tuning/*/history.json"):
+        assert len(json.loads(path.read_text())) == 2
+    for path in (tmp_path / "out" / "cells").glob("*/runs/*/history.json"):
+        assert len(json.loads(path.read_text())) == 3
+    assert [cell["learning_rates"] for cell in again["cells"].values()] == \
+        [cell["learning_rates"] for cell in results["cells"].values()]
 
 
 def test_the_invocation_clock_keeps_the_wall_clock_while_it_runs_and_at_its_end(tmp_path):

@@ -60,7 +60,10 @@ def cell_folder(out_dir: str | Path, cell: Cell) -> Path:
 
 def _comparable(settings: dict) -> dict:
     """A cell's settings without what may grow between runs of the grid."""
-    train = {key: value for key, value in settings.get("train", {}).items() if key not in GROWABLE}
+    given = settings.get("train", {})
+    train = {key: value for key, value in given.items() if key not in (*GROWABLE, "tuning_epochs")}
+    if given.get("tune_lr"):  # the cap its tuning runs had (the runs' cap where tuning_epochs is not set)
+        train["tuning_epochs"] = given.get("tuning_epochs") or given.get("epochs")
     data = settings.get("data") or {}
     if not data.get("path"):  # a cell written before the scene keys were added had their earlier values
         data = {**SCENE_KEYS_ADDED, **data}
@@ -89,6 +92,13 @@ def cell_state(out_dir: str | Path, cell: Cell) -> str:
     if before_settings != current_settings:
         changed = sorted(key for key in set(before_settings) | set(current_settings)
                          if before_settings.get(key) != current_settings.get(key))
+        before_train, current_train = before_settings["train"], current_settings["train"]
+        if changed == ["train"] and {key: value for key, value in before_train.items() if key != "tuning_epochs"} == \
+                {key: value for key, value in current_train.items() if key != "tuning_epochs"}:
+            raise ValueError(f"{folder} holds this cell with tuning runs capped at {before_train.get('tuning_epochs')} "
+                             f"epochs, and this grid would train them to {current_train.get('tuning_epochs')}; set [train] "
+                             f"tuning_epochs = {before_train.get('tuning_epochs')} to raise epochs without training them "
+                             "further, or give --out a new folder.")
         raise ValueError(f"{folder} holds a cell with other settings ({', '.join(changed)}); give --out "
                          "a new folder, or delete that cell to run it again.")
     finished = (before.get("status") == "complete" and set(cell.heads) <= set(before.get("heads", ()))
@@ -177,7 +187,7 @@ def tune_learning_rates(train_set, *, cell: Cell, folder: Path, model, embedding
 
         def attempt(step: int, head: str = head, values: dict = values, entries: dict = entries) -> None:
             rate = _rate(head, cell, step)
-            config = head_config(head, seed=cell.seeds[0], epochs=cell.train["epochs"], batch_size=cell.train["batch_size"],
+            config = head_config(head, seed=cell.seeds[0], epochs=cell.tuning_epochs, batch_size=cell.train["batch_size"],
                                  model=model, learning_rate=rate, validation_fraction=cell.data["validation_fraction"],
                                  split_random_state=0, stopping=stopping,
                                  embedding_dim=None if cell.embedding is None else

@@ -28,6 +28,8 @@ a list value is an axis, a scalar is fixed::
     width = 16                # the trunk: filters of its first block, and its blocks
     depth = 4
     tune_lr = true            # each head's rate tuned on a hold-out of the training split
+    tuning_epochs = 0         # the cap of a tuning run (0: epochs, the runs' cap); set it to raise epochs later
+                              #   without training the tuning runs further (their rates stay chosen)
     patience = 6              # stop when that hold-out's MAP@100 is flat this many epochs (0: never)
     lr_patience = 2           # divide the rate by 3 when it is flat this many epochs (0: never)
     holdout_fraction = 0.15   # the share of the training split held out for both
@@ -40,10 +42,12 @@ a list value is an axis, a scalar is fixed::
     sigmoid = 0.003
 
 ``heads`` and ``seeds`` are run inside every cell; every other list is an axis of cells, but
-``tune_lr``, ``patience``, ``lr_patience``, ``holdout_fraction``, ``protocol`` and the ``trunk_*``
-keys take one value. With ``protocol = "two-stage"`` (:mod:`workbench.learning.twostage`) the
+``tune_lr``, ``tuning_epochs``, ``patience``, ``lr_patience``, ``holdout_fraction``, ``protocol`` and the
+``trunk_*`` keys take one value. With ``protocol = "two-stage"`` (:mod:`workbench.learning.twostage`) the
 cells of one data and training setting share one trunk, trained once in ``DIR/trunks/``. ``epochs``
-is the cap (*max epochs*) of a run that the stopping rule does not stop earlier.
+is the cap (*max epochs*) of a run that the stopping rule does not stop earlier; ``tuning_epochs``
+(where set) is a tuning run's, so that ``epochs`` can be raised on a finished grid and only its runs
+that reached the cap train on, their rates as chosen (a cell folder refuses a changed tuning cap).
 ``heads`` may name any of :data:`~workbench.learning.config.HEADS`, the controls
 ``shuffled``, ``random-matched``, ``learned`` and ``sigmoid-lowrank`` included.
 A **cell** is one data set, one embedding and one training setting; its heads and seeds
@@ -82,14 +86,15 @@ GRID_DEFAULTS = {
              "seed": 0, "groups": "objects", "label_skew": 1.0, "topic_balance": 0.0, "validation_fraction": 0.2},
     "embedding": {"dim": 16, "pmi": "zero", "diagonal": "self", "negative": "drop"},
     "train": {"heads": ["pmi", "random", "identity", "sigmoid"], "seeds": [0, 1, 2, 3, 4], "epochs": 10,
-              "image_size": 32, "batch_size": 64, "width": 16, "depth": 4, "tune_lr": True, "patience": 6,
-              "lr_patience": 2, "holdout_fraction": 0.15, "protocol": "end-to-end", "trunk_fraction": 0.25,
+              "image_size": 32, "batch_size": 64, "width": 16, "depth": 4, "tune_lr": True, "tuning_epochs": 0,
+              "patience": 6, "lr_patience": 2, "holdout_fraction": 0.15, "protocol": "end-to-end", "trunk_fraction": 0.25,
               "trunk_images": 0, "trunk_epochs": 15, "trunk_batch_size": 64, "learning_rates": {}},
 }
 #: Keys that are lists by nature (run inside a cell), not axes of cells.
 _INNER = {("train", "heads"), ("train", "seeds")}
 #: Keys that take one value (not axes): how every head of the grid is tuned and stopped.
-_SINGLE = {("train", "tune_lr"), ("train", "patience"), ("train", "lr_patience"), ("train", "holdout_fraction"),
+_SINGLE = {("train", "tune_lr"), ("train", "tuning_epochs"), ("train", "patience"), ("train", "lr_patience"),
+           ("train", "holdout_fraction"),
            ("train", "protocol"), ("train", "trunk_fraction"), ("train", "trunk_images"), ("train", "trunk_epochs"),
            ("train", "trunk_batch_size")}
 #: The cell's ``train`` keys of the two-stage protocol's trunk (present only in a two-stage cell, so that an
@@ -164,7 +169,7 @@ class Cell:
         embedding-free heads.
     train : dict
         ``epochs``, ``image_size``, ``batch_size``, ``width``, ``depth``, ``tune_lr``, ``patience``,
-        ``lr_patience``, ``holdout_fraction``, ``learning_rates``.
+        ``lr_patience``, ``holdout_fraction``, ``learning_rates`` (and ``tuning_epochs`` where the grid sets it).
     heads : tuple of str
     seeds : tuple of int
     """
@@ -204,10 +209,16 @@ class Cell:
         import json
 
         shared = {"data": self.data, "train": {key: value for key, value in self.train.items()
-                                               if key not in ("epochs", "batch_size", "tune_lr", "learning_rates")}}
+                                               if key not in ("epochs", "batch_size", "tune_lr", "tuning_epochs",
+                                                              "learning_rates")}}
         digest = hashlib.sha256(json.dumps(shared, sort_keys=True).encode("utf-8")).hexdigest()[:12]
         labels = self.data.get("labels")
         return f"labels-{labels}_{digest}" if labels else f"trunk-{digest}"
+
+    @property
+    def tuning_epochs(self) -> int:
+        """The cap of a learning-rate tuning run: ``tuning_epochs`` where set, else the runs' (``epochs``)."""
+        return int(self.train.get("tuning_epochs") or self.train["epochs"])
 
     def stopping(self) -> dict:
         """The schedule and stopping settings of the cell's runs (``compare(stopping=…)``; all 0: none)."""
@@ -275,6 +286,10 @@ def _check_value(section: str, key: str, value, source: str):
     if key == "tune_lr":
         if not isinstance(value, bool):
             raise ValueError(f"{where} must be true or false; got {value!r}.")
+        return value
+    if key == "tuning_epochs":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{where} must be a whole number of epochs (0: the runs' cap, epochs); got {value!r}.")
         return value
     record, field_name, kind = _SETTINGS[(section, key)]
     others = _OTHER_FIELDS[record](field_name, value) if record in _OTHER_FIELDS else {}
@@ -387,6 +402,8 @@ def expand_cells(grid: dict) -> list[Cell]:
         for train in _axes(grid, "train", train_keys):
             train = {**train, "tune_lr": grid["train"]["tune_lr"], **{key: grid["train"][key] for key in _STOPPING_KEYS},
                      "learning_rates": dict(grid["train"]["learning_rates"])}
+            if grid["train"]["tuning_epochs"]:  # only when set, so that a cell's settings are those it had before
+                train["tuning_epochs"] = grid["train"]["tuning_epochs"]
             if grid["train"]["protocol"] == "two-stage":
                 train.update({"protocol": "two-stage", **{key: grid["train"][key] for key in _TRUNK_KEYS}})
             named = [(key, data[key]) for key in data_keys if ("data", key) in is_axis] + \

@@ -160,6 +160,8 @@ def _grid_lines(grid: dict) -> list[list[str]]:
                      f"{_values(train.get('batch_size'))}, trunk width {_values(train.get('width'))} and depth "
                      f"{_values(train.get('depth'))}; {stopping}; learning rates "
                      + ("tuned per cell on a hold-out of the training split" if train.get("tune_lr") else "not tuned")
+                     + (f" (tuning runs of at most {train['tuning_epochs']} epochs)"
+                        if train.get("tune_lr") and train.get("tuning_epochs") else "")
                      + (f" (starting from {_list(f'{head} {rate:g}' for head, rate in rates.items())})" if rates else "")],
     ]
 
