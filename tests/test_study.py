@@ -292,8 +292,11 @@ def test_the_rerun_estimate_scales_the_studys_own_pace(tmp_path):
     dims = len(estimate["grid"]["embedding"]["dim"])
     runs, tuning = 2 * (dims * 5 + 2) * 5, 2 * (dims * 5 + 2) * 3  # 3 rates a head and cell at least
     assert estimate["runs"] == runs and estimate["tuning_runs"] == tuning
-    assert estimate["seconds_cap"] == pytest.approx((runs + tuning) * 32 * pace)
-    assert estimate["seconds_study_epochs"] == pytest.approx((runs + tuning) * 6 * pace)
+    train = estimate["grid"]["train"]
+    cap, tuning_cap = train["epochs"], train["tuning_epochs"] or train["epochs"]  # the grid file's
+    assert estimate["epochs"] == cap and estimate["tuning_epochs"] == tuning_cap
+    assert estimate["seconds_cap"] == pytest.approx((runs * cap + tuning * tuning_cap) * pace)
+    assert estimate["seconds_study_epochs"] == pytest.approx((runs + tuning) * 6 * pace)  # both caps exceed 6
 
 
 def test_a_study_short_of_the_protocol_is_titled_the_earlier_study(tmp_path):

@@ -296,14 +296,15 @@ def rerun_estimate(grid_path, study: dict) -> dict:
     (its rows' epochs). The rerun's runs are every head and seed of every cell; with
     ``tune_lr`` every head of every cell first tries at least
     ``len(TUNING_FACTORS)`` rates (one run each; more where the best rate is on the edge).
-    ``hours_cap``: every run trained to the grid's ``epochs``; ``hours_study_epochs``: every run
-    stopped after the study's own epochs.
+    ``hours_cap``: every run trained to the grid's ``epochs`` (a tuning run to its ``tuning_epochs``
+    where set); ``hours_study_epochs``: every run stopped after the study's own epochs (a tuning run
+    after no more than its cap).
 
     Returns
     -------
     dict
         ``grid`` (read), ``cells``, ``runs``, ``tuning_runs``, ``factors`` (rates each head tries first),
-        ``epochs`` (the cap), ``study_runs``,
+        ``epochs`` (the cap), ``tuning_epochs`` (a tuning run's cap), ``study_runs``,
         ``study_epochs``, ``study_seconds``, ``seconds_per_epoch``, ``seconds_cap``,
         ``seconds_study_epochs``.
     """
@@ -321,7 +322,8 @@ def rerun_estimate(grid_path, study: dict) -> dict:
     pace = seconds / run_epochs if seconds and run_epochs else float("nan")
     cap = grid["train"]["epochs"]
     cap = max(cap) if isinstance(cap, list) else cap
-    return {"grid": grid, "cells": len(cells), "runs": runs, "tuning_runs": tuning, "factors": len(TUNING_FACTORS), "epochs": cap,
-            "study_runs": len(rows), "study_epochs": study_epochs, "study_seconds": seconds,
-            "seconds_per_epoch": pace, "seconds_cap": (runs + tuning) * cap * pace,
-            "seconds_study_epochs": (runs + tuning) * study_epochs * pace}
+    tuning_cap = grid["train"].get("tuning_epochs") or cap
+    return {"grid": grid, "cells": len(cells), "runs": runs, "tuning_runs": tuning, "factors": len(TUNING_FACTORS),
+            "epochs": cap, "tuning_epochs": tuning_cap, "study_runs": len(rows), "study_epochs": study_epochs,
+            "study_seconds": seconds, "seconds_per_epoch": pace, "seconds_cap": (runs * cap + tuning * tuning_cap) * pace,
+            "seconds_study_epochs": (runs + tuning * min(study_epochs, tuning_cap) / study_epochs) * study_epochs * pace}
