@@ -326,4 +326,4 @@ def rerun_estimate(grid_path, study: dict) -> dict:
     return {"grid": grid, "cells": len(cells), "runs": runs, "tuning_runs": tuning, "factors": len(TUNING_FACTORS),
             "epochs": cap, "tuning_epochs": tuning_cap, "study_runs": len(rows), "study_epochs": study_epochs,
             "study_seconds": seconds, "seconds_per_epoch": pace, "seconds_cap": (runs * cap + tuning * tuning_cap) * pace,
-            "seconds_study_epochs": (runs + tuning * min(study_epochs, tuning_cap) / study_epochs) * study_epochs * pace}
+            "seconds_study_epochs": (runs * study_epochs + tuning * min(study_epochs, tuning_cap)) * pace}
