@@ -127,7 +127,7 @@ def grid_runs(*, dims=(16, 64, 256), seeds: int = 5, heads=tuple(GRID_HEADS)) ->
 
 
 def project_grid(rates: dict, *, images: int, validation_fraction: float, epochs: int, runs: dict,
-                 holdout_fraction: float = 0.15, trunk: dict | None = None) -> dict:
+                 holdout_fraction: float = 0.15, trunk: dict | None = None, tuning_epochs: float | None = None) -> dict:
     """Projected seconds of the grid from measured rates.
 
     Every run trains on the training split less its hold-out (``holdout_fraction`` of it,
@@ -147,6 +147,8 @@ def project_grid(rates: dict, *, images: int, validation_fraction: float, epochs
     validation_fraction : float
     epochs : int
         Epochs of every run (converged).
+    tuning_epochs : float, optional
+        Epochs of every tuning run (default: ``epochs``).
     runs : dict
         :func:`grid_runs`.
     holdout_fraction : float, default=0.15
@@ -174,7 +176,8 @@ def project_grid(rates: dict, *, images: int, validation_fraction: float, epochs
     for kind, count in runs["tuning"].items():
         if count:
             holdout_spi = rates[kind].get("holdout_spi", rates[kind]["eval_spi"])
-            seconds["tuning"] += count * epochs * (trained / rates[kind]["train_ips"] + holdout * holdout_spi)
+            seconds["tuning"] += count * (epochs if tuning_epochs is None else tuning_epochs) * (
+                trained / rates[kind]["train_ips"] + holdout * holdout_spi)
     if trunk is not None:
         trunk_validation = round(validation_fraction * trunk["images"])
         seconds["trunk"] = (trunk["epochs"] * ((trunk["images"] - trunk_validation) / trunk["train_ips"]
@@ -341,12 +344,14 @@ def actual_time(folder: Path) -> dict:
     cells = [json.loads(path.read_text()) for path in sorted((folder / "cells").glob("*/cell.json"))]
     trunks = [json.loads(path.read_text()) for path in sorted((folder / "trunks").glob("*/trunk.json"))]
     invocations = record.get("invocations") or []
+    tuning_epochs = [len(json.loads(path.read_text())) for path in sorted((folder / "cells").glob("*/tuning/*/history.json"))]
     return {"hours": sum(entry.get("seconds") or 0.0 for entry in invocations) / 3600, "invocations": len(invocations),
             "finished": bool(cells) and all(cell.get("status") == "complete" for cell in cells)
             and len(cells) == len(record.get("cells", [])),
             "runs": len(rows), "mean_epochs": statistics.mean(int(row["epochs"]) for row in rows) if rows else 0.0,
             "cap": max((cell["train"]["epochs"] for cell in cells), default=None),
             "tuning_runs": sum(len(cell.get("tuning") or []) for cell in cells),
+            "tuning_mean_epochs": statistics.mean(tuning_epochs) if tuning_epochs else None,
             "trunk_seconds": sum(trunk.get("seconds") or 0.0 for trunk in trunks),
             "trunk_epochs": max((trunk.get("epochs_trained") or 0 for trunk in trunks), default=0),
             "trunk_images": sum(trunk.get("num_trunk_images") or 0 for trunk in trunks),
@@ -377,7 +382,8 @@ def project_as_run(choice: dict, results: dict, baseline: dict, grid: dict, actu
 
     ``planned``: the grid as planned; ``epochs``: at its runs' mean epochs, the plan's tuning
     runs and trunk; ``as_run``: also its number of tuning runs (spread over the cost classes in
-    the plan's shares) and its trunk's epochs and images. Each is :func:`project_grid`'s dict;
+    the plan's shares) at their mean epochs (``tuning_mean_epochs``; when absent, the runs'),
+    and its trunk's epochs and images. Each is :func:`project_grid`'s dict;
     the trunk's rates are the chosen combination's own (:func:`combination_rates`).
     """
     rates, trunk = combination_rates(choice, results, baseline)
@@ -390,7 +396,8 @@ def project_as_run(choice: dict, results: dict, baseline: dict, grid: dict, actu
     return {"planned": project_grid(rates, **grid, trunk=plan_trunk),
             "epochs": project_grid(rates, **{**grid, "epochs": actual["mean_epochs"]}, trunk=plan_trunk),
             "as_run": project_grid(rates, **{**grid, "epochs": actual["mean_epochs"],
-                                             "runs": {**grid["runs"], "tuning": tuning}}, trunk=run_trunk)}
+                                             "runs": {**grid["runs"], "tuning": tuning}}, trunk=run_trunk,
+                                   tuning_epochs=actual.get("tuning_mean_epochs"))}
 
 
 def _load() -> str:
@@ -450,7 +457,7 @@ def _report_actual(args, chosen, results: dict, baseline: dict, grid: dict, trun
     print(f"\nActual ({args.actual}): {actual['hours']:.2f} h wall-clock over {actual['invocations']} invocation(s) of "
           f"workbench experiment ({'every cell finished' if actual['finished'] else 'NOT every cell finished'}); "
           f"{actual['runs']} runs, {actual['mean_epochs']:.1f} epochs a run on average (the cap "
-          f"{actual['cap']}), {actual['tuning_runs']} tuning runs; the trunk {actual['trunk_epochs']} epochs, "
+          f"{actual['cap']}), {actual['tuning_runs']} tuning runs ({actual['tuning_mean_epochs'] or 0:.1f} epochs on average); the trunk {actual['trunk_epochs']} epochs, "
           f"{actual['trunk_seconds'] / 60:.1f} min on {actual['trunk_images']} images.")
     figures = {**actual, "choice": choice, "planned_hours": planned["total"] / 3600}
     line = f"  {_describe(choice)}: projected {planned['total'] / 3600:.2f} h as planned ({args.grid_epochs} epochs a run"

@@ -242,6 +242,11 @@ def test_the_study_benchmark_projects_a_finished_run_again_with_its_own_epochs_t
     assert again["as_run"]["trunk"] == pytest.approx(40 * (16_000 / 2_000 + 4_000 * 3e-4) + 10_000 / 8_000)
     assert again["as_run"]["total"] > again["epochs"]["total"] > bench_study.project_grid(
         heads, **grid, trunk={**trunk, "images": 10_000, "epochs": 15})["total"]
+    # tuning runs with a cap of their own (``tuning_epochs``): projected at their own mean epochs, the runs at theirs
+    shorter = bench_study.project_as_run(choice, results, baseline, grid, {**actual, "tuning_mean_epochs": 7.0},
+                                         trunk_images=10_000, trunk_epochs=15)["as_run"]
+    assert shorter["runs"] == pytest.approx(again["as_run"]["runs"]) and shorter["trunk"] == pytest.approx(again["as_run"]["trunk"])
+    assert shorter["tuning"] == pytest.approx(again["as_run"]["tuning"] * 7.0 / 15.5)
 
 
 def test_the_study_benchmark_sums_a_finished_run_s_time_per_part_from_its_histories(tmp_path):
