@@ -103,6 +103,14 @@ def test_epochs_to_convergence_are_over_the_runs_that_converged_and_the_rest_are
     assert "sigmoid: 8.0 ± 0.0 epochs (0 of 3 runs at the cap); pmi: 5.0 ± 1.4 epochs (1 of 3 runs at the cap) at k = 2" in text
     assert "pmi needed fewer epochs than sigmoid at k = 2; pmi needed more epochs than sigmoid at k = 3." in text
     assert "the cap is 20 epochs" in text
+    # the limits count the run at the cap and say how much its hold-out was still rising
+    history = [{"holdout_map_at_100": value} for value in (0.1, 0.2, 0.3, 0.31, 0.31, 0.315)]
+    study["results"] = {"grid": {"train": {"epochs": 20, "patience": 3, "tune_lr": True}, "data": {}},
+                        "histories": [{"cell": "grid", "head": "pmi", "seed": 2, "history": history}]}
+    study["rows"] = rows.assign(cell="grid")
+    limits = report_large._limits({**study, "comparisons": pd.DataFrame()})
+    assert limits[-1].startswith("- 1 of 9 runs reached the cap of 20 epochs before their stopping rule fired")
+    assert limits[-1].endswith("by a median of 0.0150 (at most 0.0150).")
 
 
 def test_the_named_label_count_is_the_grids():
