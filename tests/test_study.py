@@ -283,6 +283,28 @@ def test_the_runs_that_reached_the_cap_are_counted_with_how_much_their_hold_out_
     assert "before their stopping rule fired" not in report.study_markdown(study)
 
 
+def test_a_run_whose_hold_out_collapsed_is_named_in_the_limits(tmp_path):
+    _synthetic_study(tmp_path / "study")
+    study = studies.load_study(tmp_path / "study")
+    rows = study["rows"]
+    steady = [0.1, 0.2, 0.3, 0.3, 0.31, 0.3]
+    fallen_row = rows[rows["head"] == "pmi"].iloc[1]
+    study["results"]["histories"] = [
+        {"cell": row.cell, "head": row.head, "seed": int(row.seed),
+         "history": [{"epoch": epoch + 1, "holdout_map_at_100": value} for epoch, value in enumerate(
+             [0.1, 0.4, 0.05, 0.1, 0.15] if row.Index == fallen_row.name else steady)]}
+        for row in rows.itertuples()]
+    several = rows["num_labels"].nunique() > 1
+    where = (f" at {int(fallen_row.num_labels)} labels" if several else "") + f" at k = {int(fallen_row.dim)}"
+    line = (f"- 1 of {len(rows)} runs collapsed (the last hold-out MAP@100 below 0.5 of the run's best): pmi{where}, "
+            f"seed {int(fallen_row.seed)} (hold-out MAP@100 0.400 at epoch 2, 0.150 at its last, epoch 5")
+    assert line in report.study_markdown(study)
+    # a last value at half the best or more is a run that settled lower, not a collapse
+    study["results"]["histories"][int(np.flatnonzero(rows.index == fallen_row.name)[0])]["history"][-1][
+        "holdout_map_at_100"] = 0.2
+    assert "collapsed" not in report.study_markdown(study)
+
+
 def test_the_rerun_estimate_scales_the_studys_own_pace(tmp_path):
     _synthetic_study(tmp_path / "study")
     study = studies.load_study(tmp_path / "study")

@@ -416,7 +416,7 @@ def study_markdown(study: dict, *, rerun_grid=None, prefix: str = "study") -> st
 
 def _limits(study: dict, gaps: list[str]) -> list[str]:
     data = study["results"].get("grid", {}).get("data", {})
-    limits = [f"- {gap[0].upper()}{gap[1:]}." for gap in gaps] + _capped_runs(study)
+    limits = [f"- {gap[0].upper()}{gap[1:]}." for gap in gaps] + _capped_runs(study) + _collapsed_runs(study)
     if not data.get("path"):
         seeds, missing, spurious, size = (data.get(key) for key in ("seed", "missing_rate", "spurious_rate", "size"))
         count = (lambda value: len(value) if isinstance(value, list) else 1)
@@ -445,6 +445,39 @@ def _capped_runs(study: dict) -> list[str]:
         line += (f"; over its last {patience} epochs each one's best hold-out MAP@100 still rose, by a median of "
                  f"{np.median(rises):.4f} (at most {np.max(rises):.4f})")
     return [line + "."]
+
+
+#: A run collapsed when its last hold-out MAP@100 is below this share of its best one.
+COLLAPSE_SHARE = 0.5
+
+
+def _collapsed_runs(study: dict) -> list[str]:
+    """A limit line naming the runs whose hold-out collapsed (its last MAP@100 below half its best; none: no line).
+
+    A run's value is the mean of its last epochs, so a run whose training diverged late is counted
+    at its collapsed value; the line says which runs, and how far they fell.
+    """
+    rows = study["rows"]
+    histories = {(entry["cell"], entry["head"], int(entry["seed"])): entry["history"]
+                 for entry in study["results"].get("histories") or []}
+    several_counts = "num_labels" in rows and rows["num_labels"].nunique() > 1
+    fallen = []
+    for row in rows.itertuples():
+        values = [record.get("holdout_map_at_100") for record in histories.get((row.cell, row.head, int(row.seed)), [])]
+        values = [value for value in values if value is not None]
+        if values and max(values) > 0 and values[-1] < COLLAPSE_SHARE * max(values):
+            best = int(np.argmax(values)) + 1
+            where = (f" at {int(row.num_labels)} labels" if several_counts else "") + (
+                f" at k = {int(row.dim)}" if row.head in K_HEADS else "")
+            rate = getattr(row, "learning_rate", math.nan)
+            fallen.append(f"{row.head}{where}, seed {int(row.seed)} (hold-out MAP@100 {max(values):.3f} at epoch "
+                          f"{best}, {values[-1]:.3f} at its last, epoch {len(values)}"
+                          + ("" if math.isnan(rate) else f", learning rate {rate:g}") + ")")
+    if not fallen:
+        return []
+    return [f"- {len(fallen)} of {len(rows)} runs collapsed (the last hold-out MAP@100 "
+            f"below {COLLAPSE_SHARE:g} of the run's best): {'; '.join(fallen)}. A run's value is the mean of its last "
+            f"epochs, so it is counted at its collapsed value; its head's mean and spread in the tables include it."]
 
 
 def _last_rises(study: dict, capped, patience) -> np.ndarray:
