@@ -447,6 +447,12 @@ def _capped_runs(study: dict) -> list[str]:
     return [line + "."]
 
 
+def _histories(study: dict) -> dict:
+    """Each run's epoch records, by (cell, head, seed)."""
+    return {(entry["cell"], entry["head"], int(entry["seed"])): entry["history"]
+            for entry in study["results"].get("histories") or []}
+
+
 #: A run collapsed when its last hold-out MAP@100 is below this share of its best one.
 COLLAPSE_SHARE = 0.5
 
@@ -458,8 +464,7 @@ def _collapsed_runs(study: dict) -> list[str]:
     at its collapsed value; the line says which runs, and how far they fell.
     """
     rows = study["rows"]
-    histories = {(entry["cell"], entry["head"], int(entry["seed"])): entry["history"]
-                 for entry in study["results"].get("histories") or []}
+    histories = _histories(study)
     several_counts = "num_labels" in rows and rows["num_labels"].nunique() > 1
     fallen = []
     for row in rows.itertuples():
@@ -482,8 +487,7 @@ def _collapsed_runs(study: dict) -> list[str]:
 
 def _last_rises(study: dict, capped, patience) -> np.ndarray:
     """How much each capped run's best hold-out MAP@100 rose over its last ``patience`` epochs (what kept it going)."""
-    histories = {(entry["cell"], entry["head"], int(entry["seed"])): entry["history"]
-                 for entry in study["results"].get("histories") or []}
+    histories = _histories(study)
     rises = []
     for row in capped.itertuples():
         values = [record.get("holdout_map_at_100") for record in histories.get((row.cell, row.head, int(row.seed)), [])]
