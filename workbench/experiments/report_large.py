@@ -236,7 +236,8 @@ def _equal_time_table(study: dict) -> list[str]:
     for record in frame.to_dict("records"):
         embedding = (cells.get(record["cell"], {}).get("settings") or {}).get("embedding") or {}
         lines.append([str(embedding.get("dim", "—")), record["head"], f"{record['seconds']:.0f} s",
-                      f"{record['map_at_100_mean']:.3f} ± {record['map_at_100_std']:.3f}", f"{record['epochs']:.1f}",
+                      f"{record['map_at_100_mean']:.3f} ± {record['map_at_100_std']:.3f}" if record["seeds"]
+                      else "— (no run had finished an epoch)", f"{record['epochs']:.1f}",
                       f"{record['total_seconds']:.0f} s"])
     return ["### At equal wall-clock time", "",
             "Every head's validation MAP@100 at the same training seconds: those of the setting's fastest head (a "
