@@ -248,7 +248,7 @@ def test_every_claim_of_the_section_is_backed_by_a_comparisons_row(published):
         mean = sum(kept) / len(kept)
         std = (sum((value - mean) ** 2 for value in kept) / (len(kept) - 1)) ** 0.5 if len(kept) > 1 else 0.0
         assert f"| 2 | pmi | {equal:.0f} s | {mean:.3f} ± {std:.3f} |" in section
-    else:  # seconds are measured: on a loaded machine no pmi run may have finished an epoch by then
+    else:  # seconds are measured: in some runs no pmi run has finished an epoch by then
         assert f"| 2 | pmi | {equal:.0f} s | — (no run had finished an epoch) |" in section
 
 
