@@ -147,8 +147,6 @@ def project_grid(rates: dict, *, images: int, validation_fraction: float, epochs
     validation_fraction : float
     epochs : int
         Epochs of every run (converged).
-    tuning_epochs : float, optional
-        Epochs of every tuning run (default: ``epochs``).
     runs : dict
         :func:`grid_runs`.
     holdout_fraction : float, default=0.15
@@ -157,6 +155,8 @@ def project_grid(rates: dict, *, images: int, validation_fraction: float, epochs
         The two-stage protocol's first stage: ``images``, ``epochs``, ``train_ips``,
         ``eval_spi`` (the trunk's own validation, on ``validation_fraction`` of its images)
         and ``features_ips`` (feature extraction, over the grid's images).
+    tuning_epochs : float, optional
+        Epochs of every tuning run (default: ``epochs``; a grid's ``tuning_epochs`` caps them apart).
 
     Returns
     -------
@@ -457,7 +457,8 @@ def _report_actual(args, chosen, results: dict, baseline: dict, grid: dict, trun
     print(f"\nActual ({args.actual}): {actual['hours']:.2f} h wall-clock over {actual['invocations']} invocation(s) of "
           f"workbench experiment ({'every cell finished' if actual['finished'] else 'NOT every cell finished'}); "
           f"{actual['runs']} runs, {actual['mean_epochs']:.1f} epochs a run on average (the cap "
-          f"{actual['cap']}), {actual['tuning_runs']} tuning runs ({actual['tuning_mean_epochs'] or 0:.1f} epochs on average); the trunk {actual['trunk_epochs']} epochs, "
+          f"{actual['cap']}), {actual['tuning_runs']} tuning runs ({actual['tuning_mean_epochs'] or 0:.1f} epochs on "
+          f"average); the trunk {actual['trunk_epochs']} epochs, "
           f"{actual['trunk_seconds'] / 60:.1f} min on {actual['trunk_images']} images.")
     figures = {**actual, "choice": choice, "planned_hours": planned["total"] / 3600}
     line = f"  {_describe(choice)}: projected {planned['total'] / 3600:.2f} h as planned ({args.grid_epochs} epochs a run"

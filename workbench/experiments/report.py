@@ -453,6 +453,11 @@ def _histories(study: dict) -> dict:
             for entry in study["results"].get("histories") or []}
 
 
+def _holdout_values(histories: dict, row) -> list:
+    """A run's hold-out MAP@100 epoch by epoch (``None`` where an epoch did not record it)."""
+    return [record.get("holdout_map_at_100") for record in histories.get((row.cell, row.head, int(row.seed)), [])]
+
+
 #: A run collapsed when its last hold-out MAP@100 is below this share of its best one.
 COLLAPSE_SHARE = 0.5
 
@@ -468,8 +473,7 @@ def _collapsed_runs(study: dict) -> list[str]:
     several_counts = "num_labels" in rows and rows["num_labels"].nunique() > 1
     fallen = []
     for row in rows.itertuples():
-        values = [record.get("holdout_map_at_100") for record in histories.get((row.cell, row.head, int(row.seed)), [])]
-        values = [value for value in values if value is not None]
+        values = [value for value in _holdout_values(histories, row) if value is not None]
         if values and max(values) > 0 and values[-1] < COLLAPSE_SHARE * max(values):
             best = int(np.argmax(values)) + 1
             where = (f" at {int(row.num_labels)} labels" if several_counts else "") + (
@@ -490,7 +494,7 @@ def _last_rises(study: dict, capped, patience) -> np.ndarray:
     histories = _histories(study)
     rises = []
     for row in capped.itertuples():
-        values = [record.get("holdout_map_at_100") for record in histories.get((row.cell, row.head, int(row.seed)), [])]
+        values = _holdout_values(histories, row)
         if not patience or len(values) <= patience or any(value is None for value in values):
             continue
         rises.append(max(values[-patience:]) - max(values[:-patience]))

@@ -23,7 +23,15 @@ import numpy as np
 from workbench.experiments.comparisons import REFERENCE_HEAD
 from workbench.experiments.publication import FREQUENCY_BINS, bin_name
 from workbench.experiments.results import equal_time_frame
-from workbench.experiments.report import _capped_runs, _collapsed_runs, _comparison_table, _markdown_table, _mean_sd, _minutes, _study_lines
+from workbench.experiments.report import (
+    _capped_runs,
+    _collapsed_runs,
+    _comparison_table,
+    _markdown_table,
+    _mean_sd,
+    _minutes,
+    _study_lines,
+)
 from workbench.experiments.study import (
     CONTROL_HEADS,
     _and,
